@@ -1,0 +1,30 @@
+"""vanexport: Visual Attention Network (VAN) classifiers from PyTorch to ONNX and TensorRT.
+
+The public API is imported lazily so `import vanexport` (and `vanexport --help`) stays instant.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_API = {
+    "export_onnx": "vanexport.export.onnx",
+    "ExportResult": "vanexport.export.onnx",
+    "validate": "vanexport.validate",
+    "ValidationReport": "vanexport.validate",
+    "load_model": "vanexport.model.factory",
+    "create_model": "vanexport.model.factory",
+    "read_metadata": "vanexport.export.metadata",
+    "get_variant": "vanexport.model.variants",
+    "VARIANTS": "vanexport.model.variants",
+    "VanexportError": "vanexport.errors",
+    "environment_info": "vanexport.info",
+}
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'vanexport' has no attribute {name!r}")

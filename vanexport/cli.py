@@ -1,0 +1,152 @@
+"""The `vanexport` command line: a thin click layer over the Python API.
+
+Nothing heavy is imported here at module level, so `vanexport --help` stays instant.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+
+import click
+
+from . import __version__
+from .errors import VanexportError
+
+VARIANT_NAMES = ("b0", "b1", "b2", "b3", "b4", "b5", "b6")
+
+
+class _Group(click.Group):
+    """Turns user errors into one line on stderr and exit code 2 (a traceback only with --debug)."""
+
+    def invoke(self, ctx):
+        _route_warnings()
+        try:
+            return super().invoke(ctx)
+        except VanexportError as e:
+            if _debug_enabled():
+                raise
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted (no partial files were left)", err=True)
+            sys.exit(130)
+
+
+def _debug_enabled() -> bool:
+    return os.environ.get("VANEXPORT_DEBUG", "") not in ("", "0")
+
+
+def _set_debug(ctx, param, value):
+    if value:
+        os.environ["VANEXPORT_DEBUG"] = "1"
+
+
+def _route_warnings():
+    def show(message, category, filename, lineno, file=None, line=None):
+        click.echo(f"warning: {message}", err=True)
+
+    warnings.showwarning = show
+
+
+def common(f):
+    """--json and --debug on every command."""
+    f = click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+                     help="Show tracebacks instead of one-line errors.")(f)
+    return click.option("--json", "as_json", is_flag=True, help="Print a JSON record on stdout instead of a report.")(f)
+
+
+def _progress(as_json: bool):
+    def step(msg: str):
+        click.echo(f"• {msg}", err=True)
+    return step
+
+
+def _emit(record: dict, as_json: bool, render) -> None:
+    if as_json:
+        click.echo(json.dumps(record, indent=2, default=str))
+    else:
+        render(record)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="vanexport")
+@click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+              help="Show tracebacks instead of one-line errors.")
+def cli():
+    """Export Visual Attention Network (VAN) classifiers to ONNX and TensorRT, and check them against PyTorch."""
+
+
+@cli.command()
+@click.option("--variant", type=click.Choice(VARIANT_NAMES, case_sensitive=False), default=None,
+              help="VAN variant [default: b0, or guessed from --weights].")
+@click.option("--weights", metavar="PATH|URL|official", help="Checkpoint (any layout), URL, or 'official'. "
+              "Without it the weights are random (seed --seed).")
+@click.option("--num-classes", type=int, help="Classifier size [default: from the checkpoint, else 1000].")
+@click.option("--img-size", type=int, default=224, show_default=True, help="Input height = width (multiple of 32).")
+@click.option("--batch", type=int, help="Static batch size (default: dynamic batch).")
+@click.option("--dynamic-batch", is_flag=True, help="Dynamic batch axis (the default unless --batch is given).")
+@click.option("--dynamic-hw", is_flag=True, help="Dynamic height and width (multiples of 32).")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (17-20).")
+@click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default="torchscript", show_default=True,
+              help="torch.onnx exporter.")
+@click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
+@click.option("--no-validate", is_flag=True, help="Skip the check against PyTorch.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights and check inputs.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file [default: engines/van_<variant>_<size>.onnx].")
+@common
+def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_hw, opset, exporter, no_simplify,
+         no_validate, seed, output, as_json):
+    """Export a VAN to ONNX, simplify it and validate it against PyTorch.
+
+    \b
+    Example:
+      vanexport onnx --variant b0 --weights official -o engines/van_b0.onnx
+    """
+    if batch is not None and dynamic_batch:
+        raise VanexportError("--batch and --dynamic-batch contradict each other", "pass only one of them")
+    from .export.onnx import export_onnx
+    from .report import render_export
+
+    result = export_onnx(variant, weights, num_classes=num_classes, img_size=img_size, batch=batch,
+                         dynamic_hw=dynamic_hw, opset=opset, simplify=not no_simplify, output=output,
+                         validate=not no_validate, exporter=exporter, seed=seed, progress=_progress(as_json))
+    _emit(result.to_dict(), as_json, render_export)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--weights", metavar="PATH|URL|official", help="Weights the model was exported from "
+              "[default: rebuilt from its metadata].")
+@click.option("--images", type=click.Path(file_okay=False), help="Folder of images to compare on "
+              "[default: random batches and scikit-image's sample photos].")
+@click.option("--atol", type=float, help="Absolute tolerance on logits [FP32 default: 1e-4].")
+@click.option("--rtol", type=float, help="Relative tolerance (an output passes on atol OR rtol) [default: 0, off].")
+@common
+def validate(model, weights, images, atol, rtol, as_json):
+    """Compare an exported MODEL against its PyTorch reference (variant and preprocessing read from its metadata).
+
+    Exit code 1 when it fails the tolerance.
+    """
+    from .report import render_validation
+    from .validate import validate as run_validate
+
+    report = run_validate(model, weights=weights, images=images, atol=atol, rtol=rtol)
+    _emit(report.to_dict(), as_json, render_validation)
+    if not report.passed:
+        sys.exit(1)
+
+
+@cli.command()
+@common
+def info(as_json):
+    """Versions, ONNX Runtime providers, GPUs, and what each command is missing."""
+    from .info import environment_info
+    from .report import render_info
+
+    _emit(environment_info(), as_json, render_info)
+
+
+def main():
+    cli(prog_name="vanexport")

@@ -1,0 +1,1 @@
+"""Images in, arrays out: the variant's evaluation preprocessing without PyTorch."""

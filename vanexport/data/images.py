@@ -1,0 +1,73 @@
+"""Where images come from: a folder (recursive, ImageFolder-style), or the photos scikit-image ships."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import VanexportError
+from ..model.variants import Preprocessing
+from .preprocess import preprocess_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+# Colour photos that scikit-image ships: real image statistics without any download.
+SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "colorwheel", "immunohistochemistry", "retina",
+                 "hubble_deep_field")
+
+
+@dataclass
+class ImageSet:
+    """Preprocessed images (N, 3, H, W) with the names they came from and what could not be read."""
+
+    array: np.ndarray
+    names: list[str]
+    labels: list[str | None] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise VanexportError(f"image folder '{folder}' not found", "pass a folder of .jpg/.png/.webp images")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def load_folder(folder: str | Path, pre: Preprocessing, limit: int | None = None) -> ImageSet:
+    """Read a folder recursively; a subfolder name is the label (ImageFolder style). Bad files are skipped."""
+    from PIL import Image, UnidentifiedImageError
+
+    folder = Path(folder)
+    arrays, names, labels, skipped = [], [], [], []
+    for path in list_images(folder):
+        if limit is not None and len(arrays) >= limit:
+            break
+        try:
+            with Image.open(path) as im:
+                arrays.append(preprocess_image(im, pre))
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            skipped.append(str(path))
+            continue
+        rel = path.relative_to(folder)
+        names.append(str(rel))
+        labels.append(rel.parts[0] if len(rel.parts) > 1 else None)
+    if not arrays:
+        raise VanexportError(f"no readable images in '{folder}'" + (f" ({len(skipped)} unreadable)" if skipped else ""),
+                             "pass a folder with .jpg/.png/.webp images")
+    return ImageSet(np.stack(arrays), names, labels, skipped)
+
+
+def sample_photos(pre: Preprocessing, names=SAMPLE_PHOTOS) -> ImageSet:
+    """scikit-image's sample colour photos, preprocessed (no network needed)."""
+    from skimage import data as skdata
+
+    arrays = [preprocess_image(_rgb(getattr(skdata, n)()), pre) for n in names]
+    return ImageSet(np.stack(arrays), [f"skimage:{n}" for n in names], [None] * len(names))
+
+
+def _rgb(a: np.ndarray) -> np.ndarray:
+    if a.ndim == 2:
+        a = np.stack([a] * 3, axis=-1)
+    if a.dtype != np.uint8:
+        a = (255 * (a - a.min()) / max(float(a.max() - a.min()), 1e-12)).astype(np.uint8)
+    return a[..., :3]

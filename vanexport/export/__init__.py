@@ -1,0 +1,1 @@
+"""PyTorch -> ONNX, simplification, and metadata."""

@@ -1,0 +1,84 @@
+"""What an exported ONNX file says about itself (ONNX `metadata_props`), so later stages need no flags."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from ..errors import VanexportError
+from ..model.variants import Preprocessing
+
+
+@dataclass
+class ModelMetadata:
+    variant: str
+    num_classes: int
+    input_name: str
+    output_name: str
+    input_shape: list  # ints, or axis names for dynamic axes
+    dynamic_axes: dict
+    preprocessing: dict
+    weights_sha256: str
+    weights_source: str
+    weights_layout: str
+    opset: int
+    exporter: str
+    precision: str = "fp32"
+    vanexport_version: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def img_size(self) -> int:
+        return int(self.preprocessing["input_size"])
+
+    @property
+    def preprocess(self) -> Preprocessing:
+        return Preprocessing.from_dict(self.preprocessing)
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return not isinstance(self.input_shape[0], int)
+
+    @property
+    def dynamic_hw(self) -> bool:
+        return not isinstance(self.input_shape[2], int)
+
+    def to_props(self) -> dict[str, str]:
+        d = asdict(self)
+        extra = d.pop("extra")
+        d.update(extra)
+        return {k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in d.items()}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str]) -> "ModelMetadata":
+        known = set(cls.__dataclass_fields__) - {"extra"}
+        missing = [k for k in ("variant", "preprocessing", "input_name") if k not in props]
+        if missing:
+            raise VanexportError("the ONNX file has no vanexport metadata (missing " + ", ".join(missing) + ")",
+                                 "export it with `vanexport onnx`, or pass --variant to say what it is")
+        values = {}
+        for k in known:
+            if k in props:
+                values[k] = props[k] if k in _STRING_FIELDS else json.loads(props[k])
+        extra = {k: v for k, v in props.items() if k not in known}
+        return cls(**values, extra=extra)
+
+
+_STRING_FIELDS = {"variant", "input_name", "output_name", "weights_sha256", "weights_source", "weights_layout",
+                  "exporter", "precision", "vanexport_version"}
+
+
+def write_metadata(model_proto, meta: ModelMetadata) -> None:
+    """Replace the model's metadata_props with `meta` (sorted, so files are byte-identical across runs)."""
+    del model_proto.metadata_props[:]
+    for k, v in sorted(meta.to_props().items()):
+        entry = model_proto.metadata_props.add()
+        entry.key, entry.value = k, v
+
+
+def read_metadata(model_or_path) -> ModelMetadata:
+    import onnx
+
+    proto = model_or_path
+    if not hasattr(model_or_path, "metadata_props"):
+        proto = onnx.load(str(model_or_path), load_external_data=False)
+    return ModelMetadata.from_props({p.key: p.value for p in proto.metadata_props})

@@ -1,0 +1,180 @@
+"""PyTorch VAN -> checked, simplified, self-describing, validated ONNX file."""
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import __version__
+from ..errors import ValidationFailed, VanexportError
+from ..files import atomic_output, check_output_path, sha256_file
+from ..model.variants import DEFAULT_VARIANT, check_img_size, get_variant
+from .metadata import ModelMetadata, write_metadata
+
+SUPPORTED_OPSETS = range(17, 21)  # 17: one LayerNormalization op (TensorRT's normalisation layer); 20: Gelu op
+EXPORTERS = ("torchscript", "dynamo")
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+DEFAULT_FOLDER = Path("engines")
+
+
+@dataclass
+class ExportResult:
+    path: str
+    sha256: str
+    variant: str
+    input_shape: list
+    opset: int
+    exporter: str
+    simplified: bool
+    simplify_note: str | None
+    weights: dict
+    seconds: dict
+    validation: dict | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_output_path(variant: str, img_size: int, batch: int | None, dynamic_hw: bool,
+                        precision: str = "fp32", folder: Path = DEFAULT_FOLDER) -> Path:
+    """Named from what it contains: van_b0_224.onnx (dynamic batch), van_b0_224_bs4.onnx, van_b0_dynhw.onnx."""
+    name = f"van_{variant}_" + ("dynhw" if dynamic_hw else str(img_size))
+    if batch:
+        name += f"_bs{batch}"
+    if precision != "fp32":
+        name += f"_{precision}"
+    return folder / f"{name}.onnx"
+
+
+def export_onnx(variant: str | None = None, weights: str | None = None, *, num_classes: int | None = None,
+                img_size: int = 224, batch: int | None = None, dynamic_hw: bool = False, opset: int = 17,
+                simplify: bool = True, output: str | Path | None = None, validate: bool = True,
+                exporter: str = "torchscript", seed: int = 0,
+                progress: Callable[[str], None] | None = None) -> ExportResult:
+    """Export a VAN to ONNX and check it against PyTorch.
+
+    `batch=None` exports a dynamic batch axis; `batch=N` a static batch of N. `dynamic_hw` makes H and W
+    dynamic too (multiples of 32). Nothing is written unless every step, validation included, succeeds.
+    """
+    step = progress or (lambda msg: None)
+    check_img_size(img_size)
+    if opset not in SUPPORTED_OPSETS:
+        raise VanexportError(f"opset {opset} is not supported",
+                             f"use --opset {SUPPORTED_OPSETS.start}..{SUPPORTED_OPSETS.stop - 1} "
+                             "(17+ keeps LayerNorm one op, which TensorRT needs for FP16)")
+    if exporter not in EXPORTERS:
+        raise VanexportError(f"unknown exporter '{exporter}'", f"choose one of {', '.join(EXPORTERS)}")
+    if batch is not None and batch < 1:
+        raise VanexportError(f"batch size {batch} is not positive", "pass --batch 1 or more, or --dynamic-batch")
+    if variant is not None:
+        variant = get_variant(variant).name
+    out_path = Path(output) if output else None
+    if out_path:
+        check_output_path(out_path)
+
+    t0 = time.perf_counter()
+    step("loading the model")
+    from ..model.factory import load_model
+
+    caught: list[str] = []
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        model, v, info = load_model(variant if variant or weights else DEFAULT_VARIANT, weights, num_classes, seed=seed)
+    caught += [str(x.message) for x in w if issubclass(x.category, UserWarning)]
+    if out_path is None:
+        out_path = default_output_path(v.name, img_size, batch, dynamic_hw)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        check_output_path(out_path)
+    t_load = time.perf_counter()
+
+    step(f"exporting VAN-{v.name} to ONNX (opset {opset}, {exporter} exporter)")
+    proto, input_shape, dynamic_axes = _torch_export(model, img_size, batch, dynamic_hw, opset, exporter)
+    import onnx
+
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as e:  # a bug on our side or the exporter's, not the user's
+        raise RuntimeError(f"the exported graph fails onnx.checker: {e}") from e
+    t_export = time.perf_counter()
+
+    simplified, note = False, None
+    if simplify:
+        step("simplifying with onnxsim")
+        rng = np.random.default_rng(seed)
+        probe = [{INPUT_NAME: rng.uniform(-1, 1, (batch or 2, 3, img_size, img_size)).astype(np.float32)}]
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            from .simplify import simplify as run_simplify
+
+            new_proto, note = run_simplify(proto, probe)
+        caught += [str(x.message) for x in w]
+        simplified, proto = note is None, new_proto
+    t_simplify = time.perf_counter()
+
+    meta = ModelMetadata(
+        variant=v.name, num_classes=info.num_classes, input_name=INPUT_NAME, output_name=OUTPUT_NAME,
+        input_shape=input_shape, dynamic_axes=dynamic_axes,
+        preprocessing=v.preprocessing.at_size(img_size).to_dict(), weights_sha256=info.sha256,
+        weights_source=info.source, weights_layout=info.layout, opset=opset, exporter=exporter,
+        vanexport_version=__version__)
+    write_metadata(proto, meta)
+    proto.producer_name, proto.producer_version = "vanexport", __version__
+    proto.doc_string = f"VAN-{v.name} ({info.num_classes} classes) exported by vanexport {__version__}"
+
+    report = None
+    with atomic_output(out_path) as tmp:
+        onnx.save(proto, str(tmp))
+        if validate:
+            step("validating against PyTorch (ONNX Runtime CPU)")
+            from ..validate import TOLERANCES, compare_onnx, default_input_groups
+
+            groups = default_input_groups(input_shape, img_size, v.preprocessing, seed=seed)
+            report = compare_onnx(tmp, model, groups, TOLERANCES["fp32"], INPUT_NAME, OUTPUT_NAME)
+            if not report.passed:
+                raise ValidationFailed(
+                    f"the ONNX file does not match PyTorch: {'; '.join(report.failures)}; nothing was written",
+                    "try --no-simplify or another --opset; --no-validate writes it anyway")
+        digest = sha256_file(tmp)
+    t_end = time.perf_counter()
+    seconds = {"load": t_load - t0, "export": t_export - t_load, "simplify": t_simplify - t_export,
+               "validate": t_end - t_simplify, "total": t_end - t0}
+    return ExportResult(str(out_path), digest, v.name, input_shape, opset, exporter, simplified, note,
+                        {"source": info.source, "layout": info.layout, "sha256": info.sha256,
+                         "num_classes": info.num_classes, "random": info.is_random},
+                        {k: round(s, 3) for k, s in seconds.items()},
+                        report.to_dict() if report else None, caught)
+
+
+def _torch_export(model, img_size: int, batch: int | None, dynamic_hw: bool, opset: int, exporter: str):
+    import onnx
+    import torch
+
+    dynamic_axes = {}
+    if batch is None:
+        dynamic_axes[0] = "batch"
+    if dynamic_hw:
+        dynamic_axes.update({2: "height", 3: "width"})
+    shape = [dynamic_axes.get(i, d) for i, d in enumerate((batch or 1, 3, img_size, img_size))]
+    # Trace at batch 2 when the batch is dynamic, so no size-1 special case gets baked into the graph.
+    example = torch.zeros(batch or 2, 3, img_size, img_size)
+    axes = {INPUT_NAME: dict(dynamic_axes), OUTPUT_NAME: {0: "batch"} if batch is None else {}}
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice is ours to decide
+        if exporter == "torchscript":
+            torch.onnx.export(model, (example,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+                              output_names=[OUTPUT_NAME], dynamic_axes={k: v for k, v in axes.items() if v},
+                              do_constant_folding=True)
+            proto = onnx.load_from_string(buf.getvalue())
+        else:
+            program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset,
+                                        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                        dynamic_axes={k: v for k, v in axes.items() if v}, verbose=False)
+            proto = program.model_proto
+    return proto, shape, {INPUT_NAME: {str(k): v for k, v in dynamic_axes.items()}}

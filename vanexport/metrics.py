@@ -1,0 +1,54 @@
+"""How close two sets of logits are: the numbers behind every verdict."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def topk(logits: np.ndarray, k: int) -> np.ndarray:
+    return np.argsort(-logits, axis=1, kind="stable")[:, :k]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-sample cosine similarity of two (N, C) arrays."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    num = (a64 * b64).sum(1)
+    den = np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1)
+    return np.where(den > 0, num / np.maximum(den, 1e-300), 1.0)
+
+
+def compare_logits(candidate: np.ndarray, reference: np.ndarray) -> dict:
+    """Errors of `candidate` against `reference`, both (N, C).
+
+    max_rel_err is max|diff| / max|reference|: relative to the logit range, so it does not explode on
+    near-zero logits. top1_agree: same argmax. top5_agree: the reference's top-1 is in the candidate's top-5.
+    """
+    candidate, reference = np.asarray(candidate, np.float32), np.asarray(reference, np.float32)
+    diff = np.abs(candidate.astype(np.float64) - reference)
+    ref_top1 = topk(reference, 1)[:, 0]
+    cand_top5 = topk(candidate, min(5, candidate.shape[1]))
+    return {
+        "n": int(reference.shape[0]),
+        "max_abs_err": float(diff.max()),
+        "mean_abs_err": float(diff.mean()),
+        "max_rel_err": float(diff.max() / max(float(np.abs(reference).max()), 1e-12)),
+        "min_cosine": float(cosine(candidate, reference).min()),
+        "mean_cosine": float(cosine(candidate, reference).mean()),
+        "top1_agree": float((cand_top5[:, 0] == ref_top1).mean()),
+        "top5_agree": float((cand_top5 == ref_top1[:, None]).any(1).mean()),
+    }
+
+
+def merge(rows: list[dict]) -> dict:
+    """Combine per-group comparisons into one, weighting averages by sample count."""
+    n = sum(r["n"] for r in rows)
+    w = [r["n"] / n for r in rows]
+    return {
+        "n": n,
+        "max_abs_err": max(r["max_abs_err"] for r in rows),
+        "mean_abs_err": sum(wi * r["mean_abs_err"] for wi, r in zip(w, rows)),
+        "max_rel_err": max(r["max_rel_err"] for r in rows),
+        "min_cosine": min(r["min_cosine"] for r in rows),
+        "mean_cosine": sum(wi * r["mean_cosine"] for wi, r in zip(w, rows)),
+        "top1_agree": sum(wi * r["top1_agree"] for wi, r in zip(w, rows)),
+        "top5_agree": sum(wi * r["top5_agree"] for wi, r in zip(w, rows)),
+    }

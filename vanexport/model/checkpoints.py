@@ -1,0 +1,231 @@
+"""Reading VAN checkpoints in every layout people have, safely (weights_only=True), into the official key names.
+
+Layouts: official (`.pth.tar`, weights under `state_dict`), weights under `model` or at the top level,
+`module.` prefixes (DataParallel), mmpretrain (`backbone.blocks1...`) and Hugging Face transformers
+(`van.encoder.stages...`). Key maps are in ../shared/VAN_FACTS.md.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import VanexportError
+from ..files import atomic_output, sha256_file
+
+_WRAPPER_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema", "module")
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("VANEXPORT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "vanexport")
+    return Path(root)
+
+
+def is_url(spec: str) -> bool:
+    return urllib.parse.urlparse(str(spec)).scheme in ("http", "https", "file")
+
+
+def download(url: str, sha256: str | None = None, dest_dir: Path | None = None, progress: bool = True) -> Path:
+    """Download `url` into the cache (once), show a progress bar, check its sha256 when known."""
+    dest_dir = Path(dest_dir or cache_dir() / "checkpoints")
+    name = Path(urllib.parse.urlparse(url).path).name or "checkpoint.pth"
+    dest = dest_dir / name
+    if dest.exists() and (sha256 is None or sha256_file(dest) == sha256):
+        return dest
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        response = urllib.request.urlopen(url, timeout=60)
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise VanexportError(f"cannot download {url} ({reason})",
+                             "check the network, or download the file yourself and pass --weights PATH") from e
+    total = int(response.headers.get("Content-Length") or 0) or None
+    h = hashlib.sha256()
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+    from rich.console import Console
+    console = Console(stderr=True)
+    with response, atomic_output(dest) as tmp, open(tmp, "wb") as out, Progress(
+            "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            console=console, disable=not (progress and console.is_terminal), transient=True) as bar:
+        task = bar.add_task(f"downloading {name}", total=total)
+        while block := response.read(1 << 20):
+            out.write(block)
+            h.update(block)
+            bar.advance(task, len(block))
+        out.flush()
+        if sha256 is not None and h.hexdigest() != sha256:
+            raise VanexportError(f"download of {url} is corrupt (sha256 {h.hexdigest()[:12]}..., expected {sha256[:12]}...)",
+                                 "try again; the partial file was discarded")
+    return dest
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """torch.load with weights_only=True, turning every failure into a one-line VanexportError."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise VanexportError(f"weights file '{path}' not found",
+                             "pass an existing checkpoint, a URL, or --weights official")
+    if path.is_dir():
+        raise VanexportError(f"weights path '{path}' is a folder", "pass the checkpoint file itself")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights_only" in str(e) or "Weights only load failed" in str(e):
+            raise VanexportError(
+                f"'{path}' needs arbitrary code execution to load (it pickles Python objects, not just tensors)",
+                "re-save it as a plain state dict: torch.save(model.state_dict(), 'weights.pth') "
+                "in the environment that made it; vanexport never loads with weights_only=False") from e
+        raise VanexportError(f"'{path}' is not a PyTorch checkpoint ({_first_line(e)})",
+                             "pass a .pth/.pth.tar/.bin file saved by torch.save") from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise VanexportError(f"'{path}' is truncated or not a PyTorch checkpoint ({_first_line(e)})",
+                             "download it again or pass another file") from e
+    return extract_state_dict(obj, source=str(path))
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+
+
+def extract_state_dict(obj, source: str = "checkpoint") -> dict:
+    """Find the tensors: under a wrapper key, or at the top level; strip `module.` prefixes."""
+    import torch
+
+    if isinstance(obj, dict):
+        for key in _WRAPPER_KEYS:
+            if isinstance(obj.get(key), dict) and any(isinstance(v, torch.Tensor) for v in obj[key].values()):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise VanexportError(f"'{source}' holds no state dict of tensors",
+                             "pass a checkpoint saved with torch.save(model.state_dict(), ...)")
+    sd = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if all(k.startswith("module.") for k in sd):
+        sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    return sd
+
+
+# ---- layouts -> official key names ---------------------------------------------------------------
+
+def _stage(m: re.Match, group: int = 1) -> int:
+    return int(m.group(group)) + 1
+
+
+_HF_INNER = [
+    ("pre_normomalization.", "norm1."),  # sic: Hugging Face's spelling
+    ("post_normalization.", "norm2."),
+    ("attention.pre_projection.conv.", "attn.proj_1."),
+    ("attention.post_projection.", "attn.proj_2."),
+    ("attention.attention_layer.attention.depth_wise_dilated.", "attn.spatial_gating_unit.conv_spatial."),
+    ("attention.attention_layer.attention.depth_wise.", "attn.spatial_gating_unit.conv0."),
+    ("attention.attention_layer.attention.point_wise.", "attn.spatial_gating_unit.conv1."),
+    ("mlp.in_dense.", "mlp.fc1."),
+    ("mlp.depth_wise.", "mlp.dwconv.dwconv."),
+    ("mlp.out_dense.", "mlp.fc2."),
+    ("attention_scaling.weight", "layer_scale_1"),
+    ("mlp_scaling.weight", "layer_scale_2"),
+]
+
+
+def _from_hf(key: str) -> str | None:
+    if key.startswith("van.layernorm."):
+        return None  # exists in HF checkpoints but is never used by the model
+    if key.startswith("classifier."):
+        return "head." + key.removeprefix("classifier.")
+    if m := re.match(r"van\.encoder\.stages\.(\d+)\.embeddings\.convolution\.(.*)", key):
+        return f"patch_embed{_stage(m)}.proj.{m.group(2)}"
+    if m := re.match(r"van\.encoder\.stages\.(\d+)\.embeddings\.normalization\.(.*)", key):
+        return f"patch_embed{_stage(m)}.norm.{m.group(2)}"
+    if m := re.match(r"van\.encoder\.stages\.(\d+)\.normalization\.(.*)", key):
+        return f"norm{_stage(m)}.{m.group(2)}"
+    if m := re.match(r"van\.encoder\.stages\.(\d+)\.layers\.(\d+)\.(.*)", key):
+        rest = m.group(3)
+        for old, new in _HF_INNER:
+            if rest.startswith(old):
+                rest = new + rest[len(old):]
+                break
+        return f"block{_stage(m)}.{m.group(2)}.{rest}"
+    return key
+
+
+def _from_mmpretrain(key: str) -> str | None:
+    if key.startswith("head.fc."):
+        return "head." + key.removeprefix("head.fc.")
+    if key.startswith("data_preprocessor."):
+        return None
+    key = key.removeprefix("backbone.")
+    key = re.sub(r"^patch_embed(\d+)\.projection\.", r"patch_embed\1.proj.", key)
+    key = re.sub(r"^blocks(\d+)\.", r"block\1.", key)
+    key = key.replace(".spatial_gating_unit.DW_conv.", ".spatial_gating_unit.conv0.")
+    key = key.replace(".spatial_gating_unit.DW_D_conv.", ".spatial_gating_unit.conv_spatial.")
+    key = re.sub(r"\.mlp\.dwconv\.(weight|bias)$", r".mlp.dwconv.dwconv.\1", key)
+    return key
+
+
+LAYOUTS = {"official": lambda k: k, "mmpretrain": _from_mmpretrain, "huggingface": _from_hf}
+
+
+def detect_layout(sd: dict) -> str:
+    keys = list(sd)
+    if any(k.startswith("van.encoder.") for k in keys):
+        return "huggingface"
+    if any(k.startswith("backbone.") for k in keys):
+        return "mmpretrain"
+    return "official"
+
+
+def to_official(sd: dict) -> tuple[dict, str]:
+    """Rename a state dict of any known layout to the official key names."""
+    layout = detect_layout(sd)
+    rename = LAYOUTS[layout]
+    out = {}
+    for k, v in sd.items():
+        new = rename(k)
+        if new is not None:
+            out[new] = v
+    return out, layout
+
+
+# ---- what architecture does a state dict describe? ------------------------------------------------
+
+@dataclass(frozen=True)
+class Architecture:
+    embed_dims: tuple[int, ...]
+    depths: tuple[int, ...]
+    num_classes: int | None
+
+
+def infer_architecture(sd: dict) -> Architecture:
+    """Read embed dims, depths and head size from official-layout tensor shapes."""
+    dims, depths = [], []
+    for s in range(1, 5):
+        w = sd.get(f"patch_embed{s}.proj.weight")
+        if w is None:
+            break
+        dims.append(int(w.shape[0]))
+        blocks = {int(m.group(1)) for k in sd if (m := re.match(rf"block{s}\.(\d+)\.", k))}
+        depths.append(max(blocks) + 1 if blocks else 0)
+    head = sd.get("head.weight")
+    return Architecture(tuple(dims), tuple(depths), int(head.shape[0]) if head is not None else None)
+
+
+def weights_sha256(sd: dict) -> str:
+    """A hash of the weights themselves (names, dtypes, shapes, values), whatever file layout they came in."""
+    import torch
+
+    h = hashlib.sha256()
+    for k in sorted(sd):
+        t = sd[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # raw bytes, any dtype (bf16 too)
+    return h.hexdigest()

@@ -1,0 +1,149 @@
+"""Build a VAN variant and fill it: from a checkpoint (any layout), or from a fixed seed."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+from ..errors import VanexportError
+from . import checkpoints
+from .variants import Variant, get_variant, variant_from_shapes
+
+DEFAULT_SEED = 0
+
+
+@dataclass
+class WeightsInfo:
+    source: str  # "random(seed=0)", a path, or a URL
+    layout: str  # official / mmpretrain / huggingface / random
+    sha256: str  # of the tensors (see checkpoints.weights_sha256)
+    num_classes: int
+    file: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_random(self) -> bool:
+        return self.layout == "random"
+
+
+def create_model(variant: str | Variant, num_classes: int = 1000, device: str | None = None):
+    """An uninitialised-looking (PyTorch default init) VAN; `device="meta"` costs no memory."""
+    import torch
+    from .van import VAN
+
+    v = variant if isinstance(variant, Variant) else get_variant(variant)
+    with torch.device(device or "cpu"):
+        return VAN(v.embed_dims, v.depths, v.mlp_ratios, num_classes=num_classes)
+
+
+def randomize(model, seed: int = DEFAULT_SEED) -> None:
+    """Deterministic random weights in which every path matters numerically.
+
+    Unlike a training init, BatchNorm statistics/affines and layer scales are random too: with the
+    defaults (mean 0, var 1, scale 1e-2) a BatchNorm or branch mistake would hide below tolerance.
+    """
+    import torch
+    from torch import nn
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if isinstance(m, nn.Conv2d):
+                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+                m.weight.normal_(0, (2.0 / fan_out) ** 0.5, generator=g)
+                m.bias.uniform_(-0.1, 0.1, generator=g)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.uniform_(-0.2, 0.2, generator=g)
+                m.running_mean.normal_(0, 0.2, generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+            elif isinstance(m, nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.uniform_(-0.2, 0.2, generator=g)
+            elif isinstance(m, nn.Linear):
+                m.weight.normal_(0, m.in_features ** -0.5, generator=g)
+                m.bias.uniform_(-0.1, 0.1, generator=g)
+        for name, p in model.named_parameters():
+            if "layer_scale" in name:
+                p.uniform_(0.05, 0.3, generator=g)
+    model.eval()
+
+
+def load_model(variant: str | Variant | None = None, weights: str | None = None, num_classes: int | None = None,
+               seed: int = DEFAULT_SEED, quiet: bool = False):
+    """Return (model in eval mode, variant, WeightsInfo).
+
+    `weights`: None (random from `seed`, with a warning), "official", a URL, or a checkpoint path.
+    `variant` may be None when weights are given: it is then guessed from the tensor shapes.
+    """
+    if weights is None:
+        v = get_variant(variant or "b0")
+        model = create_model(v, num_classes or 1000)
+        randomize(model, seed)
+        if not quiet:
+            warnings.warn(f"no --weights given: VAN-{v.name} has random weights (seed {seed}); "
+                          "its outputs are meaningless, use it only to test the pipeline", stacklevel=2)
+        sd_hash = checkpoints.weights_sha256(model.state_dict())
+        return model, v, WeightsInfo(f"random(seed={seed})", "random", sd_hash, num_classes or 1000)
+
+    path, source = _resolve(weights, variant)
+    sd, layout = checkpoints.to_official(checkpoints.read_checkpoint(path))
+    arch = checkpoints.infer_architecture(sd)
+    guessed = variant_from_shapes(arch.embed_dims, arch.depths)
+    if variant is None:
+        if guessed is None:
+            raise VanexportError(f"'{path}' does not look like any VAN variant "
+                                 f"(embed dims {arch.embed_dims}, depths {arch.depths})",
+                                 "pass --variant and check the file is a VAN checkpoint")
+        v = guessed
+    else:
+        v = get_variant(variant) if not isinstance(variant, Variant) else variant
+    if num_classes is not None and arch.num_classes is not None and num_classes != arch.num_classes:
+        raise VanexportError(f"--num-classes {num_classes} but the checkpoint's head has {arch.num_classes} classes",
+                             f"drop --num-classes or pass --num-classes {arch.num_classes}")
+    n = num_classes or arch.num_classes or 1000
+    model = create_model(v, n)
+    if layout == "mmpretrain":
+        model.set_layernorm_eps(1e-5)  # mmpretrain's stage LayerNorm eps (official: 1e-6)
+    _load_strict(model, sd, v, guessed, path)
+    model.eval()
+    info = WeightsInfo(source, layout, checkpoints.weights_sha256(model.state_dict()), n, file=str(path))
+    return model, v, info
+
+
+def _resolve(weights: str, variant) -> tuple[str, str]:
+    if weights == "official":
+        v = get_variant(variant or "b0") if not isinstance(variant, Variant) else variant
+        if not v.checkpoint_url:
+            raise VanexportError(f"no official checkpoint URL is known for VAN-{v.name}",
+                                 "download its weights yourself and pass --weights PATH")
+        return str(checkpoints.download(v.checkpoint_url, v.checkpoint_sha256)), v.checkpoint_url
+    if checkpoints.is_url(weights):
+        return str(checkpoints.download(weights)), weights
+    return weights, weights
+
+
+def _load_strict(model, sd: dict, v: Variant, guessed: Variant | None, path) -> None:
+    expected = model.state_dict()
+    # Old checkpoints may lack BatchNorm's step counter; it has no effect in eval.
+    for k in expected:
+        if k.endswith("num_batches_tracked") and k not in sd:
+            sd[k] = expected[k]
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}"
+             for k in expected if k in sd and sd[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        parts = [f"{label} {len(keys)} ({_few(keys)})" for label, keys in
+                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+        if guessed is not None and guessed.name != v.name:
+            hint = f"the shapes fit VAN-{guessed.name}: pass --variant {guessed.name}"
+        elif guessed is None:
+            hint = "the file does not match any VAN variant; check it is a VAN checkpoint"
+        else:
+            hint = "the checkpoint is incomplete or from a modified model"
+        raise VanexportError(f"'{path}' does not fit VAN-{v.name}: " + "; ".join(parts), hint)
+    model.load_state_dict(sd, strict=True)
+
+
+def _few(keys: list[str], n: int = 3) -> str:
+    return ", ".join(keys[:n]) + (f", ... {len(keys) - n} more" if len(keys) > n else "")

@@ -1,0 +1,1 @@
+"""Backends that run a VAN and return logits: PyTorch and ONNX Runtime (TensorRT comes later)."""

@@ -1,0 +1,170 @@
+"""Does an artifact compute what PyTorch computes? Polygraphy's Comparator gives the tolerance verdict,
+`metrics` adds what a user needs to trust it (cosine, top-1/top-5 agreement)."""
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .errors import ValidationFailed, VanexportError
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    precision: str = "fp32"
+    atol: float = 1e-4  # on logits; the FP32 verdict
+    rtol: float = 0.0  # Polygraphy passes an output if max abs <= atol OR max rel <= rtol; 0 = abs only
+    min_top1_agree: float | None = None
+    min_cosine: float | None = None
+
+
+TOLERANCES = {"fp32": Tolerance("fp32", atol=1e-4, rtol=0.0)}
+
+
+@dataclass
+class InputGroup:
+    label: str  # e.g. "random b3 224x224" or "photos 224x224"
+    batches: list[np.ndarray]
+
+
+@dataclass
+class ValidationReport:
+    model: str
+    precision: str
+    reference: str
+    tolerance: dict
+    groups: list[dict]
+    overall: dict
+    polygraphy_passed: bool
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_input_groups(input_shape: list, img_size: int, preprocess, seed: int = 0,
+                         random_batches: int = 2) -> list[InputGroup]:
+    """Random batches at every declared batch size and resolution, and real photos at the export size."""
+    from .data.images import sample_photos
+
+    rng = np.random.default_rng(seed)
+    static_batch = input_shape[0] if isinstance(input_shape[0], int) else None
+    batch_sizes = [static_batch] if static_batch else [1, 3]
+    sizes = [img_size] if isinstance(input_shape[2], int) else sorted({img_size, max(32, img_size - 64), img_size + 32})
+    groups = []
+    for s in sizes:
+        for b in batch_sizes:
+            batches = [rng.uniform(-1, 1, (b, 3, s, s)).astype(np.float32) for _ in range(random_batches)]
+            groups.append(InputGroup(f"random b{b} {s}x{s}", batches))
+    photos = sample_photos(preprocess.at_size(img_size)).array
+    groups.append(InputGroup(f"photos {img_size}x{img_size}", _chunks(photos, static_batch or 4)))
+    return groups
+
+
+def folder_input_group(folder, preprocess, static_batch: int | None) -> InputGroup:
+    from .data.images import load_folder
+
+    images = load_folder(folder, preprocess)
+    return InputGroup(f"{len(images.names)} images from {folder}", _chunks(images.array, static_batch or 8))
+
+
+def _chunks(x: np.ndarray, n: int) -> list[np.ndarray]:
+    """Batches of exactly n (a static-batch model takes nothing else): the last one is padded by repeating."""
+    out = []
+    for i in range(0, len(x), n):
+        chunk = x[i:i + n]
+        if len(chunk) < n:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], n - len(chunk), axis=0)])
+        out.append(chunk)
+    return out
+
+
+def compare_onnx(onnx_path, reference_model, groups: list[InputGroup], tolerance: Tolerance,
+                 input_name: str = "input", output_name: str = "logits", reference_label: str = "pytorch") -> ValidationReport:
+    """Run the ONNX file in ONNX Runtime CPU (through Polygraphy) and PyTorch on the same batches; compare."""
+    from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
+    from polygraphy.comparator import Comparator, IterationResult, SimpleCompareFunc
+
+    from .runtime.torch_backend import TorchBackend
+
+    torch_run = TorchBackend(reference_model)
+    feeds = [{input_name: b} for g in groups for b in g.batches]
+    runner = OnnxrtRunner(SessionFromOnnx(str(onnx_path), providers=["cpu"]), name="onnxruntime")
+    with _quiet_polygraphy():
+        results = Comparator.run([runner], data_loader=feeds)
+        reference = [IterationResult({output_name: torch_run(f[input_name])}, runner_name=reference_label) for f in feeds]
+        results.append((reference_label, reference))
+        compare = SimpleCompareFunc(atol=tolerance.atol, rtol=tolerance.rtol, check_error_stat="max")
+        accuracy = Comparator.compare_accuracy(results, compare_func=compare)
+    polygraphy_passed = bool(accuracy)
+
+    candidate_out = [it[output_name] for it in results[0][1]]
+    reference_out = [it[output_name] for it in reference]
+    rows, i = [], 0
+    for g in groups:
+        n = len(g.batches)
+        cand = np.concatenate(candidate_out[i:i + n])
+        ref = np.concatenate(reference_out[i:i + n])
+        rows.append({"group": g.label, **metrics.compare_logits(cand, ref)})
+        i += n
+    overall = metrics.merge(rows)
+    failures = _failures(overall, tolerance, polygraphy_passed)
+    return ValidationReport(str(onnx_path), tolerance.precision, reference_label, asdict(tolerance), rows, overall,
+                            polygraphy_passed, not failures, failures)
+
+
+def _failures(overall: dict, tol: Tolerance, polygraphy_passed: bool) -> list[str]:
+    out = []
+    if tol.min_top1_agree is None and tol.min_cosine is None and not polygraphy_passed:
+        out.append(f"max abs error {overall['max_abs_err']:.2e} > atol {tol.atol:.0e}"
+                   + (f" and max rel error > rtol {tol.rtol:.0e}" if tol.rtol else ""))
+    if tol.min_top1_agree is not None and overall["top1_agree"] < tol.min_top1_agree:
+        out.append(f"top-1 agreement {overall['top1_agree']:.2%} < {tol.min_top1_agree:.2%}")
+    if tol.min_cosine is not None and overall["min_cosine"] < tol.min_cosine:
+        out.append(f"cosine {overall['min_cosine']:.6f} < {tol.min_cosine}")
+    return out
+
+
+@contextlib.contextmanager
+def _quiet_polygraphy():
+    """Polygraphy logs to stdout; keep stdout clean for --json and reports."""
+    from polygraphy.logger import G_LOGGER
+
+    old = G_LOGGER.module_severity
+    G_LOGGER.module_severity = G_LOGGER.ERROR
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        G_LOGGER.module_severity = old
+
+
+def validate(model_path, weights: str | None = None, images: str | None = None, atol: float | None = None,
+             rtol: float | None = None, seed: int = 0, raise_on_failure: bool = False) -> ValidationReport:
+    """Compare an ONNX file exported by vanexport against its PyTorch reference (read from its metadata)."""
+    from .export.metadata import read_metadata
+    from .reference import reference_model
+
+    path = Path(model_path)
+    if not path.exists():
+        raise VanexportError(f"model file '{path}' not found", "pass an .onnx file made by `vanexport onnx`")
+    if path.suffix.lower() != ".onnx":
+        raise VanexportError(f"cannot validate '{path.name}' yet", "pass an .onnx file")
+    meta = read_metadata(path)
+    model = reference_model(meta, weights)
+    base = TOLERANCES.get(meta.precision, TOLERANCES["fp32"])
+    tol = Tolerance(base.precision, atol if atol is not None else base.atol, rtol if rtol is not None else base.rtol,
+                    base.min_top1_agree, base.min_cosine)
+    static_batch = meta.input_shape[0] if not meta.dynamic_batch else None
+    groups = [folder_input_group(images, meta.preprocess, static_batch)] if images else \
+        default_input_groups(meta.input_shape, meta.img_size, meta.preprocess, seed=seed)
+    report = compare_onnx(path, model, groups, tol, meta.input_name, meta.output_name)
+    if raise_on_failure and not report.passed:
+        raise ValidationFailed(f"{path.name} fails {tol.precision} validation: " + "; ".join(report.failures),
+                               "see the report; try --no-simplify or another --opset")
+    return report
