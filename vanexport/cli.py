@@ -25,7 +25,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except VanexportError as e:
-            if _debug_enabled():
+            if ctx.meta.get("vanexport.debug") or os.environ.get("VANEXPORT_DEBUG", "") not in ("", "0"):
                 raise
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
@@ -34,13 +34,9 @@ class _Group(click.Group):
             sys.exit(130)
 
 
-def _debug_enabled() -> bool:
-    return os.environ.get("VANEXPORT_DEBUG", "") not in ("", "0")
-
-
 def _set_debug(ctx, param, value):
     if value:
-        os.environ["VANEXPORT_DEBUG"] = "1"
+        ctx.meta["vanexport.debug"] = True  # meta is shared by the group's and the command's contexts
 
 
 def _route_warnings():
@@ -57,10 +53,9 @@ def common(f):
     return click.option("--json", "as_json", is_flag=True, help="Print a JSON record on stdout instead of a report.")(f)
 
 
-def _progress(as_json: bool):
-    def step(msg: str):
-        click.echo(f"• {msg}", err=True)
-    return step
+def _progress(msg: str) -> None:
+    """Long work reports each step on stderr (stdout stays clean for --json)."""
+    click.echo(f"• {msg}", err=True)
 
 
 def _emit(record: dict, as_json: bool, render) -> None:
@@ -111,7 +106,9 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
 
     result = export_onnx(variant, weights, num_classes=num_classes, img_size=img_size, batch=batch,
                          dynamic_hw=dynamic_hw, opset=opset, simplify=not no_simplify, output=output,
-                         validate=not no_validate, exporter=exporter, seed=seed, progress=_progress(as_json))
+                         validate=not no_validate, exporter=exporter, seed=seed, progress=_progress)
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
     _emit(result.to_dict(), as_json, render_export)
 
 

@@ -54,8 +54,6 @@ def render_export(r: dict) -> None:
             f"{r['exporter']} exporter, " + ("simplified" if r["simplified"] else f"not simplified ({r['simplify_note'] or 'off'})"))
     c.print(f"  weights: {w['source']} ({w['layout']} layout, sha256 {w['sha256'][:12]})"
             + ("  [yellow]random: outputs are meaningless[/yellow]" if w["random"] else ""))
-    for w in r["warnings"]:
-        c.print(f"  [yellow]warning:[/yellow] {w}")
     if r["validation"]:
         c.print(validation_table(r["validation"]))
         c.print(_verdict(r["validation"]))

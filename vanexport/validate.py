@@ -62,7 +62,7 @@ def default_input_groups(input_shape: list, img_size: int, preprocess, seed: int
             batches = [rng.uniform(-1, 1, (b, 3, s, s)).astype(np.float32) for _ in range(random_batches)]
             groups.append(InputGroup(f"random b{b} {s}x{s}", batches))
     photos = sample_photos(preprocess.at_size(img_size)).array
-    groups.append(InputGroup(f"photos {img_size}x{img_size}", _chunks(photos, static_batch or 4)))
+    groups.append(InputGroup(f"photos {img_size}x{img_size}", _chunks(photos, static_batch or 4, static_batch)))
     return groups
 
 
@@ -70,15 +70,15 @@ def folder_input_group(folder, preprocess, static_batch: int | None) -> InputGro
     from .data.images import load_folder
 
     images = load_folder(folder, preprocess)
-    return InputGroup(f"{len(images.names)} images from {folder}", _chunks(images.array, static_batch or 8))
+    return InputGroup(f"{len(images.names)} images from {folder}", _chunks(images.array, static_batch or 8, static_batch))
 
 
-def _chunks(x: np.ndarray, n: int) -> list[np.ndarray]:
-    """Batches of exactly n (a static-batch model takes nothing else): the last one is padded by repeating."""
+def _chunks(x: np.ndarray, n: int, static: int | None) -> list[np.ndarray]:
+    """Batches of n; for a static-batch model (which takes nothing else) the last one is padded by repeating."""
     out = []
     for i in range(0, len(x), n):
         chunk = x[i:i + n]
-        if len(chunk) < n:
+        if static and len(chunk) < n:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], n - len(chunk), axis=0)])
         out.append(chunk)
     return out

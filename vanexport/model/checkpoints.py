@@ -13,7 +13,6 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,14 +79,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights_only" in str(e) or "Weights only load failed" in str(e):
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(e))  # the weights-only unpickler refused a Python object
+        if blocked:
             raise VanexportError(
-                f"'{path}' needs arbitrary code execution to load (it pickles Python objects, not just tensors)",
+                f"'{path}' needs arbitrary code execution to load (it pickles {blocked.group(1)}, not just tensors)",
                 "re-save it as a plain state dict: torch.save(model.state_dict(), 'weights.pth') "
                 "in the environment that made it; vanexport never loads with weights_only=False") from e
-        raise VanexportError(f"'{path}' is not a PyTorch checkpoint ({_first_line(e)})",
-                             "pass a .pth/.pth.tar/.bin file saved by torch.save") from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise VanexportError(f"'{path}' is truncated or not a PyTorch checkpoint (unreadable pickle)",
+                             "download it again or pass a file saved by torch.save") from e
+    except Exception as e:  # torch.load of a damaged file raises RuntimeError, EOFError, KeyError, ...
         raise VanexportError(f"'{path}' is truncated or not a PyTorch checkpoint ({_first_line(e)})",
                              "download it again or pass another file") from e
     return extract_state_dict(obj, source=str(path))

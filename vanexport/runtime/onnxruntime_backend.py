@@ -32,6 +32,7 @@ class OnnxRuntimeBackend:
         self.session = session_from_path(path, providers, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
+        self.device = "cuda" if self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x})[0]
