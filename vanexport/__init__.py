@@ -18,6 +18,8 @@ _API = {
     "VARIANTS": "vanexport.model.variants",
     "VanexportError": "vanexport.errors",
     "environment_info": "vanexport.info",
+    "benchmark": "vanexport.bench.run",
+    "BenchReport": "vanexport.bench.run",
 }
 __all__ = sorted(_API) + ["__version__"]
 

@@ -10,6 +10,7 @@ PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "onnxs
 NEEDS = {
     "onnx": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim", "polygraphy"),
     "validate": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "polygraphy"),
+    "bench": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim"),
     "info": (),
 }
 
