@@ -22,5 +22,8 @@ test: setup
 test-gpu: setup
 	$(BIN)/python -m pytest -q -m "gpu or tensorrt" -rs
 
+bench: setup
+	$(BIN)/python benchmarks/bench_cpu.py
+
 clean:
 	rm -rf $(VENV) engines/*.onnx engines/*.plan engines/*.json .pytest_cache

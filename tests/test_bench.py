@@ -124,6 +124,10 @@ def test_fidelity_verdicts_per_precision():
     flipped[0, 0] = -flipped[0, 0]
     m, failures = run._fidelity(flipped, ref, "int8", "cpu")
     assert m["top1_agree"] < 0.97 and any("top-1" in f for f in failures)
+    overflow = ref.copy()
+    overflow[1, 1, 3] = np.nan
+    assert "reference itself gives NaN" in run._fidelity(ref, overflow, "fp32", "cpu")[1][0]
+    assert run._fidelity(overflow, ref, "fp16", "cpu")[1] == ["NaN/inf logits"]
 
 
 def test_speedup_is_against_pytorch_on_the_same_device():
@@ -282,3 +286,26 @@ def test_cli_user_errors(tmp_path, args, message):
     assert r.exit_code == 2, r.output
     assert r.stderr.strip().splitlines()[-1].startswith("error: ") and message in r.stderr
     assert not list(tmp_path.iterdir())
+
+
+def _cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_cuda_devices() == 0, reason="needs a CUDA GPU visible to PyTorch")
+def test_gpu_rows_report_host_and_compute_time_and_gpu_memory():
+    r = CliRunner().invoke(cli, ["bench", "--variant", "b0", "--device", "cuda", "--backends", "torch,ort",
+                                 "--precision", "fp32,fp16", "--batch", "2", "--iters", "5", "--json"])
+    assert r.exit_code in (0, 1), r.output  # 1: a row failed its fidelity check, which the table explains
+    rows = {row["label"]: row for row in json.loads(r.stdout)["rows"]}
+    for label in ("torch cuda fp32", "torch cuda fp16"):
+        row = rows[label]
+        assert row["status"] in ("ok", "validation failed"), row["reason"]
+        host, compute = row["latency_ms"], row["compute_ms"]
+        assert 0 < compute["p50"] and 0 < host["p50"]
+        assert compute["min"] <= host["max"]  # compute excludes the host copies
+        assert row["gpu_memory"]["torch_peak_allocated_mib"] > 0
+    assert rows["torch cuda fp16"]["fidelity"]["top1_agree"] > 0.5

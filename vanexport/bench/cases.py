@@ -114,13 +114,13 @@ def skip_reason(target: Target, machine: Machine, calib) -> str | None:
 
 def parse_list(values, allowed: dict | tuple, what: str) -> list[str]:
     """`("torch,ort", "trt")` -> canonical names, in first-seen order; unknown names are a user error."""
+    names = allowed if isinstance(allowed, dict) else {a: a for a in allowed}
     out = []
     for v in [values] if isinstance(values, str) else values or ():
         for item in str(v).split(","):
             key = item.strip().lower()
             if not key:
                 continue
-            names = allowed if isinstance(allowed, dict) else {a: a for a in allowed}
             if key not in names:
                 raise VanexportError(f"unknown {what} '{item.strip()}'", f"choose from {', '.join(dict.fromkeys(names))}")
             if names[key] not in out:
