@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Callable
 
 
-
 class Skipped(Exception):
     """This artifact cannot be made here; the message is the reason shown in the table."""
 
