@@ -136,6 +136,130 @@ def validate(model, weights, images, atol, rtol, as_json):
 
 
 @cli.command()
+@click.option("--variant", type=click.Choice(VARIANT_NAMES, case_sensitive=False), default=None,
+              help="VAN variant [default: b0, or guessed from --weights].")
+@click.option("--weights", metavar="PATH|URL|official", help="Checkpoint (any layout), URL, or 'official' "
+              "[default: random weights, for testing the pipeline only].")
+@click.option("--model", "model", type=click.Path(dir_okay=False), help="Bundle this FP32 ONNX file (made by "
+              "`vanexport onnx`) instead of exporting.")
+@click.option("--precision", default="fp32", show_default=True, metavar="LIST",
+              help="Comma-separated precisions: fp32,fp16,int8 (FP32 is always included).")
+@click.option("--calib", type=click.Path(file_okay=False), help="Calibration images for INT8.")
+@click.option("--engines", multiple=True, type=click.Path(dir_okay=False), metavar="PLAN",
+              help="TensorRT plan to include, with the manifest beside it (repeatable).")
+@click.option("--timing-cache", type=click.Path(dir_okay=False), help="TensorRT timing cache to ship.")
+@click.option("--labels", type=click.Path(dir_okay=False), help="Class names, one per line [default: the "
+              "checkpoint's own, else ImageNet-1k for 1000 classes].")
+@click.option("--check-images", type=click.Path(file_okay=False), help="Up to 16 images to ship as check inputs "
+              "[default: scikit-image's sample photos].")
+@click.option("--img-size", type=int, default=224, show_default=True, help="Input height = width when exporting.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Output archive [default: engines/van_<variant>_<size>_bundle.tar.gz].")
+@common
+def bundle(variant, weights, model, precision, calib, engines, timing_cache, labels, check_images, img_size, seed,
+           output, as_json):
+    """Pack what a device needs into one checked tar.gz: ONNX per precision, engines, labels, manifest.
+
+    \b
+    Example:
+      vanexport bundle --variant b0 --weights official --precision fp32,fp16 -o van_b0_bundle.tar.gz
+    """
+    from .report import render_bundle
+    from .ship.bundle import make_bundle
+
+    result = make_bundle(variant, weights, model=model, precisions=precision, calib=calib, engines=engines,
+                         timing_cache=timing_cache, labels=labels, check_images=check_images, img_size=img_size,
+                         output=output, seed=seed, progress=_progress)
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
+    _emit(result.to_dict(), as_json, render_bundle)
+
+
+@cli.command()
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="New folder to unpack into.")
+@common
+def unpack(bundle_path, output, as_json):
+    """Check a bundle (paths, links, sha256 of every file, schema version) and unpack it; nothing on failure."""
+    from .report import render_unpack
+    from .ship.bundle import unpack_bundle
+
+    _emit(unpack_bundle(bundle_path, output), as_json, render_unpack)
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--model", required=True, type=click.Path(dir_okay=False), help="A bundle (.tar.gz), .onnx or .plan.")
+@click.option("--topk", type=int, default=5, show_default=True, help="Classes to show per image.")
+@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime-cuda", "onnxruntime-cpu"]),
+              default="auto", show_default=True, help="Force a backend [auto: TensorRT > ORT CUDA > ORT CPU].")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), help="Use only this precision.")
+@common
+def predict(images, model, topk, backend, precision, as_json):
+    """Classify IMAGE files (or folders) without PyTorch, and say which backend ran.
+
+    \b
+    Example:
+      vanexport predict cat.jpg dog.png --model van_b0_bundle.tar.gz --topk 3
+    """
+    from .report import render_predict
+    from .runtime.classify import predict as run_predict
+
+    result = run_predict(images, model, topk=topk, backend=backend, precision=precision, progress=_progress)
+    for f in result.skipped_images:
+        click.echo(f"warning: cannot read {f}; skipped", err=True)
+    _emit(result.to_dict(), as_json, render_predict)
+
+
+@cli.command()
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Model repository folder.")
+@click.option("--name", help="Model name [default: van_<variant>; TensorRT models add _trt_<precision>].")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
+              help="Which bundled ONNX the ONNX Runtime model serves.")
+@click.option("--max-batch", type=int, default=32, show_default=True,
+              help="max_batch_size for the ONNX model (plans use their profile's max batch).")
+@click.option("--instances", type=int, default=1, show_default=True, help="Instances per model.")
+@click.option("--cpu", is_flag=True, help="Run the ONNX Runtime model on CPU instances (KIND_CPU).")
+@click.option("--max-queue-delay-us", type=int, default=100, show_default=True, help="Dynamic batching delay.")
+@click.option("--force", is_flag=True, help="Replace model folders that already exist.")
+@common
+def triton(bundle_path, output, name, precision, max_batch, instances, cpu, max_queue_delay_us, force, as_json):
+    """Write a Triton model repository (ONNX Runtime, and TensorRT where the bundle has plans)."""
+    from .report import render_triton
+    from .ship.triton import triton_repository
+
+    result = triton_repository(bundle_path, output, name=name, precision=precision, max_batch=max_batch,
+                               instances=instances, cpu=cpu, max_queue_delay_us=max_queue_delay_us, force=force,
+                               progress=_progress)
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
+    _emit(result.to_dict(), as_json, render_triton)
+
+
+@cli.command()
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", default="config_infer.txt", show_default=True, type=click.Path(dir_okay=False),
+              help="nvinfer config file (labels and ONNX are written beside it).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]),
+              help="network-mode and ONNX file [default: fp16 if bundled, else fp32].")
+@click.option("--batch-size", type=int, default=1, show_default=True, help="nvinfer batch-size.")
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="classifier-threshold (probability).")
+@click.option("--gpu-id", type=int, default=0, show_default=True, help="gpu-id.")
+@click.option("--secondary", is_flag=True, help="Classify objects of a primary detector (process-mode=2).")
+@common
+def deepstream(bundle_path, output, precision, batch_size, threshold, gpu_id, secondary, as_json):
+    """Write a DeepStream nvinfer classifier config, its label file and a softmax ONNX."""
+    from .report import render_deepstream
+    from .ship.deepstream import deepstream_config
+
+    result = deepstream_config(bundle_path, output, precision=precision, batch_size=batch_size, threshold=threshold,
+                               gpu_id=gpu_id, secondary=secondary, progress=_progress)
+    _emit(result.to_dict(), as_json, render_deepstream)
+
+
+@cli.command()
 @common
 def info(as_json):
     """Versions, ONNX Runtime providers, GPUs, and what each command is missing."""

@@ -77,3 +77,61 @@ def render_info(d: dict) -> None:
                                              f"[red]missing {', '.join(st['missing'])}[/red]"))
     for p in d["problems"]:
         c.print(f"[red]problem:[/red] {p}")
+
+
+def render_bundle(r: dict) -> None:
+    c = _console()
+    c.print(f"VAN-{r['variant']} bundle -> [bold]{r['path']}[/bold] ({r['size_bytes'] / 1e6:.1f} MB, "
+            f"sha256 {r['sha256'][:12]}, schema {r['schema_version']})")
+    for m in r["models"]:
+        f = m["fidelity"]
+        verdict = "not validated" if not f else (("[green]PASS[/green]" if f["passed"] else "[red]FAIL[/red]")
+                                                 + f"  max abs {f['max_abs_err']:.2e}, top-1 {f['top1_agree']:.1%}"
+                                                 + (f", accuracy {f['accuracy']:.1%}" if "accuracy" in f else "")
+                                                 + f" vs {f['reference']} (n={f['n']})")
+        c.print(f"  {m['precision'].upper():<5} {m['file']:<34} {verdict}")
+    for e in r["engines"]:
+        c.print(f"  {str(e['precision']).upper():<5} {e['file']:<34} TensorRT {e['tensorrt_version']}, "
+                f"sm {e['compute_capability']} ({e['gpu_name']})")
+    c.print(f"  labels: {r['labels']['count']} from {r['labels']['source']}"
+            + ("; timing cache included" if r["timing_cache"] else ""))
+    c.print(f"  {len(r['files'])} files, each with its sha256 in manifest.json")
+
+
+def render_unpack(r: dict) -> None:
+    c = _console()
+    c.print(f"unpacked {r['bundle']} -> [bold]{r['folder']}[/bold]: {len(r['files'])} files, every sha256 checked "
+            f"(schema {r['schema_version']}, VAN-{r['variant']})")
+    for name in r["files"]:
+        c.print(f"  {name}")
+
+
+def render_predict(r: dict) -> None:
+    c = _console()
+    b = r["backend"]
+    c.print(f"backend: [bold]{b['backend']}[/bold] ({b['precision']}) - {b['reason']}")
+    for s in b["skipped"]:
+        c.print(f"  [dim]not used: {s}[/dim]")
+    for p in r["predictions"]:
+        c.print(f"[bold]{p['image']}[/bold]")
+        for t in p["top"]:
+            c.print(f"  {t['probability']:7.2%}  {t['label']}  [dim]({t['index']})[/dim]")
+
+
+def render_triton(r: dict) -> None:
+    c = _console()
+    c.print(f"Triton model repository [bold]{r['repository']}[/bold] (configs checked against {r['schema']}):")
+    for m in r["models"]:
+        cc = f", plans for sm {', '.join(m['cc_model_filenames'])}" if m["cc_model_filenames"] else ""
+        c.print(f"  {m['name']:<22} {m['platform']:<17} max_batch_size {m['max_batch_size']}, "
+                f"{m['instance_kind'].upper()} instances{cc}")
+        c.print(f"    [dim]{', '.join(m['files'])}[/dim]")
+
+
+def render_deepstream(r: dict) -> None:
+    c = _console()
+    c.print(f"DeepStream nvinfer config -> [bold]{r['config']}[/bold] ({r['precision'].upper()}, "
+            f"network-mode {r['properties']['network-mode']})")
+    c.print(f"  net-scale-factor {r['net_scale_factor']!r}, offsets {';'.join(repr(o) for o in r['offsets'])}")
+    c.print(f"  onnx-file {r['onnx']} (softmax appended), labels {r['labels']}")
+    c.print(f"  model-engine-file {r['engine_file']} (DeepStream builds it on first run)")

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import VanexportError
 from ..model.variants import Preprocessing
-from .preprocess import preprocess_image
+from .preprocess import preprocess_image, resize_and_crop
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 # Colour photos that scikit-image ships: real image statistics without any download.
@@ -59,10 +59,38 @@ def load_folder(folder: str | Path, pre: Preprocessing, limit: int | None = None
 
 def sample_photos(pre: Preprocessing, names=SAMPLE_PHOTOS) -> ImageSet:
     """scikit-image's sample colour photos, preprocessed (no network needed)."""
+    photos = _sample_rgb(names)
+    arrays = [preprocess_image(a, pre) for a in photos.values()]
+    return ImageSet(np.stack(arrays), list(photos), [None] * len(names))
+
+
+def check_crops(pre: Preprocessing, folder: str | Path | None = None, limit: int = 16) -> tuple[np.ndarray, list[str]]:
+    """Resized, centre-cropped 8-bit RGB images (N, H, W, 3) to ship as check inputs: the sample photos, or up to
+    `limit` images of `folder`. Storing the crops (not floats) keeps them small and exact."""
+    from PIL import Image, UnidentifiedImageError
+
+    if folder is None:
+        photos = _sample_rgb(SAMPLE_PHOTOS)
+        return np.stack([resize_and_crop(a, pre) for a in photos.values()]), list(photos)
+    crops, names = [], []
+    for path in list_images(folder):
+        if len(crops) >= limit:
+            break
+        try:
+            with Image.open(path) as im:
+                crops.append(resize_and_crop(im, pre))
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            continue
+        names.append(str(path.relative_to(folder)))
+    if not crops:
+        raise VanexportError(f"no readable images in '{folder}'", "pass a folder with .jpg/.png/.webp images")
+    return np.stack(crops), names
+
+
+def _sample_rgb(names) -> dict[str, np.ndarray]:
     from skimage import data as skdata
 
-    arrays = [preprocess_image(_rgb(getattr(skdata, n)()), pre) for n in names]
-    return ImageSet(np.stack(arrays), [f"skimage:{n}" for n in names], [None] * len(names))
+    return {f"skimage:{n}": _rgb(getattr(skdata, n)()) for n in names}
 
 
 def _rgb(a: np.ndarray) -> np.ndarray:
