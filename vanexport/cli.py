@@ -154,11 +154,12 @@ def validate(model, weights, images, atol, rtol, as_json):
               "[default: scikit-image's sample photos].")
 @click.option("--img-size", type=int, default=224, show_default=True, help="Input height = width when exporting.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights.")
+@click.option("--no-validate", is_flag=True, help="Skip the comparisons with PyTorch (no fidelity recorded).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Output archive [default: engines/van_<variant>_<size>_bundle.tar.gz].")
 @common
 def bundle(variant, weights, model, precision, calib, engines, timing_cache, labels, check_images, img_size, seed,
-           output, as_json):
+           no_validate, output, as_json):
     """Pack what a device needs into one checked tar.gz: ONNX per precision, engines, labels, manifest.
 
     \b
@@ -170,7 +171,7 @@ def bundle(variant, weights, model, precision, calib, engines, timing_cache, lab
 
     result = make_bundle(variant, weights, model=model, precisions=precision, calib=calib, engines=engines,
                          timing_cache=timing_cache, labels=labels, check_images=check_images, img_size=img_size,
-                         output=output, seed=seed, progress=_progress)
+                         output=output, seed=seed, validate=not no_validate, progress=_progress)
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
     _emit(result.to_dict(), as_json, render_bundle)

@@ -128,9 +128,13 @@ def _start(choice: select.Choice):
     if choice.backend == "tensorrt":
         try:
             from .tensorrt_backend import TensorRTBackend
-        except ImportError as e:
-            raise VanexportError("this vanexport has no TensorRT backend", "use ONNX Runtime") from e
-        return TensorRTBackend(c.path)
+
+            return TensorRTBackend(c.path)
+        except VanexportError:
+            raise
+        except (ImportError, OSError, RuntimeError, TypeError) as e:  # missing TensorRT, CUDA failure, bad plan
+            raise VanexportError(f"TensorRT could not load the plan ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})",
+                                 "use ONNX Runtime") from e
     try:
         import onnxruntime  # noqa: F401
     except ImportError as e:

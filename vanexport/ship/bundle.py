@@ -63,10 +63,13 @@ class BundleResult:
 def make_bundle(variant: str | None = None, weights: str | None = None, *, model: str | os.PathLike | None = None,
                 precisions=("fp32",), calib: str | None = None, engines=(), timing_cache: str | None = None,
                 labels: str | None = None, check_images: str | None = None, img_size: int = 224,
-                output: str | os.PathLike | None = None, seed: int = 0,
+                output: str | os.PathLike | None = None, seed: int = 0, validate: bool = True,
                 progress: Callable[[str], None] | None = None) -> BundleResult:
     """Export (or take `model`, an FP32 ONNX file made by vanexport), convert to each precision, validate, and
-    pack everything a device needs into one tar.gz. Nothing is written unless every step succeeds."""
+    pack everything a device needs into one tar.gz. Nothing is written unless every step succeeds.
+
+    `validate=False` skips the comparisons with PyTorch (the manifest then records no fidelity).
+    """
     step = progress or (lambda msg: None)
     precisions = _parse_precisions(precisions)
     if "int8" in precisions and not calib:
@@ -76,11 +79,17 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
         raise VanexportError(f"timing cache '{timing_cache}' not found", "pass the file `vanexport trt --timing-cache` wrote")
     if output:
         check_output_path(output)
+    label_names = None
+    if labels:
+        from ..data.labels import read_labels
+
+        label_names = read_labels(labels)
     warns: list[str] = []
 
     with tempfile.TemporaryDirectory(prefix="vanexport-bundle-") as work:
         work = Path(work)
-        fp32, fp32_validation, weights_info = _fp32_onnx(variant, weights, model, img_size, seed, work, step, warns)
+        fp32, fp32_validation, weights_info = _fp32_onnx(variant, weights, model, img_size, seed, work, step, warns,
+                                                         validate, len(label_names) if label_names else None)
         from ..export.metadata import read_metadata
 
         meta = read_metadata(fp32)
@@ -97,11 +106,11 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
         for prec in precisions[1:]:
             path, record = _convert(prec, fp32, calib, work / f"{stem}_{prec}.onnx", step)
             validation = record.get("validation")
-            if validation is None:
+            if validation is None and validate:
                 step(f"validating the {prec.upper()} ONNX against PyTorch")
-                from ..validate import validate
+                from ..validate import validate as run_validate
 
-                validation = validate(path, weights=weights).to_dict()
+                validation = run_validate(path, weights=weights).to_dict()
             name = f"onnx/{stem}_{prec}.onnx"
             files[name] = path
             models.append(_model_entry(name, path, prec, validation,
@@ -116,7 +125,7 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
         step("running every ONNX file on the check images (ONNX Runtime CPU)")
         files[CHECK_FILE] = _check_images(meta, {m["precision"]: files[m["file"]] for m in models}, check_images)
 
-        names, labels_source = _labels(labels, weights_info, meta.num_classes)
+        names, labels_source = _labels(label_names, labels, weights_info, meta.num_classes)
         files[LABELS_FILE] = ("\n".join(names) + "\n").encode()
 
         onnx_by_sha = {m["sha256"]: m["file"] for m in models}
@@ -247,11 +256,16 @@ def _stem(meta) -> str:
     return name + ("" if meta.dynamic_batch else f"_bs{meta.input_shape[0]}")
 
 
-def _fp32_onnx(variant, weights, model, img_size, seed, work: Path, step, warns):
+def _fp32_onnx(variant, weights, model, img_size, seed, work: Path, step, warns, validate: bool, n_labels):
     """The FP32 ONNX file, its validation against PyTorch, and what the weights were."""
+    def check_labels(num_classes):  # before the slow work where possible
+        if n_labels is not None and n_labels != num_classes:
+            raise VanexportError(f"the labels file has {n_labels} lines but the model has {num_classes} classes",
+                                 "give one name per class, in class-index order")
+
     if model is not None:
         from ..export.metadata import read_metadata
-        from ..validate import validate
+        from ..validate import validate as run_validate
 
         model = Path(model)
         if not model.is_file():
@@ -260,14 +274,19 @@ def _fp32_onnx(variant, weights, model, img_size, seed, work: Path, step, warns)
         if meta.precision != "fp32":
             raise VanexportError(f"'{model}' is {meta.precision.upper()}, not FP32",
                                  "pass the FP32 ONNX file; the bundle converts it to the other precisions")
-        step(f"validating {model.name} against PyTorch")
-        report = validate(model, weights=weights, seed=seed)
+        check_labels(meta.num_classes)
+        report = None
+        if validate:
+            step(f"validating {model.name} against PyTorch")
+            report = run_validate(model, weights=weights, seed=seed).to_dict()
         info = {"source": meta.weights_source, "layout": meta.weights_layout, "sha256": meta.weights_sha256,
                 "random": meta.weights_layout == "random"}
-        return model, report.to_dict(), info
+        return model, report, info
     from ..export.onnx import export_onnx
 
-    result = export_onnx(variant, weights, img_size=img_size, output=work / "fp32.onnx", seed=seed, progress=step)
+    result = export_onnx(variant, weights, img_size=img_size, output=work / "fp32.onnx", seed=seed, progress=step,
+                         validate=validate)
+    check_labels(result.weights["num_classes"])
     warns += result.warnings
     info = {k: result.weights[k] for k in ("source", "layout", "sha256", "random")}
     return Path(result.path), result.validation, info
@@ -326,11 +345,11 @@ def _check_names(npz_bytes: bytes) -> list[str]:
         return [str(n) for n in z["names"]]
 
 
-def _labels(labels_file, weights_info: dict, num_classes: int) -> tuple[list[str], str]:
-    from ..data.labels import default_labels, read_labels
+def _labels(names, labels_file, weights_info: dict, num_classes: int) -> tuple[list[str], str]:
+    from ..data.labels import default_labels
 
-    if labels_file:
-        return read_labels(labels_file, num_classes), f"file {Path(labels_file).name}"
+    if names:
+        return names, f"file {Path(labels_file).name}"
     source = weights_info.get("source") or ""
     if Path(source).is_file():
         from ..model.checkpoints import read_class_names

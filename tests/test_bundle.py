@@ -1,0 +1,204 @@
+"""`vanexport bundle`: contents, manifest, round trip through the runtime, and adding engines atomically."""
+import hashlib
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+from vanexport.errors import VanexportError
+from vanexport.files import sha256_file
+from vanexport.ship.archive import SCHEMA_VERSION, read_bundle
+from vanexport.ship.bundle import add_engine_to_bundle, make_bundle, open_bundle
+
+
+def _members(path):
+    with tarfile.open(path) as t:
+        return t.getnames()
+
+
+def test_bundle_contents_and_manifest(b0_bundle, b0_onnx_64):
+    path, result = b0_bundle
+    names = _members(path)
+    assert names[0] == "manifest.json"
+    assert sorted(names[1:]) == ["README.txt", "check/images.npz", "labels.txt", "onnx/van_b0_64_fp32.onnx"]
+    m = read_bundle(path)
+    assert m["schema_version"] == SCHEMA_VERSION and m["model"]["variant"] == "b0" and m["model"]["num_classes"] == 1000
+    assert m["preprocessing"]["mean"] == [0.5, 0.5, 0.5] and m["preprocessing"]["resize_size"] == 71
+    assert m["io"]["input"] == {"name": "input", "dtype": "float32", "shape": ["batch", 3, 64, 64], "layout": "NCHW"}
+    # the bundled ONNX is the source file, byte for byte, and every file's hash is recorded
+    assert m["models"][0]["sha256"] == sha256_file(b0_onnx_64)
+    assert set(m["files"]) == set(names[1:])
+    # fidelity measured against PyTorch when the bundle was made
+    fid = result.models[0]["fidelity"]
+    assert fid["passed"] and fid["reference"] == "pytorch" and fid["max_abs_err"] < 1e-4 and fid["n"] > 0
+    assert m["models"][0]["validation"]["overall"]["top1_agree"] == fid["top1_agree"]
+    assert m["models"][0]["made_by"]["weights"]["source"] == "random(seed=0)"
+    assert m["created_by"]["vanexport"] and m["created_by"]["onnxruntime"]
+    assert m["labels"]["count"] == 1000 and "imagenet-1k" in m["labels"]["source"]
+    assert result.sha256 == sha256_file(path)
+
+
+def test_round_trip_runtime_equals_onnxruntime_on_the_source(b0_bundle, b0_onnx_64):
+    from PIL import Image
+
+    from vanexport.data.preprocess import preprocess_image
+    from vanexport.runtime.classify import load_classifier, softmax
+    from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    b = open_bundle(b0_bundle[0])
+    source = OnnxRuntimeBackend(b0_onnx_64)
+    x = b.check_inputs()
+    # what the bundle says the check images give is what the source ONNX gives
+    np.testing.assert_array_equal(b.expected_logits("fp32"), source(x))
+
+    clf = load_classifier(b0_bundle[0])
+    assert clf.choice.backend == "onnxruntime-cpu"
+    np.testing.assert_array_equal(clf.logits(x), source(x))
+    rng = np.random.default_rng(1)
+    photos = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((90, 120), (64, 64), (200, 70))]
+    tops = clf.classify(photos, topk=3)
+    ref = softmax(source(np.stack([preprocess_image(p, b.preprocessing) for p in photos])))
+    for top, p in zip(tops, ref):
+        assert [t["index"] for t in top] == list(np.argsort(-p, kind="stable")[:3])
+        assert [t["probability"] for t in top] == pytest.approx(list(np.sort(p)[::-1][:3]), abs=1e-7)
+        assert top[0]["label"] == b.labels[top[0]["index"]]
+
+
+def test_open_bundle_reuses_the_cache_and_re_unpacks_when_tampered(b0_bundle):
+    b = open_bundle(b0_bundle[0])
+    labels = b.file("labels.txt")
+    assert open_bundle(b0_bundle[0]).root == b.root
+    labels.write_text("tampered\n")
+    b2 = open_bundle(b0_bundle[0])
+    assert b2.root == b.root and b2.labels[0] == "tench, Tinca tinca"
+
+
+def _fake_engine(tmp_path, onnx_sha, name="van_b0_64_fp16.plan", cc="8.7", plan_bytes=b"\x00opaque plan bytes"):
+    """Bytes standing in for a plan: bundling treats plans as opaque files and never parses them."""
+    plan = tmp_path / name
+    plan.write_bytes(plan_bytes)
+    manifest = {"precision": "fp16", "tensorrt_version": "10.3.0", "version_compatible": False,
+                "hardware_compatibility": "none", "gpu": {"name": "Orin", "compute_capability": cc},
+                "onnx_sha256": onnx_sha, "plan_sha256": hashlib.sha256(plan_bytes).hexdigest(),
+                "profile": {"input": {"min": [1, 3, 64, 64], "opt": [4, 3, 64, 64], "max": [16, 3, 64, 64]}}}
+    (tmp_path / name).with_suffix(".json").write_text(json.dumps(manifest))
+    return plan
+
+
+def test_add_engine_to_bundle(tmp_path, b0_bundle):
+    import shutil
+
+    bundle = tmp_path / "b.tar.gz"
+    shutil.copy(b0_bundle[0], bundle)
+    onnx_sha = read_bundle(bundle)["models"][0]["sha256"]
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(b"timing cache bytes")
+    plan = _fake_engine(tmp_path, onnx_sha)
+    result = add_engine_to_bundle(bundle, plan, timing_cache=cache, validation={"passed": True, "max_abs_err": 1e-3})
+    m = read_bundle(bundle)  # the new archive passes every check
+    assert [e["file"] for e in m["engines"]] == ["engines/van_b0_64_fp16.plan"]
+    e = m["engines"][0]
+    assert e["compute_capability"] == "8.7" and e["tensorrt_version"] == "10.3.0" and e["validation"]["passed"]
+    assert e["source"] == "onnx/van_b0_64_fp32.onnx"
+    assert m["timing_cache"] == "timing.cache" and "timing.cache" in m["files"]
+    assert m["history"][-1]["event"] == "engine van_b0_64_fp16.plan added"
+    assert result.sha256 == sha256_file(bundle)
+    b = open_bundle(bundle)
+    assert b.file("engines/van_b0_64_fp16.plan").read_bytes() == plan.read_bytes()
+    assert b.engines[0]["plan_manifest"]["gpu"]["compute_capability"] == "8.7"
+    # the same engine name again replaces it instead of adding a second one
+    plan2 = _fake_engine(tmp_path, onnx_sha, cc="9.0", plan_bytes=b"\x00other plan bytes")
+    add_engine_to_bundle(bundle, plan2)
+    m = read_bundle(bundle)
+    assert len(m["engines"]) == 1 and m["engines"][0]["compute_capability"] == "9.0"
+    assert open_bundle(bundle).file("engines/van_b0_64_fp16.plan").read_bytes() == b"\x00other plan bytes"
+
+
+def test_add_engine_refuses_foreign_or_changed_plans_and_keeps_the_bundle(tmp_path, b0_bundle):
+    import shutil
+
+    bundle = tmp_path / "b.tar.gz"
+    shutil.copy(b0_bundle[0], bundle)
+    before = sha256_file(bundle)
+    foreign = _fake_engine(tmp_path, "0" * 64)
+    with pytest.raises(VanexportError, match="not built from any ONNX file in this bundle"):
+        add_engine_to_bundle(bundle, foreign)
+    changed = _fake_engine(tmp_path, read_bundle(bundle)["models"][0]["sha256"], name="x.plan")
+    changed.write_bytes(b"changed after the build")
+    with pytest.raises(VanexportError, match="does not match the sha256 in its manifest"):
+        add_engine_to_bundle(bundle, changed)
+    (tmp_path / "nomanifest.plan").write_bytes(b"x")
+    with pytest.raises(VanexportError, match="has no manifest"):
+        add_engine_to_bundle(bundle, tmp_path / "nomanifest.plan")
+    assert sha256_file(bundle) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp files left
+
+
+def test_interrupted_add_leaves_the_old_bundle(tmp_path, b0_bundle, monkeypatch):
+    import shutil
+
+    from vanexport.ship import bundle as bundle_mod
+
+    bundle = tmp_path / "b.tar.gz"
+    shutil.copy(b0_bundle[0], bundle)
+    before = sha256_file(bundle)
+    plan = _fake_engine(tmp_path, read_bundle(bundle)["models"][0]["sha256"])
+
+    def interrupted(out, manifest, files):
+        with open(out, "wb") as f:
+            f.write(b"half an archive")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bundle_mod, "write_archive", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        add_engine_to_bundle(bundle, plan)
+    assert sha256_file(bundle) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_engines_at_bundle_time(tmp_path, b0_onnx_64):
+    plan = _fake_engine(tmp_path, sha256_file(b0_onnx_64))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"thing {i}\n" for i in range(1000)))
+    r = make_bundle(model=b0_onnx_64, engines=[plan], labels=labels, output=tmp_path / "b.tar.gz", validate=False)
+    assert [e["file"] for e in r.engines] == ["engines/van_b0_64_fp16.plan"]
+    assert r.models[0]["fidelity"] is None  # validate=False: no fidelity is claimed
+    assert "engines/van_b0_64_fp16.json" in r.files
+    assert open_bundle(tmp_path / "b.tar.gz").labels[999] == "thing 999"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"precisions": "fp32,fp64"}, "unknown precision fp64"),
+    ({"precisions": "fp32,int8"}, "INT8 needs calibration images"),
+    ({"engines": ["missing.plan"]}, "engine 'missing.plan' not found"),
+    ({"timing_cache": "missing.cache"}, "timing cache 'missing.cache' not found"),
+    ({"output": "no/such/folder/b.tar.gz"}, "output folder 'no/such/folder' does not exist"),
+])
+def test_user_errors_before_any_work(kwargs, message, b0_onnx_64):
+    with pytest.raises(VanexportError, match=message):
+        make_bundle(model=b0_onnx_64, **kwargs)
+
+
+def test_labels_file_must_fit_the_model(tmp_path, b0_onnx_64):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\n")
+    with pytest.raises(VanexportError, match="labels file has 2 lines but the model has 1000 classes"):
+        make_bundle(model=b0_onnx_64, labels=labels, output=tmp_path / "b.tar.gz")
+    assert not (tmp_path / "b.tar.gz").exists()
+
+
+def test_checkpoint_class_names(tmp_path, b0):
+    """mmpretrain checkpoints carry their class names in meta.dataset_meta.classes."""
+    import torch
+
+    from vanexport.ship.bundle import _labels
+
+    ckpt = tmp_path / "mm.pth"
+    names = [f"n{i}" for i in range(1000)]
+    torch.save({"meta": {"dataset_meta": {"classes": tuple(names)}}, "state_dict": b0[1]}, ckpt)
+    assert _labels(None, None, {"source": str(ckpt)}, 1000) == (names, "the checkpoint's own class names")
+    plain = tmp_path / "plain.pth"
+    torch.save(b0[1], plain)
+    assert _labels(None, None, {"source": str(plain)}, 1000)[1].startswith("imagenet-1k")
+    assert _labels(None, None, {"source": "random(seed=0)"}, 10)[0][:2] == ["class_0", "class_1"]

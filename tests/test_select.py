@@ -1,0 +1,113 @@
+"""Backend selection order, with manifests of engines built for other devices."""
+import pytest
+
+from vanexport.runtime.select import GPU, Candidate, Device, choose, plan_fits
+
+H100 = GPU("NVIDIA H100 80GB HBM3", "9.0")
+ORIN = GPU("Orin", "8.7")
+T4 = GPU("Tesla T4", "7.5")
+
+
+def plan_manifest(trt="10.16.1.11", cc="9.0", precision="fp16", vc=False, hw="none", gpu="NVIDIA H100 80GB HBM3"):
+    return {"precision": precision, "tensorrt_version": trt, "version_compatible": vc, "hardware_compatibility": hw,
+            "gpu": {"name": gpu, "compute_capability": cc}}
+
+
+def plan(name, validated=None, **kw):
+    m = plan_manifest(**kw)
+    return Candidate("plan", f"/b/engines/{name}", m["precision"], m, validated)
+
+
+ONNX = [Candidate("onnx", "/b/onnx/m_fp32.onnx", "fp32", None, True),
+        Candidate("onnx", "/b/onnx/m_fp16.onnx", "fp16", None, True),
+        Candidate("onnx", "/b/onnx/m_int8.onnx", "int8", None, True)]
+
+
+def order(choices):
+    return [(c.backend, c.candidate.path.rsplit("/", 1)[1]) for c in choices]
+
+
+def test_fitting_plan_first_then_ort_cuda_then_cpu():
+    device = Device("10.16.1.11", (H100,), ("CUDAExecutionProvider", "CPUExecutionProvider"))
+    cands = ONNX + [plan("orin_fp16.plan", trt="10.3.0", cc="8.7", gpu="Orin"),   # another device's plan
+                    plan("h100_fp32.plan", precision="fp32"),
+                    plan("h100_fp16.plan"),
+                    plan("h100_int8.plan", precision="int8", validated=False)]  # failed validation
+    choices = choose(cands, device)
+    assert order(choices) == [
+        ("tensorrt", "h100_fp16.plan"), ("tensorrt", "h100_fp32.plan"),
+        ("onnxruntime-cuda", "m_fp16.onnx"), ("onnxruntime-cuda", "m_fp32.onnx"), ("onnxruntime-cuda", "m_int8.onnx"),
+        ("onnxruntime-cpu", "m_fp32.onnx"), ("onnxruntime-cpu", "m_fp16.onnx"), ("onnxruntime-cpu", "m_int8.onnx")]
+    skipped = " | ".join(choices[0].skipped)
+    assert "orin_fp16.plan: built with TensorRT 10.3.0, this machine has 10.16.1.11" in skipped
+    assert "h100_int8.plan: failed its validation" in skipped
+    assert "compute capability 9.0 matches" in choices[0].reason
+
+
+def test_jetson_picks_its_own_plan_and_not_the_h100_one():
+    device = Device("10.3.0", (ORIN,), ("CPUExecutionProvider",))
+    choices = choose(ONNX[:1] + [plan("h100.plan", trt="10.3.0"), plan("orin.plan", trt="10.3.0", cc="8.7", gpu="Orin")],
+                     device)
+    assert order(choices) == [("tensorrt", "orin.plan"), ("onnxruntime-cpu", "m_fp32.onnx")]
+    assert any("built for compute capability 9.0" in s and "Orin (8.7)" in s for s in choices[0].skipped)
+    assert any("no CUDA provider" in s for s in choices[0].skipped)
+
+
+def test_no_tensorrt_no_gpu_means_onnx_runtime_cpu():
+    choices = choose(ONNX + [plan("h100.plan")], Device(None, (), ("CPUExecutionProvider",)))
+    assert order(choices)[0] == ("onnxruntime-cpu", "m_fp32.onnx")
+    assert "h100.plan: TensorRT is not installed" in choices[0].skipped
+
+
+@pytest.mark.parametrize("manifest, device, fits, why", [
+    (plan_manifest(trt="10.8.0", vc=True), Device("10.16.1", (H100,)), True, "compute capability 9.0 matches"),
+    (plan_manifest(trt="10.8.0", vc=True), Device("10.4.0", (H100,)), False, "needs TensorRT 10.x >= 10.8.0"),
+    (plan_manifest(trt="10.8.0", vc=True), Device("11.4.0", (H100,)), False, "needs TensorRT 10.x"),
+    (plan_manifest(trt="10.8.0"), Device("10.8.0.43", (H100,)), True, "matches"),  # build number does not matter
+    (plan_manifest(trt="10.8.0"), Device("10.8.1", (H100,)), False, "built with TensorRT 10.8.0"),
+    (plan_manifest(cc="8.6", hw="ampere+"), Device("10.16.1.11", (H100,)), True, "Ampere+ plan"),
+    (plan_manifest(cc="8.6", hw="AMPERE_PLUS"), Device("10.16.1.11", (T4,)), False, "but Tesla T4 is sm_7.5"),
+    (plan_manifest(cc="8.6"), Device("10.16.1.11", (H100,)), False, "built for compute capability 8.6"),
+    (plan_manifest(cc="9.0"), Device("10.16.1.11", ()), False, "no CUDA GPU"),
+    ({"precision": "fp16"}, Device("10.16.1.11", (H100,)), False, "does not say which TensorRT"),
+])
+def test_plan_fits(manifest, device, fits, why):
+    ok, reason = plan_fits(manifest, device)
+    assert ok is fits and why in reason
+
+
+def test_backend_and_precision_filters():
+    device = Device("10.16.1.11", (H100,), ("CUDAExecutionProvider", "CPUExecutionProvider"))
+    cands = ONNX + [plan("h100_fp16.plan")]
+    assert order(choose(cands, device, backend="onnxruntime-cpu")) == [
+        ("onnxruntime-cpu", "m_fp32.onnx"), ("onnxruntime-cpu", "m_fp16.onnx"), ("onnxruntime-cpu", "m_int8.onnx")]
+    assert order(choose(cands, device, precision="fp16")) == [
+        ("tensorrt", "h100_fp16.plan"), ("onnxruntime-cuda", "m_fp16.onnx"), ("onnxruntime-cpu", "m_fp16.onnx")]
+    assert choose(cands, device, backend="tensorrt", precision="int8") == []
+
+
+def test_loader_falls_back_when_the_best_backend_does_not_start(b0_bundle, tmp_path):
+    """A device that claims TensorRT and a GPU: the plan is chosen first; if it cannot start, ONNX Runtime runs,
+    and the result says why the plan was not used."""
+    import hashlib
+    import json
+    import shutil
+
+    from vanexport.runtime.classify import load_classifier
+    from vanexport.ship.archive import read_bundle
+    from vanexport.ship.bundle import add_engine_to_bundle
+
+    bundle = tmp_path / "b.tar.gz"
+    shutil.copy(b0_bundle[0], bundle)
+    p = tmp_path / "h100_fp16.plan"
+    p.write_bytes(b"opaque bytes standing in for a plan")
+    m = dict(plan_manifest(), onnx_sha256=read_bundle(bundle)["models"][0]["sha256"],
+             plan_sha256=hashlib.sha256(p.read_bytes()).hexdigest())
+    p.with_suffix(".json").write_text(json.dumps(m))
+    add_engine_to_bundle(bundle, p)
+    device = Device("10.16.1.11", (H100,), ("CPUExecutionProvider",))
+    tried = []
+    clf = load_classifier(bundle, device=device, progress=tried.append)
+    assert tried[1] == "starting tensorrt on h100_fp16.plan"
+    assert clf.choice.backend == "onnxruntime-cpu"
+    assert any(s.startswith("tensorrt on h100_fp16.plan:") for s in clf.describe()["skipped"])
