@@ -112,17 +112,97 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
     _emit(result.to_dict(), as_json, render_export)
 
 
+@cli.command("trt")
+@click.argument("model", type=click.Path(dir_okay=False), required=False)
+@click.option("--variant", type=click.Choice(VARIANT_NAMES, case_sensitive=False), default=None,
+              help="Without MODEL: VAN variant to export [default: b0, or guessed from --weights].")
+@click.option("--weights", metavar="PATH|URL|official", help="Without MODEL: checkpoint to export (random weights "
+              "without it). With MODEL: the weights it was exported from, for validation.")
+@click.option("--fp32", "precision", flag_value="fp32", help="FP32 engine.")
+@click.option("--fp16", "precision", flag_value="fp16", help="FP16 engine, built from the mixed-precision ONNX.")
+@click.option("--int8", "precision", flag_value="int8", help="INT8 engine, built from the Q/DQ ONNX (needs --calib).")
+@click.option("--calib", type=click.Path(file_okay=False), help="Calibration images for --int8.")
+@click.option("--num-calib", type=int, default=256, show_default=True, help="Calibration images to use.")
+@click.option("--min-batch", type=int, help="Smallest batch the engine takes [default: 1].")
+@click.option("--opt-batch", type=int, help="Batch TensorRT tunes for [default: 8].")
+@click.option("--max-batch", type=int, help="Largest batch the engine takes [default: 32].")
+@click.option("--img-size", type=int, help="Height = width TensorRT tunes for [default: the ONNX's size; 224 "
+              "for a new export].")
+@click.option("--min-img-size", type=int, help="Smallest H = W (ONNX exported with --dynamic-hw only).")
+@click.option("--max-img-size", type=int, help="Largest H = W (ONNX exported with --dynamic-hw only).")
+@click.option("--workspace", type=float, metavar="GiB", help="Workspace memory limit [default: TensorRT's].")
+@click.option("--timing-cache", metavar="PATH", default="auto", show_default=True,
+              help="Timing cache read before and written after the build ('auto': timing.cache beside the plan).")
+@click.option("--no-timing-cache", is_flag=True, help="Build without a timing cache.")
+@click.option("--opt-level", type=int, help="Builder optimization level 0-5 [default: TensorRT's, 3].")
+@click.option("--hw-compat", type=click.Choice(["none", "ampere+", "same-cc"]), default="none", show_default=True,
+              help="Hardware compatibility: ampere+ runs on any GPU of compute capability >= 8.0.")
+@click.option("--version-compatible", is_flag=True, help="Plan that newer TensorRT versions can run too.")
+@click.option("--dla-core", type=int, help="Build for this DLA core (Jetson), GPU fallback on.")
+@click.option("--tf32", is_flag=True, help="Allow TF32 in FP32 layers (faster, less exact).")
+@click.option("--weak-typing", is_flag=True, help="TensorRT 10 only: FP16/INT8 builder flags instead of a strongly "
+              "typed network.")
+@click.option("--images", type=click.Path(file_okay=False), help="Folder of images to validate on "
+              "[default: random batches and sample photos].")
+@click.option("--no-validate", is_flag=True, help="Skip the check against PyTorch.")
+@click.option("--force", is_flag=True, help="Rebuild every artifact even when the one on disk is current.")
+@click.option("--device", type=int, default=0, show_default=True, help="CUDA device index.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Plan file [default: engines/<onnx name>_<precision>.plan]; the manifest goes beside it.")
+@common
+def trt(model, variant, weights, precision, calib, num_calib, min_batch, opt_batch, max_batch, img_size, min_img_size,
+        max_img_size, workspace, timing_cache, no_timing_cache, opt_level, hw_compat, version_compatible, dla_core,
+        tf32, weak_typing, images, no_validate, force, device, output, as_json):
+    """Build a validated TensorRT engine and its manifest: from MODEL.onnx, or from a checkpoint through the
+    whole chain (export, FP16/INT8 conversion, build, validate), reusing earlier artifacts that are current.
+
+    \b
+    Examples:
+      vanexport trt --fp16                        # engines/van_b0_224_fp16.plan (+ .manifest.json)
+      vanexport trt engines/van_b0_224.onnx --fp32 --max-batch 8 --hw-compat ampere+
+    """
+    from .report import render_trt
+    from .trt.chain import export_trt
+    from .trt.settings import BuildSettings
+
+    settings = BuildSettings(precision=precision or "fp32", min_batch=min_batch, opt_batch=opt_batch,
+                             max_batch=max_batch, img_size=img_size, min_img_size=min_img_size,
+                             max_img_size=max_img_size, workspace_gib=workspace, opt_level=opt_level,
+                             hw_compat=hw_compat, version_compatible=version_compatible, dla_core=dla_core,
+                             tf32=tf32, weak_typing=weak_typing)
+    result = export_trt(model, variant=variant, weights=weights, precision=precision, calib=calib,
+                        num_calib=num_calib, settings=settings, output=output,
+                        timing_cache=None if no_timing_cache else timing_cache, validate=not no_validate,
+                        images=images, force=force, device=device, progress=_progress)
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
+    _emit(result.to_dict(), as_json, render_trt)
+
+
+@cli.command("inspect")
+@click.argument("path", type=click.Path(dir_okay=False))
+@common
+def inspect_cmd(path, as_json):
+    """What is in an ONNX file (I/O, opset, op histogram, metadata, parameters) or a TensorRT plan (manifest,
+    whether it fits this machine, per-layer table when TensorRT is installed)."""
+    from .inspection import inspect_file
+    from .report import render_inspect
+
+    _emit(inspect_file(path).to_dict(), as_json, render_inspect)
+
+
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--weights", metavar="PATH|URL|official", help="Weights the model was exported from "
               "[default: rebuilt from its metadata].")
 @click.option("--images", type=click.Path(file_okay=False), help="Folder of images to compare on "
               "[default: random batches and scikit-image's sample photos].")
-@click.option("--atol", type=float, help="Absolute tolerance on logits [FP32 default: 1e-4].")
+@click.option("--atol", type=float, help="Absolute tolerance on logits [FP32 default: 1e-4; FP32 engine: 1e-3].")
 @click.option("--rtol", type=float, help="Relative tolerance (an output passes on atol OR rtol) [default: 0, off].")
 @common
 def validate(model, weights, images, atol, rtol, as_json):
-    """Compare an exported MODEL against its PyTorch reference (variant and preprocessing read from its metadata).
+    """Compare an exported MODEL (.onnx, or a TensorRT .plan with its manifest) against its PyTorch reference
+    (variant and preprocessing read from its metadata or manifest).
 
     Exit code 1 when it fails the tolerance.
     """

@@ -10,6 +10,8 @@ PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "onnxs
 NEEDS = {
     "onnx": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim", "polygraphy"),
     "validate": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "polygraphy"),
+    "trt": ("torch", "onnx", "polygraphy", "tensorrt"),  # and a CUDA GPU with its driver
+    "inspect": ("onnx",),  # TensorRT only for a plan's per-layer table
     "info": (),
 }
 

@@ -1,6 +1,7 @@
 """Human-readable reports of the records the API returns (the --json output is the record itself)."""
 from __future__ import annotations
 
+import json
 import os
 
 
@@ -40,7 +41,7 @@ def _verdict(report: dict) -> str:
 
 def render_validation(report: dict) -> None:
     c = _console()
-    c.print(f"Validation of {report['model']} against {report['reference']} (ONNX Runtime CPU):")
+    c.print(f"Validation of {report['model']} against {report['reference']} ({report.get('runtime', 'ONNX Runtime CPU')}):")
     c.print(validation_table(report))
     c.print(_verdict(report))
 
@@ -77,3 +78,88 @@ def render_info(d: dict) -> None:
                                              f"[red]missing {', '.join(st['missing'])}[/red]"))
     for p in d["problems"]:
         c.print(f"[red]problem:[/red] {p}")
+
+
+def _shape(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _profile(inp: dict) -> str:
+    p = inp.get("profile")
+    if not p:
+        return _shape(inp["shape"])
+    return f"min {_shape(p['min'])}, opt {_shape(p['opt'])}, max {_shape(p['max'])}"
+
+
+def _manifest_lines(m: dict) -> list[str]:
+    t, g = m["tensorrt"], m["gpu"]
+    lines = [f"  {m['precision'].upper()} engine, TensorRT {t['version']} ({t.get('typing', 'strong')}ly typed"
+             + (", version-compatible" if t.get("version_compatible") else "")
+             + f", hardware compatibility {t.get('hardware_compatibility', 'none')}"
+             + (f", DLA core {t['dla_core']}" if t.get("dla_core") is not None else "") + ")",
+             f"  built on {g['name']} (compute capability {g['compute_capability']})"
+             + (f" in {m['build']['seconds']:.1f} s" if m["build"].get("seconds") is not None else "")
+             + (f" at {m['build']['built_at']}" if m["build"].get("built_at") else "")]
+    for i in m["inputs"]:
+        lines.append(f"  input '{i['name']}' {i['dtype']}: {_profile(i)}")
+    for o in m["outputs"]:
+        lines.append(f"  output '{o['name']}' {o['dtype']} {_shape(o['shape'])} ({m['num_classes']} classes)")
+    src = m["source_onnx"]
+    lines.append(f"  from {src['path']} (sha256 {src['sha256'][:12]}); VAN-{m['model'].get('variant', '?')}, "
+                 f"weights {m['model'].get('weights_source', '?')}")
+    return lines
+
+
+def render_trt(r: dict) -> None:
+    c = _console()
+    e = r["engine"]
+    m = e["manifest"]
+    c.print(f"VAN-{m['model'].get('variant', '?')} -> [bold]{e['path']}[/bold] ({_size(e['path'])}, sha256 "
+            f"{e['sha256'][:12]})" + ("  [dim]reused[/dim]" if e["reused"] else ""))
+    c.print("  chain: " + " -> ".join(f"{a['stage']} {a['path']} ({'reused' if a['reused'] else 'made'})"
+                                      for a in r["artifacts"]))
+    for line in _manifest_lines(m):
+        c.print(line)
+    c.print(f"  manifest: {e['manifest_path']}")
+    v = e.get("validation")
+    if v and "groups" in v:
+        c.print(validation_table(v))
+        c.print(_verdict(v))
+    elif v:
+        o = v["overall"]
+        c.print(f"  validated when built: max abs {o['max_abs_err']:.2e}, min cosine {o['min_cosine']:.6f}, "
+                f"top-1 {o['top1_agree']:.1%}")
+    if e.get("seconds"):
+        c.print("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in e["seconds"].items()))
+
+
+def render_inspect(r: dict) -> None:
+    from rich.table import Table
+
+    c = _console()
+    d = r["details"]
+    c.print(f"[bold]{r['path']}[/bold]: {r['kind']}, {r['bytes'] / 1e6:.1f} MB, sha256 {r['sha256'][:12]}")
+    if r["kind"] == "onnx":
+        c.print(f"  producer {d['producer'] or '?'}, IR {d['ir_version']}, opsets "
+                + ", ".join(f"{k} {v}" for k, v in d["opsets"].items()))
+        for label, tensors in (("input", d["inputs"]), ("output", d["outputs"])):
+            for t in tensors:
+                c.print(f"  {label} '{t['name']}' {t['dtype']} {_shape(t['shape'])}")
+        c.print(f"  {d['parameters']:,} parameters ("
+                + ", ".join(f"{k} {v}" for k, v in d["weight_dtypes"].items()) + f" tensors), {d['nodes']} nodes")
+        c.print("  ops: " + ", ".join(f"{k} {v}" for k, v in d["op_histogram"].items()))
+        for k, v in d["metadata"].items():
+            c.print(f"  [dim]{k}[/dim] = {v if isinstance(v, str) else json.dumps(v)}")
+    elif d.get("manifest"):
+        for line in _manifest_lines(d["manifest"]):
+            c.print(line)
+        c.print("  plan hash matches its manifest" if d["hash_ok"] else "  [red]plan hash does not match its manifest[/red]")
+        if d.get("layers"):
+            t = Table(show_edge=False, pad_edge=False, header_style="bold")
+            for col in ("#", "layer", "type", "precision", "tactic"):
+                t.add_column(col, overflow="fold")
+            for i, row in enumerate(d["layers"]):
+                t.add_row(str(i), row["name"], row["type"], row["precision"], row["tactic"])
+            c.print(t)
+    for note in r["notes"]:
+        c.print(f"  [yellow]note:[/yellow] {note}")

@@ -23,6 +23,14 @@ class Tolerance:
 
 
 TOLERANCES = {"fp32": Tolerance("fp32", atol=1e-4, rtol=0.0)}
+# TensorRT picks other convolution algorithms than ONNX Runtime and PyTorch: an FP32 engine (TF32 off) is held to
+# max abs 1e-3 on logits. FP16/INT8 engines use the tolerances of their precision, as their ONNX files do.
+ENGINE_FP32 = Tolerance("fp32", atol=1e-3, rtol=0.0)
+PLAN_SUFFIXES = (".plan", ".engine", ".trt")
+
+
+def engine_tolerance(precision: str) -> Tolerance:
+    return ENGINE_FP32 if precision == "fp32" else TOLERANCES[precision]
 
 
 @dataclass
@@ -42,6 +50,7 @@ class ValidationReport:
     polygraphy_passed: bool
     passed: bool
     failures: list[str] = field(default_factory=list)
+    runtime: str = "ONNX Runtime CPU"  # what ran the candidate
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,10 +110,14 @@ def compare_onnx(onnx_path, reference_model, groups: list[InputGroup], tolerance
         results.append((reference_label, reference))
         compare = SimpleCompareFunc(atol=tolerance.atol, rtol=tolerance.rtol, check_error_stat="max")
         accuracy = Comparator.compare_accuracy(results, compare_func=compare)
-    polygraphy_passed = bool(accuracy)
+    return _report(str(onnx_path), results, groups, tolerance, bool(accuracy), output_name, reference_label)
 
+
+def _report(model: str, results, groups: list[InputGroup], tolerance: Tolerance, polygraphy_passed: bool,
+            output_name: str, reference_label: str, runtime: str = "ONNX Runtime CPU") -> ValidationReport:
+    """Per-group metrics and the verdict, from Polygraphy RunResults [(candidate, ...), (reference, ...)]."""
     candidate_out = [it[output_name] for it in results[0][1]]
-    reference_out = [it[output_name] for it in reference]
+    reference_out = [it[output_name] for it in results[1][1]]
     rows, i = [], 0
     for g in groups:
         n = len(g.batches)
@@ -114,8 +127,51 @@ def compare_onnx(onnx_path, reference_model, groups: list[InputGroup], tolerance
         i += n
     overall = metrics.merge(rows)
     failures = _failures(overall, tolerance, polygraphy_passed)
-    return ValidationReport(str(onnx_path), tolerance.precision, reference_label, asdict(tolerance), rows, overall,
-                            polygraphy_passed, not failures, failures)
+    return ValidationReport(model, tolerance.precision, reference_label, asdict(tolerance), rows, overall,
+                            polygraphy_passed, not failures, failures, runtime)
+
+
+def compare_backend(backend, reference_model, groups: list[InputGroup], tolerance: Tolerance, model: str,
+                    output_name: str = "logits", reference_label: str = "pytorch",
+                    runtime: str | None = None) -> ValidationReport:
+    """Like compare_onnx, for any Backend (e.g. TensorRT): its outputs and PyTorch's go through the same
+    Polygraphy comparison."""
+    from polygraphy.comparator import Comparator, IterationResult, RunResults, SimpleCompareFunc
+
+    from .runtime.torch_backend import TorchBackend
+
+    torch_run = TorchBackend(reference_model)
+    batches = [b for g in groups for b in g.batches]
+    results = RunResults()
+    results.append((backend.name, [IterationResult({output_name: backend(b)}, runner_name=backend.name)
+                                   for b in batches]))
+    results.append((reference_label, [IterationResult({output_name: torch_run(b)}, runner_name=reference_label)
+                                      for b in batches]))
+    with _quiet_polygraphy():
+        compare = SimpleCompareFunc(atol=tolerance.atol, rtol=tolerance.rtol, check_error_stat="max")
+        accuracy = Comparator.compare_accuracy(results, compare_func=compare)
+    return _report(model, results, groups, tolerance, bool(accuracy), output_name, reference_label,
+                   runtime or backend.name)
+
+
+def groups_within_profile(groups: list[InputGroup], profile: dict) -> list[InputGroup]:
+    """The input groups an engine can take: sizes outside its H/W range dropped, batches re-cut to fit its
+    batch range (the last one padded by repetition when it would be too small)."""
+    lo, hi = profile["min"], profile["max"]
+    out = []
+    for g in groups:
+        x = np.concatenate(g.batches)
+        if not (lo[2] <= x.shape[2] <= hi[2] and lo[3] <= x.shape[3] <= hi[3]):
+            continue
+        n = min(max(len(g.batches[0]), lo[0]), hi[0])
+        batches = []
+        for i in range(0, len(x), n):
+            chunk = x[i:i + n]
+            if len(chunk) < lo[0]:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], lo[0] - len(chunk), axis=0)])
+            batches.append(chunk)
+        out.append(InputGroup(g.label, batches))
+    return out
 
 
 def _failures(overall: dict, tol: Tolerance, polygraphy_passed: bool) -> list[str]:
@@ -153,8 +209,11 @@ def validate(model_path, weights: str | None = None, images: str | None = None, 
     path = Path(model_path)
     if not path.exists():
         raise VanexportError(f"model file '{path}' not found", "pass an .onnx file made by `vanexport onnx`")
+    if path.suffix.lower() in PLAN_SUFFIXES:
+        return validate_plan(path, weights=weights, images=images, atol=atol, rtol=rtol, seed=seed,
+                             raise_on_failure=raise_on_failure)
     if path.suffix.lower() != ".onnx":
-        raise VanexportError(f"cannot validate '{path.name}' yet", "pass an .onnx file")
+        raise VanexportError(f"cannot validate '{path.name}'", "pass an .onnx file or a TensorRT .plan")
     meta = read_metadata(path)
     model = reference_model(meta, weights)
     base = TOLERANCES.get(meta.precision, TOLERANCES["fp32"])
@@ -167,4 +226,34 @@ def validate(model_path, weights: str | None = None, images: str | None = None, 
     if raise_on_failure and not report.passed:
         raise ValidationFailed(f"{path.name} fails {tol.precision} validation: " + "; ".join(report.failures),
                                "see the report; try --no-simplify or another --opset")
+    return report
+
+
+def validate_plan(plan_path, weights: str | None = None, images: str | None = None, atol: float | None = None,
+                  rtol: float | None = None, seed: int = 0, raise_on_failure: bool = False, manifest=None,
+                  device: int = 0) -> ValidationReport:
+    """Run a TensorRT plan (after its manifest's checks) and PyTorch on the same inputs; compare with the
+    tolerance of the engine's precision. The reference model is rebuilt from the metadata in the manifest."""
+    from .export.metadata import ModelMetadata
+    from .reference import reference_model
+    from .runtime.tensorrt_backend import TensorRTBackend
+
+    backend = TensorRTBackend(plan_path, device=device, manifest=manifest)
+    manifest = backend.manifest
+    meta = ModelMetadata(**manifest.model)
+    model = reference_model(meta, weights)
+    base = engine_tolerance(manifest.precision)
+    tol = Tolerance(base.precision, atol if atol is not None else base.atol, rtol if rtol is not None else base.rtol,
+                    base.min_top1_agree, base.min_cosine)
+    groups = [folder_input_group(images, meta.preprocess, None)] if images else \
+        default_input_groups(meta.input_shape, meta.img_size, meta.preprocess, seed=seed)
+    groups = groups_within_profile(groups, backend.profile)
+    if not groups:
+        raise VanexportError(f"no check inputs fit the engine's profile ({backend.profile})",
+                             "pass --images at a size the engine takes")
+    report = compare_backend(backend, model, groups, tol, str(plan_path), meta.output_name,
+                             runtime=f"TensorRT {manifest.tensorrt['version']} on {backend.gpu.name}")
+    if raise_on_failure and not report.passed:
+        raise ValidationFailed(f"{Path(plan_path).name} fails {tol.precision} validation: " + "; ".join(report.failures),
+                               "rebuild with another --opt-level, or keep more layers in FP32 (precision issue)")
     return report
