@@ -18,6 +18,11 @@ _API = {
     "VARIANTS": "vanexport.model.variants",
     "VanexportError": "vanexport.errors",
     "environment_info": "vanexport.info",
+    "convert_fp16": "vanexport.export.precision",
+    "quantize_int8": "vanexport.export.precision",
+    "PrecisionResult": "vanexport.export.precision",
+    "sensitivity": "vanexport.analysis",
+    "SensitivityReport": "vanexport.analysis",
 }
 __all__ = sorted(_API) + ["__version__"]
 
