@@ -21,6 +21,16 @@ def pytest_collection_modifyitems(config, items):
     os.environ.setdefault("VANEXPORT_TESTING", "1")
 
 
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory):
+    """A VAN-b0 trained on scikit-learn's digits (64x64, 10 classes), its FP32 ONNX, and calib/ + heldout/
+    ImageFolder-style PNG folders. Training runs once per recipe: the weights are cached outside the per-test
+    cache, in $VANEXPORT_TRAINED_CACHE (default ~/.cache/vanexport/trained)."""
+    from vanexport.zoo.digits import prepare
+
+    return prepare(tmp_path_factory.mktemp("digits"), progress=lambda m: print(f"[digits] {m}"))
+
+
 @pytest.fixture
 def make_manifest():
     """make(plan_path, ...) -> the EngineManifest a build on an A10 with TensorRT 10.16.1.11 would write for it."""
