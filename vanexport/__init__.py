@@ -18,6 +18,23 @@ _API = {
     "VARIANTS": "vanexport.model.variants",
     "VanexportError": "vanexport.errors",
     "environment_info": "vanexport.info",
+    "convert_fp16": "vanexport.export.precision",
+    "quantize_int8": "vanexport.export.precision",
+    "PrecisionResult": "vanexport.export.precision",
+    "sensitivity": "vanexport.analysis",
+    "SensitivityReport": "vanexport.analysis",
+    "export_trt": "vanexport.trt.chain",
+    "TrtResult": "vanexport.trt.chain",
+    "build_engine": "vanexport.trt.build",
+    "EngineResult": "vanexport.trt.build",
+    "BuildSettings": "vanexport.trt.settings",
+    "EngineManifest": "vanexport.trt.manifest",
+    "read_manifest": "vanexport.trt.manifest",
+    "check_loadable": "vanexport.trt.manifest",
+    "require_tensorrt": "vanexport.trt.environment",
+    "TensorRTBackend": "vanexport.runtime.tensorrt_backend",
+    "validate_plan": "vanexport.validate",
+    "inspect_file": "vanexport.inspection",
 }
 __all__ = sorted(_API) + ["__version__"]
 

@@ -10,6 +10,11 @@ PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "onnxs
 NEEDS = {
     "onnx": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim", "polygraphy"),
     "validate": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "polygraphy"),
+    "fp16": ("onnx", "onnxruntime|onnxruntime-gpu"),
+    "quantize": ("onnx", "onnxruntime|onnxruntime-gpu", "pillow"),
+    "sensitivity": ("onnx", "onnxruntime|onnxruntime-gpu", "pillow"),
+    "trt": ("torch", "onnx", "polygraphy", "tensorrt"),  # and a CUDA GPU with its driver
+    "inspect": ("onnx",),  # TensorRT only for a plan's per-layer table
     "info": (),
 }
 
