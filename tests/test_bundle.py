@@ -74,19 +74,25 @@ def test_open_bundle_reuses_the_cache_and_re_unpacks_when_tampered(b0_bundle):
     assert b2.root == b.root and b2.labels[0] == "tench, Tinca tinca"
 
 
-def _fake_engine(tmp_path, onnx_sha, name="van_b0_64_fp16.plan", cc="8.7", plan_bytes=b"\x00opaque plan bytes"):
-    """Bytes standing in for a plan: bundling treats plans as opaque files and never parses them."""
-    plan = tmp_path / name
-    plan.write_bytes(plan_bytes)
-    manifest = {"precision": "fp16", "tensorrt_version": "10.3.0", "version_compatible": False,
-                "hardware_compatibility": "none", "gpu": {"name": "Orin", "compute_capability": cc},
-                "onnx_sha256": onnx_sha, "plan_sha256": hashlib.sha256(plan_bytes).hexdigest(),
-                "profile": {"input": {"min": [1, 3, 64, 64], "opt": [4, 3, 64, 64], "max": [16, 3, 64, 64]}}}
-    (tmp_path / name).with_suffix(".json").write_text(json.dumps(manifest))
-    return plan
+@pytest.fixture
+def fake_engine(tmp_path, make_manifest):
+    """fake_engine(onnx_sha, ...) -> a plan file and its manifest as `vanexport trt` writes them.
+
+    The plan is opaque bytes: bundling treats plans as files and never parses them."""
+    from vanexport.trt.environment import GpuInfo
+    from vanexport.trt.manifest import manifest_path, write_manifest
+
+    def make(onnx_sha, name="van_b0_64_fp16.plan", cc="8.7", plan_bytes=b"\x00opaque plan bytes"):
+        plan = tmp_path / name
+        plan.write_bytes(plan_bytes)
+        m = make_manifest(plan, trt_version="10.3.0.30", gpu=GpuInfo("Orin", cc), source_sha=onnx_sha)
+        write_manifest(m, manifest_path(plan))
+        return plan
+
+    return make
 
 
-def test_add_engine_to_bundle(tmp_path, b0_bundle):
+def test_add_engine_to_bundle(tmp_path, b0_bundle, fake_engine):
     import shutil
 
     bundle = tmp_path / "b.tar.gz"
@@ -94,12 +100,13 @@ def test_add_engine_to_bundle(tmp_path, b0_bundle):
     onnx_sha = read_bundle(bundle)["models"][0]["sha256"]
     cache = tmp_path / "timing.cache"
     cache.write_bytes(b"timing cache bytes")
-    plan = _fake_engine(tmp_path, onnx_sha)
+    plan = fake_engine(onnx_sha)
     result = add_engine_to_bundle(bundle, plan, timing_cache=cache, validation={"passed": True, "max_abs_err": 1e-3})
     m = read_bundle(bundle)  # the new archive passes every check
     assert [e["file"] for e in m["engines"]] == ["engines/van_b0_64_fp16.plan"]
     e = m["engines"][0]
-    assert e["compute_capability"] == "8.7" and e["tensorrt_version"] == "10.3.0" and e["validation"]["passed"]
+    assert e["compute_capability"] == "8.7" and e["tensorrt_version"] == "10.3.0.30"
+    assert e["validation"] == {"passed": True, "max_abs_err": 1e-3}  # the device's check replaces the build's
     assert e["source"] == "onnx/van_b0_64_fp32.onnx"
     assert m["timing_cache"] == "timing.cache" and "timing.cache" in m["files"]
     assert m["history"][-1]["event"] == "engine van_b0_64_fp16.plan added"
@@ -107,24 +114,25 @@ def test_add_engine_to_bundle(tmp_path, b0_bundle):
     b = open_bundle(bundle)
     assert b.file("engines/van_b0_64_fp16.plan").read_bytes() == plan.read_bytes()
     assert b.engines[0]["plan_manifest"]["gpu"]["compute_capability"] == "8.7"
+    assert b.file("engines/van_b0_64_fp16.manifest.json").is_file()
     # the same engine name again replaces it instead of adding a second one
-    plan2 = _fake_engine(tmp_path, onnx_sha, cc="9.0", plan_bytes=b"\x00other plan bytes")
+    plan2 = fake_engine(onnx_sha, cc="9.0", plan_bytes=b"\x00other plan bytes")
     add_engine_to_bundle(bundle, plan2)
     m = read_bundle(bundle)
     assert len(m["engines"]) == 1 and m["engines"][0]["compute_capability"] == "9.0"
     assert open_bundle(bundle).file("engines/van_b0_64_fp16.plan").read_bytes() == b"\x00other plan bytes"
 
 
-def test_add_engine_refuses_foreign_or_changed_plans_and_keeps_the_bundle(tmp_path, b0_bundle):
+def test_add_engine_refuses_foreign_or_changed_plans_and_keeps_the_bundle(tmp_path, b0_bundle, fake_engine):
     import shutil
 
     bundle = tmp_path / "b.tar.gz"
     shutil.copy(b0_bundle[0], bundle)
     before = sha256_file(bundle)
-    foreign = _fake_engine(tmp_path, "0" * 64)
+    foreign = fake_engine("0" * 64)
     with pytest.raises(VanexportError, match="not built from any ONNX file in this bundle"):
         add_engine_to_bundle(bundle, foreign)
-    changed = _fake_engine(tmp_path, read_bundle(bundle)["models"][0]["sha256"], name="x.plan")
+    changed = fake_engine(read_bundle(bundle)["models"][0]["sha256"], name="x.plan")
     changed.write_bytes(b"changed after the build")
     with pytest.raises(VanexportError, match="does not match the sha256 in its manifest"):
         add_engine_to_bundle(bundle, changed)
@@ -135,7 +143,7 @@ def test_add_engine_refuses_foreign_or_changed_plans_and_keeps_the_bundle(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp files left
 
 
-def test_interrupted_add_leaves_the_old_bundle(tmp_path, b0_bundle, monkeypatch):
+def test_interrupted_add_leaves_the_old_bundle(tmp_path, b0_bundle, monkeypatch, fake_engine):
     import shutil
 
     from vanexport.ship import bundle as bundle_mod
@@ -143,7 +151,7 @@ def test_interrupted_add_leaves_the_old_bundle(tmp_path, b0_bundle, monkeypatch)
     bundle = tmp_path / "b.tar.gz"
     shutil.copy(b0_bundle[0], bundle)
     before = sha256_file(bundle)
-    plan = _fake_engine(tmp_path, read_bundle(bundle)["models"][0]["sha256"])
+    plan = fake_engine(read_bundle(bundle)["models"][0]["sha256"])
 
     def interrupted(out, manifest, files):
         with open(out, "wb") as f:
@@ -157,14 +165,14 @@ def test_interrupted_add_leaves_the_old_bundle(tmp_path, b0_bundle, monkeypatch)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_engines_at_bundle_time(tmp_path, b0_onnx_64):
-    plan = _fake_engine(tmp_path, sha256_file(b0_onnx_64))
+def test_engines_at_bundle_time(tmp_path, b0_onnx_64, fake_engine):
+    plan = fake_engine(sha256_file(b0_onnx_64))
     labels = tmp_path / "labels.txt"
     labels.write_text("".join(f"thing {i}\n" for i in range(1000)))
     r = make_bundle(model=b0_onnx_64, engines=[plan], labels=labels, output=tmp_path / "b.tar.gz", validate=False)
     assert [e["file"] for e in r.engines] == ["engines/van_b0_64_fp16.plan"]
     assert r.models[0]["fidelity"] is None  # validate=False: no fidelity is claimed
-    assert "engines/van_b0_64_fp16.json" in r.files
+    assert "engines/van_b0_64_fp16.manifest.json" in r.files
     assert open_bundle(tmp_path / "b.tar.gz").labels[999] == "thing 999"
 
 
@@ -202,3 +210,25 @@ def test_checkpoint_class_names(tmp_path, b0):
     torch.save(b0[1], plain)
     assert _labels(None, None, {"source": str(plain)}, 1000)[1].startswith("imagenet-1k")
     assert _labels(None, None, {"source": "random(seed=0)"}, 10)[0][:2] == ["class_0", "class_1"]
+
+
+def test_an_engine_ships_with_the_fp16_file_it_was_built_from(tmp_path, b0_onnx_64, make_manifest):
+    """`vanexport trt --fp16` converts, then builds; bundling that plan takes its FP16 source file as is (by hash),
+    rather than converting again, so the plan and the bundled FP16 ONNX belong together."""
+    from vanexport.export.precision import convert_fp16
+    from vanexport.trt.environment import GpuInfo
+    from vanexport.trt.manifest import manifest_path, write_manifest
+
+    fp16 = convert_fp16(b0_onnx_64, tmp_path / "van_b0_64_fp16.onnx")
+    plan = tmp_path / "van_b0_64_fp16.plan"
+    plan.write_bytes(b"opaque bytes standing in for a plan")
+    m = make_manifest(plan, gpu=GpuInfo("Orin", "8.7"), source_sha=fp16.sha256)
+    m.source_onnx["path"] = fp16.path
+    write_manifest(m, manifest_path(plan))
+    r = make_bundle(model=b0_onnx_64, engines=[plan], output=tmp_path / "b.tar.gz", validate=False)
+    assert [(x["precision"], x["sha256"]) for x in r.models] == [("fp32", sha256_file(b0_onnx_64)), ("fp16", fp16.sha256)]
+    assert r.engines[0]["source"] == "onnx/van_b0_64_fp16.onnx"
+    # once the source file is gone (or changed), the plan no longer belongs to anything in the bundle
+    (tmp_path / "van_b0_64_fp16.onnx").write_bytes(b"changed")
+    with pytest.raises(VanexportError, match="not built from any ONNX file in this bundle"):
+        make_bundle(model=b0_onnx_64, engines=[plan], output=tmp_path / "b2.tar.gz", validate=False)

@@ -1,6 +1,4 @@
 """Triton model repositories, each config.pbtxt parsed with Triton's own model-config protobuf schema."""
-import hashlib
-import json
 import shutil
 
 import pytest
@@ -15,18 +13,21 @@ from vanexport.ship.triton import model_config_pb2, parse_model_config, triton_r
 
 
 @pytest.fixture
-def bundle_with_plans(tmp_path, b0_bundle):
+def bundle_with_plans(tmp_path, b0_bundle, make_manifest):
     """The b0 bundle plus two FP16 plans for two GPU architectures (opaque bytes: never parsed here)."""
+    from vanexport.trt.environment import GpuInfo
+    from vanexport.trt.manifest import manifest_path, write_manifest
+
     bundle = tmp_path / "b.tar.gz"
     shutil.copy(b0_bundle[0], bundle)
     onnx_sha = read_bundle(bundle)["models"][0]["sha256"]
     for cc, gpu in (("8.7", "Orin"), ("9.0", "H100")):
         plan = tmp_path / f"van_b0_64_fp16_sm{cc.replace('.', '')}.plan"
         plan.write_bytes(f"plan for {gpu}".encode())
-        plan.with_suffix(".json").write_text(json.dumps({
-            "precision": "fp16", "tensorrt_version": "10.3.0", "gpu": {"name": gpu, "compute_capability": cc},
-            "onnx_sha256": onnx_sha, "plan_sha256": hashlib.sha256(plan.read_bytes()).hexdigest(),
-            "profile": {"input": {"min": [1, 3, 64, 64], "opt": [8, 3, 64, 64], "max": [16, 3, 64, 64]}}}))
+        m = make_manifest(plan, gpu=GpuInfo(gpu, cc), source_sha=onnx_sha)
+        m.inputs = [{"name": "input", "dtype": "float32", "shape": [-1, 3, 64, 64],
+                     "profile": {"min": [1, 3, 64, 64], "opt": [8, 3, 64, 64], "max": [16, 3, 64, 64]}}]
+        write_manifest(m, manifest_path(plan))
         add_engine_to_bundle(bundle, plan)
     return bundle
 

@@ -35,6 +35,18 @@ _API = {
     "TensorRTBackend": "vanexport.runtime.tensorrt_backend",
     "validate_plan": "vanexport.validate",
     "inspect_file": "vanexport.inspection",
+    "make_bundle": "vanexport.ship.bundle",
+    "BundleResult": "vanexport.ship.bundle",
+    "open_bundle": "vanexport.ship.bundle",
+    "Bundle": "vanexport.ship.bundle",
+    "add_engine_to_bundle": "vanexport.ship.bundle",
+    "unpack_bundle": "vanexport.ship.bundle",
+    "read_bundle": "vanexport.ship.archive",
+    "load_classifier": "vanexport.runtime.classify",
+    "predict": "vanexport.runtime.classify",
+    "PredictResult": "vanexport.runtime.classify",
+    "triton_repository": "vanexport.ship.triton",
+    "deepstream_config": "vanexport.ship.deepstream",
 }
 __all__ = sorted(_API) + ["__version__"]
 

@@ -5,7 +5,6 @@ TensorRT (no PyTorch, no `onnx` package): what a device runs.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -166,19 +165,12 @@ def _from_bundle(path: Path):
 def _from_plan(path: Path):
     from ..data.labels import default_labels
     from ..model.variants import Preprocessing
-    from ..ship.bundle import engine_manifest_path
+    from ..trt.manifest import read_manifest
 
-    mpath = engine_manifest_path(path)
-    if not mpath.is_file():
-        raise VanexportError(f"plan '{path.name}' has no manifest ({mpath.name})",
-                             "keep the .json that `vanexport trt` wrote beside the plan")
-    manifest = json.loads(mpath.read_text())
-    facts = select.engine_summary(manifest)
-    if "preprocessing" not in manifest:
-        raise VanexportError(f"manifest '{mpath.name}' does not describe the preprocessing", "rebuild the plan")
-    labels, _ = default_labels(int(manifest.get("num_classes", 1000)))
-    return [select.Candidate("plan", str(path), facts["precision"] or "unknown", manifest)], {
-        "labels": labels, "preprocessing": Preprocessing.from_dict(manifest["preprocessing"]), "static_batch": None}
+    m = read_manifest(path)
+    labels, _ = default_labels(int(m.num_classes))
+    return [select.Candidate("plan", str(path), m.precision, m.to_dict(), (m.validation or {}).get("passed"))], {
+        "labels": labels, "preprocessing": Preprocessing.from_dict(m.preprocessing), "static_batch": None}
 
 
 def _onnx_info(runner, path: Path) -> dict:

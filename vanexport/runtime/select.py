@@ -6,11 +6,10 @@ import), so the choice is tested with manifests written for devices this machine
 """
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from ..trt.environment import GpuInfo
 
 BACKENDS = ("tensorrt", "onnxruntime-cuda", "onnxruntime-cpu")
 GPU_PRECISIONS = ("int8", "fp16", "fp32")  # fastest first on a GPU
@@ -18,17 +17,11 @@ CPU_PRECISIONS = ("fp32", "fp16", "int8")  # ONNX Runtime's CPU provider runs FP
 
 
 @dataclass(frozen=True)
-class GPU:
-    name: str
-    compute_capability: str  # "8.7"
-
-
-@dataclass(frozen=True)
 class Device:
     """What this machine can run: TensorRT version, GPUs, ONNX Runtime providers."""
 
     tensorrt: str | None = None
-    gpus: tuple[GPU, ...] = ()
+    gpus: tuple[GpuInfo, ...] = ()
     ort_providers: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
@@ -59,55 +52,40 @@ class Choice:
 
 
 def engine_summary(manifest: dict) -> dict:
-    """The facts of an engine manifest that decide where a plan may run (keys as `vanexport trt` writes them)."""
-    gpu = manifest.get("gpu") or {}
+    """The facts of an engine manifest (as `vanexport trt` writes it) that say where a plan may run."""
+    trt, gpu = manifest.get("tensorrt") or {}, manifest.get("gpu") or {}
     return {
         "precision": manifest.get("precision"),
-        "tensorrt_version": manifest.get("tensorrt_version"),
-        "version_compatible": bool(manifest.get("version_compatible", False)),
-        "hardware_compatibility": (manifest.get("hardware_compatibility") or "none").lower(),
+        "tensorrt_version": trt.get("version"),
+        "version_compatible": bool(trt.get("version_compatible", False)),
+        "hardware_compatibility": trt.get("hardware_compatibility", "none"),
         "gpu_name": gpu.get("name"),
-        "compute_capability": str(gpu.get("compute_capability")) if gpu.get("compute_capability") else None,
-        "onnx_sha256": manifest.get("onnx_sha256"),
-        "plan_sha256": manifest.get("plan_sha256"),
+        "compute_capability": gpu.get("compute_capability"),
+        "onnx_sha256": (manifest.get("source_onnx") or {}).get("sha256"),
+        "plan_sha256": (manifest.get("plan") or {}).get("sha256"),
     }
 
 
-def _version(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
-
-
-def _cc(v: str) -> tuple[int, int]:
-    major, _, minor = str(v).partition(".")
-    return int(major), int(minor or 0)
-
-
 def plan_fits(manifest: dict, device: Device) -> tuple[bool, str]:
-    """Can this machine load the plan? (yes/no, and the reason in a few words)."""
-    e = engine_summary(manifest)
+    """Can this machine load the plan? (yes/no, and the reason in a few words). The rules are the TensorRT
+    loader's own (`trt.manifest.compatibility_problem`)."""
+    from ..trt.manifest import EngineManifest, compatibility_problem
+
     if device.tensorrt is None:
         return False, "TensorRT is not installed"
     if not device.gpus:
         return False, "no CUDA GPU"
-    built, here = e["tensorrt_version"], device.tensorrt
-    if not built:
-        return False, "its manifest does not say which TensorRT built it"
-    if e["version_compatible"]:
-        if _version(here)[0] != _version(built)[0] or _version(here) < _version(built):
-            return False, f"version-compatible plan from TensorRT {built} needs TensorRT {_version(built)[0]}.x >= {built}, this machine has {here}"
-    elif _version(here) != _version(built):
-        return False, f"built with TensorRT {built}, this machine has {here}"
-    cc, gpu = e["compute_capability"], device.gpus[0]
-    if not cc:
-        return False, "its manifest does not say which GPU architecture it was built for"
-    level = e["hardware_compatibility"].replace("_", "-")
-    if level in ("ampere+", "ampere-plus"):
-        if _cc(gpu.compute_capability) < (8, 0):
-            return False, f"hardware-compatible (Ampere+) plan, but {gpu.name} is sm_{gpu.compute_capability}"
-        return True, f"TensorRT {here}, Ampere+ plan on {gpu.name}"
-    if _cc(cc) != _cc(gpu.compute_capability):
-        return False, f"built for compute capability {cc} ({e['gpu_name'] or '?'}), this GPU is {gpu.name} ({gpu.compute_capability})"
-    return True, f"TensorRT {here}, compute capability {cc} matches {gpu.name}"
+    try:
+        m = EngineManifest.from_dict(manifest)
+        problem = compatibility_problem(m, device.tensorrt, device.gpus[0])
+    except (ValueError, TypeError, KeyError) as e:
+        return False, f"its manifest is incomplete ({e})"
+    if problem:
+        return False, problem[0]
+    gpu = device.gpus[0]
+    how = "Ampere+ plan" if m.tensorrt.get("hardware_compatibility") == "ampere+" else \
+        f"compute capability {m.gpu['compute_capability']} matches"
+    return True, f"TensorRT {device.tensorrt}, {how} on {gpu.name}"
 
 
 def choose(candidates: list[Candidate], device: Device, backend: str = "auto",
@@ -157,7 +135,7 @@ def _by_precision(cands: list[Candidate], order: tuple[str, ...]) -> list[Candid
 
 
 def probe_device() -> Device:
-    """This machine, without PyTorch: TensorRT's version, GPUs (nvidia-smi or cuda-python), ORT providers."""
+    """This machine, without PyTorch: TensorRT's version, the first CUDA GPU (from the driver), ORT providers."""
     return Device(_tensorrt_version(), tuple(_gpus()), tuple(_ort_providers()))
 
 
@@ -179,27 +157,11 @@ def _ort_providers() -> list[str]:
         return []
 
 
-def _gpus() -> list[GPU]:
-    smi = shutil.which("nvidia-smi")
-    if smi:
-        try:
-            out = subprocess.run([smi, "--query-gpu=name,compute_cap", "--format=csv,noheader"], capture_output=True,
-                                 text=True, timeout=20, check=True).stdout
-            gpus = [GPU(*[s.strip() for s in line.rsplit(",", 1)]) for line in out.splitlines() if "," in line]
-            if gpus:
-                return gpus
-        except (OSError, subprocess.SubprocessError, TypeError):
-            pass
-    try:  # Jetson has no full nvidia-smi; NVIDIA's cuda-python reads the properties from the CUDA runtime
-        from cuda.bindings import runtime as cudart
+def _gpus() -> list[GpuInfo]:
+    from ..errors import VanexportError
+    from ..trt.environment import cuda_gpu
 
-        err, n = cudart.cudaGetDeviceCount()
-        out = []
-        for i in range(n if int(err) == 0 else 0):
-            err, p = cudart.cudaGetDeviceProperties(i)
-            if int(err) == 0:
-                name = p.name.decode(errors="replace").rstrip("\x00") if isinstance(p.name, bytes) else str(p.name)
-                out.append(GPU(name, f"{p.major}.{p.minor}"))
-        return out
-    except Exception:
+    try:
+        return [cuda_gpu(0)]  # the device the TensorRT backend runs on
+    except VanexportError:
         return []

@@ -5,7 +5,7 @@ A bundle (tar.gz) holds:
     README.txt               what to run on the device
     labels.txt               one class name per line, in class-index order
     onnx/<stem>_<prec>.onnx  one ONNX file per precision (fp32 always: the CPU fallback and the source of the others)
-    engines/<plan> + .json   TensorRT plans with their manifests (built elsewhere, or on the device)
+    engines/<name>.plan      TensorRT plans, each with <name>.manifest.json (built elsewhere, or on the device)
     timing.cache             TensorRT timing cache, if one was given or a device build made one
     check/images.npz         8-bit check crops and each ONNX file's logits on them (ONNX Runtime CPU)
 Making a bundle needs the export stack (torch, onnx); opening one needs only numpy (and Pillow to classify).
@@ -36,11 +36,6 @@ README_FILE = "README.txt"
 TIMING_CACHE_FILE = "timing.cache"
 
 
-def engine_manifest_path(plan: str | os.PathLike) -> Path:
-    """Where `vanexport trt` writes a plan's manifest: beside it, same name, .json."""
-    return Path(plan).with_suffix(".json")
-
-
 @dataclass
 class BundleResult:
     path: str
@@ -62,13 +57,16 @@ class BundleResult:
 
 def make_bundle(variant: str | None = None, weights: str | None = None, *, model: str | os.PathLike | None = None,
                 precisions=("fp32",), calib: str | None = None, engines=(), timing_cache: str | None = None,
-                labels: str | None = None, check_images: str | None = None, img_size: int = 224,
+                labels: str | None = None, check_images: str | None = None, images: str | None = None,
+                img_size: int = 224,
                 output: str | os.PathLike | None = None, seed: int = 0, validate: bool = True,
                 progress: Callable[[str], None] | None = None) -> BundleResult:
     """Export (or take `model`, an FP32 ONNX file made by vanexport), convert to each precision, validate, and
     pack everything a device needs into one tar.gz. Nothing is written unless every step succeeds.
 
-    `validate=False` skips the comparisons with PyTorch (the manifest then records no fidelity).
+    Each precision is compared with the FP32 PyTorch reference: on `images` (a held-out folder, with labels
+    when it has class subfolders) if given, else on random batches and sample photos. `validate=False` skips the
+    comparisons (the manifest then records no fidelity).
     """
     step = progress or (lambda msg: None)
     precisions = _parse_precisions(precisions)
@@ -89,7 +87,7 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
     with tempfile.TemporaryDirectory(prefix="vanexport-bundle-") as work:
         work = Path(work)
         fp32, fp32_validation, weights_info = _fp32_onnx(variant, weights, model, img_size, seed, work, step, warns,
-                                                         validate, len(label_names) if label_names else None)
+                                                         validate, images, len(label_names) if label_names else None)
         from ..export.metadata import read_metadata
 
         meta = read_metadata(fp32)
@@ -103,21 +101,31 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
         models = [_model_entry(f"onnx/{stem}_fp32.onnx", fp32, "fp32", fp32_validation,
                                {"tool": f"vanexport {meta.vanexport_version} onnx", "exporter": meta.exporter,
                                 "opset": meta.opset, "weights": weights_info})]
-        for prec in precisions[1:]:
-            path, record = _convert(prec, fp32, calib, work / f"{stem}_{prec}.onnx", step)
-            validation = record.get("validation")
+        fp32_sha = sha256_file(fp32)
+        # An engine built from an FP16/INT8 file converted from this FP32 one ships with that very file.
+        reused = _engine_sources(plans, fp32_sha)
+        for prec in [p for p in PRECISIONS[1:] if p in precisions or p in reused]:
+            made_by = {"source": f"onnx/{stem}_fp32.onnx", "source_sha256": fp32_sha}
+            if prec in reused:
+                path, validation = reused[prec], None
+                made_by["tool"] = f"vanexport {read_metadata(path).vanexport_version} (the source of a bundled engine)"
+                step(f"taking {path.name}, the {prec.upper()} source of a bundled engine")
+            else:
+                path, record = _convert(prec, fp32, calib, work / f"{stem}_{prec}.onnx", images if validate else None,
+                                        weights, step)
+                validation = record.get("validation")
+                made_by["tool"] = f"vanexport {__version__} {'fp16' if prec == 'fp16' else 'quantize'}"
+                made_by.update({k: v for k, v in record.items() if k in ("kept_fp32", "converted_nodes", "seconds")})
+                if record.get("calibration"):
+                    made_by["calibration"] = {k: v for k, v in record["calibration"].items() if k != "cache"}
             if validation is None and validate:
                 step(f"validating the {prec.upper()} ONNX against PyTorch")
                 from ..validate import validate as run_validate
 
-                validation = run_validate(path, weights=weights).to_dict()
+                validation = run_validate(path, weights=weights, images=images, seed=seed).to_dict()
             name = f"onnx/{stem}_{prec}.onnx"
             files[name] = path
-            models.append(_model_entry(name, path, prec, validation,
-                                       {"tool": f"vanexport {__version__} {'fp16' if prec == 'fp16' else 'quantize'}",
-                                        "source": f"onnx/{stem}_fp32.onnx", "source_sha256": sha256_file(fp32),
-                                        **{k: v for k, v in record.items() if k not in ("path", "sha256", "validation",
-                                                                                     "source", "source_sha256")}}))
+            models.append(_model_entry(name, path, prec, validation, made_by))
         for m in models:
             if m["validation"] and not m["validation"].get("passed", True):
                 warns.append(f"{m['precision'].upper()} failed its validation; devices will not pick it automatically")
@@ -256,7 +264,7 @@ def _stem(meta) -> str:
     return name + ("" if meta.dynamic_batch else f"_bs{meta.input_shape[0]}")
 
 
-def _fp32_onnx(variant, weights, model, img_size, seed, work: Path, step, warns, validate: bool, n_labels):
+def _fp32_onnx(variant, weights, model, img_size, seed, work: Path, step, warns, validate: bool, images, n_labels):
     """The FP32 ONNX file, its validation against PyTorch, and what the weights were."""
     def check_labels(num_classes):  # before the slow work where possible
         if n_labels is not None and n_labels != num_classes:
@@ -278,29 +286,32 @@ def _fp32_onnx(variant, weights, model, img_size, seed, work: Path, step, warns,
         report = None
         if validate:
             step(f"validating {model.name} against PyTorch")
-            report = run_validate(model, weights=weights, seed=seed).to_dict()
+            report = run_validate(model, weights=weights, images=images, seed=seed).to_dict()
         info = {"source": meta.weights_source, "layout": meta.weights_layout, "sha256": meta.weights_sha256,
                 "random": meta.weights_layout == "random"}
         return model, report, info
     from ..export.onnx import export_onnx
 
     result = export_onnx(variant, weights, img_size=img_size, output=work / "fp32.onnx", seed=seed, progress=step,
-                         validate=validate)
+                         validate=validate and not images)
     check_labels(result.weights["num_classes"])
     warns += result.warnings
     info = {k: result.weights[k] for k in ("source", "layout", "sha256", "random")}
-    return Path(result.path), result.validation, info
+    validation = result.validation
+    if validate and images:
+        from ..validate import validate as run_validate
+
+        step("validating the FP32 ONNX against PyTorch on the held-out images")
+        validation = run_validate(result.path, weights=weights, images=images, seed=seed).to_dict()
+    return Path(result.path), validation, info
 
 
-def _convert(precision: str, fp32: Path, calib, out: Path, step) -> tuple[Path, dict]:
-    try:
-        from ..export import precision as conv
-    except ImportError as e:
-        raise VanexportError(f"this vanexport cannot make {precision.upper()} ONNX files (no vanexport.export.precision)",
-                             "bundle --precision fp32 only, or update vanexport") from e
+def _convert(precision: str, fp32: Path, calib, out: Path, images, weights, step) -> tuple[Path, dict]:
+    from ..export import precision as conv
+
     step(f"converting to {precision.upper()}")
-    record = conv.convert_fp16(fp32, out, progress=step) if precision == "fp16" else \
-        conv.quantize_int8(fp32, calib, out, progress=step)
+    record = conv.convert_fp16(fp32, out, images=images, weights=weights, progress=step) if precision == "fp16" else \
+        conv.quantize_int8(fp32, calib, out, images=images, weights=weights, progress=step)
     return Path(record.path), record.to_dict()
 
 
@@ -363,24 +374,49 @@ def _labels(names, labels_file, weights_info: dict, num_classes: int) -> tuple[l
     return default_labels(num_classes)
 
 
+def _engine_sources(plans: list[tuple[Path, Path]], fp32_sha: str) -> dict[str, Path]:
+    """FP16/INT8 ONNX files that bundled engines were built from, when they still exist unchanged and were
+    converted from the bundle's FP32 file (by the sha256 recorded in their metadata)."""
+    from ..export.metadata import read_metadata
+
+    out = {}
+    for _, manifest_file in plans:
+        try:
+            source = json.loads(manifest_file.read_text()).get("source_onnx") or {}
+        except (ValueError, OSError):
+            continue  # reported by _engine_entry
+        path = Path(source.get("path") or "")
+        if source.get("precision") in ("fp16", "int8") and path.is_file() and sha256_file(path) == source.get("sha256"):
+            meta = read_metadata(path)
+            if meta.extra.get("source_sha256") == fp32_sha and meta.precision == source["precision"]:
+                out[meta.precision] = path
+    return out
+
+
 def _check_engine_files(plan, manifest=None) -> tuple[Path, Path]:
+    from ..trt.manifest import manifest_path
+
     plan = Path(plan)
     if not plan.is_file():
         raise VanexportError(f"engine '{plan}' not found", "pass a .plan written by `vanexport trt`")
-    manifest = Path(manifest) if manifest else engine_manifest_path(plan)
+    manifest = Path(manifest) if manifest else manifest_path(plan)
     if not manifest.is_file():
         raise VanexportError(f"engine '{plan.name}' has no manifest ({manifest.name} is missing)",
                              "rebuild it with `vanexport trt`, which writes the manifest beside the plan")
     return plan, manifest
 
 
-def _engine_entry(plan: Path, manifest_path: Path, onnx_by_sha: dict[str, str]) -> tuple[dict, dict]:
+def _engine_entry(plan: Path, manifest_file: Path, onnx_by_sha: dict[str, str]) -> tuple[dict, dict]:
     from ..runtime.select import engine_summary
+    from ..trt.manifest import SCHEMA, manifest_path
 
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_file.read_text())
     except (ValueError, OSError) as e:
-        raise VanexportError(f"engine manifest '{manifest_path}' is not valid JSON", "rebuild the engine") from e
+        raise VanexportError(f"engine manifest '{manifest_file}' is not valid JSON", "rebuild the engine") from e
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+        raise VanexportError(f"'{manifest_file.name}' is not an engine manifest ({SCHEMA})",
+                             "pass the manifest `vanexport trt` wrote beside the plan")
     facts = engine_summary(manifest)
     digest = sha256_file(plan)
     if facts["plan_sha256"] and facts["plan_sha256"] != digest:
@@ -389,8 +425,8 @@ def _engine_entry(plan: Path, manifest_path: Path, onnx_by_sha: dict[str, str]) 
     if facts["onnx_sha256"] not in onnx_by_sha:
         raise VanexportError(f"'{plan.name}' was not built from any ONNX file in this bundle",
                              "build it from the bundle's ONNX (vanexport trt --bundle), or bundle its source ONNX")
-    entry = {"file": f"engines/{plan.name}", "manifest": f"engines/{plan.stem}.json", "sha256": digest,
-             "source": onnx_by_sha[facts["onnx_sha256"]],
+    entry = {"file": f"engines/{plan.name}", "manifest": f"engines/{manifest_path(plan).name}", "sha256": digest,
+             "source": onnx_by_sha[facts["onnx_sha256"]], "validation": manifest.get("validation"),
              **{k: v for k, v in facts.items() if k not in ("onnx_sha256", "plan_sha256")}}
     return entry, manifest
 

@@ -185,14 +185,14 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
 
 
 def _profile(plan_manifest: dict, io: dict) -> dict:
-    """Batch range and input shape (Triton dims) from a plan's optimisation profile, as `vanexport trt` records it."""
-    profile = plan_manifest.get("profile") or {}
-    shapes = profile.get(io["name"]) or {}
-    mx, opt = shapes.get("max"), shapes.get("opt")
-    shape = list(io["shape"])
-    if mx and shapes.get("min"):  # dims that differ between min and max are dynamic
-        shape = [a if a == b else "dynamic" for a, b in zip(shapes["min"], mx)]
-    return {"max_batch": mx[0] if mx else None, "opt_batch": opt[0] if opt else None, "shape": shape}
+    """Batch range and input shape (Triton dims) from the optimisation profile in a plan's manifest."""
+    inputs = [i for i in plan_manifest.get("inputs", []) if i.get("name") == io["name"]]
+    profile = inputs[0].get("profile") if inputs else None
+    if not profile:
+        return {"max_batch": None, "opt_batch": None, "shape": list(io["shape"])}
+    lo, opt, hi = profile["min"], profile["opt"], profile["max"]
+    # dims that differ between min and max are dynamic
+    return {"max_batch": hi[0], "opt_batch": opt[0], "shape": [a if a == b else "dynamic" for a, b in zip(lo, hi)]}
 
 
 def _write_model_dir(dest: Path, config: str, files: dict[str, Path], labels: Path) -> None:
