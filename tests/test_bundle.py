@@ -1,7 +1,6 @@
 """`vanexport bundle`: contents, manifest, round trip through the runtime, and adding engines atomically."""
-import hashlib
-import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -232,3 +231,39 @@ def test_an_engine_ships_with_the_fp16_file_it_was_built_from(tmp_path, b0_onnx_
     (tmp_path / "van_b0_64_fp16.onnx").write_bytes(b"changed")
     with pytest.raises(VanexportError, match="not built from any ONNX file in this bundle"):
         make_bundle(model=b0_onnx_64, engines=[plan], output=tmp_path / "b2.tar.gz", validate=False)
+
+
+def test_fp16_and_int8_bundle_of_a_trained_model(tmp_path, digits):
+    """A real (trained) model: every precision validated on held-out images, accuracy recorded, and the bundle
+    classifies held-out digits correctly on the device path."""
+    from PIL import Image
+
+    from vanexport.data.images import list_images
+    from vanexport.runtime.classify import load_classifier
+
+    import shutil
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"digit {i}\n" for i in range(10)))
+    heldout = tmp_path / "heldout"  # 12 held-out images per class keep the three validations quick
+    for cls in sorted(p.name for p in Path(digits.heldout_dir).iterdir()):
+        (heldout / cls).mkdir(parents=True)
+        for f in sorted((Path(digits.heldout_dir) / cls).iterdir())[:12]:
+            shutil.copy(f, heldout / cls / f.name)
+    r = make_bundle(model=digits.onnx, weights=digits.weights, precisions="int8,fp16", calib=digits.calib_dir,
+                    num_calib=64, images=heldout, labels=labels, output=tmp_path / "d.tar.gz")
+    assert [m["precision"] for m in r.models] == ["fp32", "fp16", "int8"]
+    for m in r.models:
+        f = m["fidelity"]
+        assert f["passed"] and f["n"] == 120 and f["reference_accuracy"] >= 0.9
+        assert f["accuracy"] >= f["reference_accuracy"] - 0.02
+    fp32, fp16, int8 = (m["fidelity"]["max_abs_err"] for m in r.models)
+    assert fp32 < 1e-4 < int8 and fp16 < int8  # the precisions are really different files
+    m = read_bundle(tmp_path / "d.tar.gz")
+    assert m["models"][2]["made_by"]["calibration"]["method"] == "entropy"
+
+    clf = load_classifier(tmp_path / "d.tar.gz")
+    assert clf.choice.candidate.precision == "fp32"  # the CPU picks FP32
+    files = [p for p in list_images(heldout) if p.parent.name in ("3", "7")][:6]
+    tops = clf.classify([Image.open(p) for p in files], topk=1)
+    assert sum(t[0]["label"] == f"digit {p.parent.name}" for t, p in zip(tops, files)) >= 5

@@ -229,6 +229,9 @@ def validate(model, weights, images, atol, rtol, as_json):
 @click.option("--precision", default="fp32", show_default=True, metavar="LIST",
               help="Comma-separated precisions: fp32,fp16,int8 (FP32 is always included).")
 @click.option("--calib", type=click.Path(file_okay=False), help="Calibration images for INT8.")
+@click.option("--num-calib", type=int, default=256, show_default=True, help="Calibration inputs for INT8.")
+@click.option("--images", type=click.Path(file_okay=False), help="Held-out images to validate every precision on "
+              "[default: random batches and sample photos].")
 @click.option("--engines", multiple=True, type=click.Path(dir_okay=False), metavar="PLAN",
               help="TensorRT plan to include, with the manifest beside it (repeatable).")
 @click.option("--timing-cache", type=click.Path(dir_okay=False), help="TensorRT timing cache to ship.")
@@ -242,8 +245,8 @@ def validate(model, weights, images, atol, rtol, as_json):
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Output archive [default: engines/van_<variant>_<size>_bundle.tar.gz].")
 @common
-def bundle(variant, weights, model, precision, calib, engines, timing_cache, labels, check_images, img_size, seed,
-           no_validate, output, as_json):
+def bundle(variant, weights, model, precision, calib, num_calib, images, engines, timing_cache, labels, check_images,
+           img_size, seed, no_validate, output, as_json):
     """Pack what a device needs into one checked tar.gz: ONNX per precision, engines, labels, manifest.
 
     \b
@@ -253,9 +256,10 @@ def bundle(variant, weights, model, precision, calib, engines, timing_cache, lab
     from .report import render_bundle
     from .ship.bundle import make_bundle
 
-    result = make_bundle(variant, weights, model=model, precisions=precision, calib=calib, engines=engines,
-                         timing_cache=timing_cache, labels=labels, check_images=check_images, img_size=img_size,
-                         output=output, seed=seed, validate=not no_validate, progress=_progress)
+    result = make_bundle(variant, weights, model=model, precisions=precision, calib=calib, num_calib=num_calib,
+                         images=images, engines=engines, timing_cache=timing_cache, labels=labels,
+                         check_images=check_images, img_size=img_size, output=output, seed=seed,
+                         validate=not no_validate, progress=_progress)
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
     _emit(result.to_dict(), as_json, render_bundle)

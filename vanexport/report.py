@@ -171,7 +171,8 @@ def render_bundle(r: dict) -> None:
         f = m["fidelity"]
         verdict = "not validated" if not f else (("[green]PASS[/green]" if f["passed"] else "[red]FAIL[/red]")
                                                  + f"  max abs {f['max_abs_err']:.2e}, top-1 {f['top1_agree']:.1%}"
-                                                 + (f", accuracy {f['accuracy']:.1%}" if "accuracy" in f else "")
+                                                 + (f", accuracy {f['accuracy']:.2%} (PyTorch FP32 "
+                                                    f"{f['reference_accuracy']:.2%})" if "accuracy" in f else "")
                                                  + f" vs {f['reference']} (n={f['n']})")
         c.print(f"  {m['precision'].upper():<5} {m['file']:<34} {verdict}")
     for e in r["engines"]:

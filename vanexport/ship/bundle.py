@@ -56,7 +56,8 @@ class BundleResult:
 
 
 def make_bundle(variant: str | None = None, weights: str | None = None, *, model: str | os.PathLike | None = None,
-                precisions=("fp32",), calib: str | None = None, engines=(), timing_cache: str | None = None,
+                precisions=("fp32",), calib: str | None = None, num_calib: int = 256, engines=(),
+                timing_cache: str | None = None,
                 labels: str | None = None, check_images: str | None = None, images: str | None = None,
                 img_size: int = 224,
                 output: str | os.PathLike | None = None, seed: int = 0, validate: bool = True,
@@ -111,8 +112,7 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
                 made_by["tool"] = f"vanexport {read_metadata(path).vanexport_version} (the source of a bundled engine)"
                 step(f"taking {path.name}, the {prec.upper()} source of a bundled engine")
             else:
-                path, record = _convert(prec, fp32, calib, work / f"{stem}_{prec}.onnx", images if validate else None,
-                                        weights, step)
+                path, record = _convert(prec, fp32, calib, num_calib, work / f"{stem}_{prec}.onnx", step)
                 validation = record.get("validation")
                 made_by["tool"] = f"vanexport {__version__} {'fp16' if prec == 'fp16' else 'quantize'}"
                 made_by.update({k: v for k, v in record.items() if k in ("kept_fp32", "converted_nodes", "seconds")})
@@ -306,12 +306,14 @@ def _fp32_onnx(variant, weights, model, img_size, seed, work: Path, step, warns,
     return Path(result.path), validation, info
 
 
-def _convert(precision: str, fp32: Path, calib, out: Path, images, weights, step) -> tuple[Path, dict]:
+def _convert(precision: str, fp32: Path, calib, num_calib: int, out: Path, step) -> tuple[Path, dict]:
+    """Convert with the precision module; validation happens afterwards, so a file that fails it is still
+    bundled (marked as failed, never picked by a device) and the user sees the numbers."""
     from ..export import precision as conv
 
     step(f"converting to {precision.upper()}")
-    record = conv.convert_fp16(fp32, out, images=images, weights=weights, progress=step) if precision == "fp16" else \
-        conv.quantize_int8(fp32, calib, out, images=images, weights=weights, progress=step)
+    record = conv.convert_fp16(fp32, out, progress=step) if precision == "fp16" else \
+        conv.quantize_int8(fp32, calib, out, num_calib=num_calib, progress=step)
     return Path(record.path), record.to_dict()
 
 
@@ -324,10 +326,12 @@ def _fidelity(validation: dict | None) -> dict | None:
     """The few numbers a person reads: verdict and the overall comparison with the FP32 PyTorch reference."""
     if not validation:
         return None
-    overall = validation.get("overall", {})
-    return {"passed": validation.get("passed"), "reference": validation.get("reference"),
-            **{k: overall[k] for k in ("n", "max_abs_err", "min_cosine", "top1_agree", "top5_agree", "accuracy")
-               if k in overall}}
+    overall, acc = validation.get("overall", {}), validation.get("accuracy") or {}
+    out = {"passed": validation.get("passed"), "reference": validation.get("reference"),
+           **{k: overall[k] for k in ("n", "max_abs_err", "min_cosine", "top1_agree", "top5_agree") if k in overall}}
+    if "candidate" in acc:  # held-out images with labels: accuracy against them, and the FP32 PyTorch model's
+        out.update(accuracy=acc["candidate"], reference_accuracy=acc.get("reference"))
+    return out
 
 
 def _check_images(meta, onnx_files: dict[str, Path], folder) -> bytes:
@@ -438,18 +442,19 @@ def _readme(m: dict) -> str:
         f = _fidelity(e["validation"])
         fid = "not validated" if not f else (("PASS" if f["passed"] else "FAIL") + f", max abs logit error "
                                             f"{f.get('max_abs_err', float('nan')):.2e}, top-1 agreement "
-                                            f"{f.get('top1_agree', float('nan')):.1%} vs FP32 PyTorch")
+                                            f"{f.get('top1_agree', float('nan')):.1%} vs FP32 PyTorch"
+                                            + (f", accuracy {f['accuracy']:.2%}" if "accuracy" in f else ""))
         rows.append(f"  {e['file']:<40} {e['precision'].upper():<5} {fid}")
     for e in m["engines"]:
         rows.append(f"  {e['file']:<40} {str(e['precision']).upper():<5} TensorRT {e['tensorrt_version']}, "
                     f"sm_{e['compute_capability']} ({e['gpu_name']})")
     return f"""VAN-{model['variant']} classifier bundle ({model['num_classes']} classes), made by vanexport {m['created_by']['vanexport']}
 {'=' * 78}
-Weights: {model['weights'].get('source')} (sha256 {str(model['weights'].get('sha256'))[:16]})
+Weights: {model['weights'].get('source')} (sha256 {str(model['weights'].get('sha256'))[:16]}){chr(10) + "         RANDOM WEIGHTS: for testing the pipeline only, predictions are meaningless" if model['weights'].get('random') else ""}
 Input:   '{m['io']['input']['name']}' float32 NCHW {m['io']['input']['shape']}, RGB.
          Resize the short side to {pre['resize_size']} ({pre['interpolation']}), centre-crop {pre['input_size']},
          scale to [0, 1], normalise with mean {pre['mean']} and std {pre['std']}.
-Output:  '{m['io']['output']['name']}' float32 logits; class names in {m['labels']['file']} ({m['labels']['source']}).
+Output:  '{m['io']['output']['name']}' float32 logits. Class names: {m['labels']['file']}, from {m['labels']['source']}.
 
 Files (sha256 of each in manifest.json; `vanexport unpack` checks them all):
 {chr(10).join(rows)}
