@@ -267,3 +267,23 @@ def test_fp16_and_int8_bundle_of_a_trained_model(tmp_path, digits):
     files = [p for p in list_images(heldout) if p.parent.name in ("3", "7")][:6]
     tops = clf.classify([Image.open(p) for p in files], topk=1)
     assert sum(t[0]["label"] == f"digit {p.parent.name}" for t, p in zip(tops, files)) >= 5
+
+
+def test_check_engine_against_bundle(b0_bundle):
+    """The on-device check of a new engine: the bundled ONNX itself passes exactly; outputs that change the
+    winning class fail, naming the failed criterion."""
+    from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from vanexport.ship.bundle import check_engine_against_bundle
+
+    b = open_bundle(b0_bundle[0])
+    same = OnnxRuntimeBackend(b.onnx("fp32"))
+    ok = check_engine_against_bundle(b, same, "fp32", max_batch=3)
+    assert ok["passed"] and ok["overall"]["max_abs_err"] == 0.0 and ok["overall"]["n"] == 8
+
+    def shifted(x):  # a wrong engine: every logit off by a class-dependent amount
+        out = same(x)
+        return out + np.linspace(0, 1, out.shape[1], dtype=np.float32)
+
+    bad = check_engine_against_bundle(b, shifted, "fp32")
+    assert not bad["passed"] and "max abs error" in bad["failures"][0]
+    assert check_engine_against_bundle(b, shifted, "fp32")["tolerance"]["atol"] == 1e-3  # the FP32 engine tolerance

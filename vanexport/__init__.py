@@ -40,6 +40,7 @@ _API = {
     "open_bundle": "vanexport.ship.bundle",
     "Bundle": "vanexport.ship.bundle",
     "add_engine_to_bundle": "vanexport.ship.bundle",
+    "check_engine_against_bundle": "vanexport.ship.bundle",
     "unpack_bundle": "vanexport.ship.bundle",
     "read_bundle": "vanexport.ship.archive",
     "load_classifier": "vanexport.runtime.classify",

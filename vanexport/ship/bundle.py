@@ -139,7 +139,7 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
         onnx_by_sha = {m["sha256"]: m["file"] for m in models}
         engine_entries = []
         for plan, manifest_path in plans:
-            entry, plan_manifest = _engine_entry(plan, manifest_path, onnx_by_sha)
+            entry = _engine_entry(plan, manifest_path, onnx_by_sha)
             files[entry["file"]], files[entry["manifest"]] = plan, manifest_path
             engine_entries.append(entry)
         if timing_cache:
@@ -189,7 +189,7 @@ def add_engine_to_bundle(bundle: str | os.PathLike, plan: str | os.PathLike, man
         step(f"checking {bundle}")
         old = read_bundle(bundle, root)
         onnx_by_sha = {m["sha256"]: m["file"] for m in old["models"]}
-        entry, plan_manifest = _engine_entry(plan_path, manifest_path, onnx_by_sha)
+        entry = _engine_entry(plan_path, manifest_path, onnx_by_sha)
         if validation is not None:
             entry["validation"] = validation
         engines = [e for e in old["engines"] if e["file"] != entry["file"]] + [entry]
@@ -410,7 +410,8 @@ def _check_engine_files(plan, manifest=None) -> tuple[Path, Path]:
     return plan, manifest
 
 
-def _engine_entry(plan: Path, manifest_file: Path, onnx_by_sha: dict[str, str]) -> tuple[dict, dict]:
+def _engine_entry(plan: Path, manifest_file: Path, onnx_by_sha: dict[str, str]) -> dict:
+    """The bundle manifest's entry for a plan, after checking its hash and that it came from a bundled ONNX."""
     from ..runtime.select import engine_summary
     from ..trt.manifest import SCHEMA, manifest_path
 
@@ -432,7 +433,7 @@ def _engine_entry(plan: Path, manifest_file: Path, onnx_by_sha: dict[str, str]) 
     entry = {"file": f"engines/{plan.name}", "manifest": f"engines/{manifest_path(plan).name}", "sha256": digest,
              "source": onnx_by_sha[facts["onnx_sha256"]], "validation": manifest.get("validation"),
              **{k: v for k, v in facts.items() if k not in ("onnx_sha256", "plan_sha256")}}
-    return entry, manifest
+    return entry
 
 
 def _readme(m: dict) -> str:
@@ -548,6 +549,22 @@ class Bundle:
             if key not in z:
                 raise VanexportError(f"the bundle has no {precision.upper()} check logits", "rebuild the bundle")
             return z[key]
+
+
+def check_engine_against_bundle(bundle: Bundle, backend, precision: str, max_batch: int = 8) -> dict:
+    """Run `backend` (e.g. a freshly built plan) on the bundle's check images and compare with the bundled ONNX
+    file's recorded outputs, with the tolerance of an engine of that precision. No PyTorch needed: this is the
+    check `vanexport trt --bundle` records with an engine it builds on the device."""
+    from .. import metrics
+    from ..runtime.classify import run_batched
+    from ..validate import _failures, engine_tolerance
+
+    tol = engine_tolerance(precision)
+    x, reference = bundle.check_inputs(), bundle.expected_logits(precision)
+    overall = metrics.compare_logits(run_batched(backend, x, batch=max_batch), reference)
+    failures = _failures(overall, tol, polygraphy_passed=overall["max_abs_err"] <= tol.atol)
+    return {"reference": f"bundled {precision} ONNX (ONNX Runtime CPU, recorded)", "precision": precision,
+            "tolerance": asdict(tol), "overall": overall, "passed": not failures, "failures": failures}
 
 
 def open_bundle(path: str | os.PathLike, dest: str | os.PathLike | None = None) -> Bundle:
