@@ -78,8 +78,19 @@ def export_trt(model=None, *, variant: str | None = None, weights: str | None = 
     if not force and reason is None:
         step(f"reusing {plan} (built from the same ONNX with the same settings on this kind of GPU)")
         manifest = read_manifest(plan)
+        validation = manifest.validation
+        if validate and images:  # asked to check on these images: check the reused plan on them
+            from ..errors import ValidationFailed
+            from ..validate import validate_plan
+
+            step(f"validating {plan} on {images}")
+            report = validate_plan(plan, weights=weights, images=images, device=device)
+            if not report.passed:
+                raise ValidationFailed(f"{plan.name} fails on {images}: {'; '.join(report.failures)}",
+                                       "--force rebuilds it; see `vanexport validate` for the numbers")
+            validation = report.to_dict()
         engine = EngineResult(str(plan), manifest.plan["sha256"], str(manifest_path(plan)), manifest.to_dict(), True,
-                              {}, manifest.validation)
+                              {}, validation)
     else:
         if plan.exists():
             step(f"rebuilding {plan}: {reason or '--force'}")
