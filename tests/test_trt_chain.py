@@ -183,3 +183,17 @@ def test_plan_reuse_problems(tmp_path, make_manifest):
     assert problem() == "it was never validated" and problem(validated=False) is None
     plan.write_bytes(b"other bytes")
     assert "does not match its manifest" in problem()
+
+
+def test_build_engine_checks_its_inputs_before_tensorrt_does(fp32_onnx, tmp_path, monkeypatch):
+    from vanexport.trt.build import build_engine
+
+    with pytest.raises(VanexportError, match="the ONNX file is FP32 but a FP16 engine needs a FP16 ONNX file"):
+        build_engine(fp32_onnx, BuildSettings(precision="fp16"), tmp_path / "x.plan")
+    with pytest.raises(VanexportError, match="takes only 224x224 images, not 256"):
+        build_engine(fp32_onnx, BuildSettings(img_size=256), tmp_path / "x.plan")
+    t4 = GpuInfo("Tesla T4", "7.5")
+    monkeypatch.setattr(environment, "require_tensorrt", lambda device=0: (SimpleNamespace(__version__="10.16.1.11"), t4))
+    with pytest.raises(VanexportError, match="--hw-compat ampere.* needs an Ampere or newer GPU to build on; this Tesla T4"):
+        build_engine(fp32_onnx, BuildSettings(hw_compat="ampere+"), tmp_path / "x.plan")
+    assert not list(tmp_path.iterdir())

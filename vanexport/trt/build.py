@@ -79,18 +79,22 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
     check_source_precision(meta.precision, settings)
     shapes = settings.profile_shapes(meta.input_shape, meta.img_size)
     out = Path(output) if output else default_plan_path(onnx_path, settings.precision)
-    if not output:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    check_output_path(out)
+    if output:
+        check_output_path(out)
     cache = timing_cache_path(out, timing_cache)
-    if cache is not None:
+    if cache is not None and timing_cache != AUTO:
         check_output_path(cache)
 
     from . import engine as trt_engine
-    from .environment import require_tensorrt, tensorrt_version
+    from .environment import AMPERE, require_tensorrt, tensorrt_version
 
     trt, gpu = require_tensorrt(device)
     mode = typing_mode(trt, settings)
+    if settings.hw_compat == "ampere+" and gpu.cc < AMPERE:
+        raise VanexportError(f"--hw-compat ampere+ needs an Ampere or newer GPU to build on; this {gpu.name} has "
+                             f"compute capability {gpu.compute_capability}", "build on an Ampere or newer GPU, or drop --hw-compat")
+    out.parent.mkdir(parents=True, exist_ok=True)  # the default engines/ folder, now that the build can happen
+    check_output_path(out)
     version = tensorrt_version(trt)
     logger = trt_engine.collecting_logger(trt)
     t0 = time.perf_counter()

@@ -74,6 +74,7 @@ def export_trt(model=None, *, variant: str | None = None, weights: str | None = 
     source_sha = sha256_file(source)
 
     plan = Path(output) if output else default_plan_path(source, settings.precision)
+    plan.parent.mkdir(parents=True, exist_ok=True)  # engines/ (a given -o folder was checked above)
     reason = None if force else plan_reuse_problem(plan, source_sha, settings, tensorrt_version(trt), gpu, validate)
     if not force and reason is None:
         step(f"reusing {plan} (built from the same ONNX with the same settings on this kind of GPU)")
