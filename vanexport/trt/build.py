@@ -107,8 +107,9 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
          f"opt {shapes['opt'][0]}; timing cache {cache or 'off'})")
     with contextlib.ExitStack() as stack:
         cache_in = stack.enter_context(open(cache, "rb")) if cache is not None and cache.is_file() else None
+        monitor = trt_engine.progress_monitor(trt, step) if progress else None
         config = trt_engine.make_config(trt, config_options(settings, shapes, meta.input_name, mode), cache_in,
-                                        settings.dla_core)
+                                        settings.dla_core, monitor)
         if cache is None:
             plan_bytes = trt_engine.build_serialized(trt, logger, network, config)
         else:
