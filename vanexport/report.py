@@ -236,7 +236,8 @@ def render_inspect(r: dict) -> None:
     elif d.get("manifest"):
         for line in _manifest_lines(d["manifest"]):
             c.print(line)
-        c.print("  plan hash matches its manifest" if d["hash_ok"] else "  [red]plan hash does not match its manifest[/red]")
+        c.print("  plan hash matches its manifest" if d["hash_ok"]
+                else "  [red]plan hash does not match its manifest[/red]")
         if d.get("layers"):
             t = Table(show_edge=False, pad_edge=False, header_style="bold")
             for col in ("#", "layer", "type", "precision", "tactic"):

@@ -92,7 +92,8 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
     mode = typing_mode(trt, settings)
     if settings.hw_compat == "ampere+" and gpu.cc < AMPERE:
         raise VanexportError(f"--hw-compat ampere+ needs an Ampere or newer GPU to build on; this {gpu.name} has "
-                             f"compute capability {gpu.compute_capability}", "build on an Ampere or newer GPU, or drop --hw-compat")
+                             f"compute capability {gpu.compute_capability}",
+                             "build on an Ampere or newer GPU, or drop --hw-compat")
     out.parent.mkdir(parents=True, exist_ok=True)  # the default engines/ folder, now that the build can happen
     check_output_path(out)
     version = tensorrt_version(trt)
@@ -142,7 +143,8 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
             report = validate_plan(tmp_plan, weights=weights, images=images, manifest=manifest, device=device)
             if not report.passed:
                 raise ValidationFailed(f"the engine does not match PyTorch: {'; '.join(report.failures)}; "
-                                       "nothing was written", "see --json for the numbers; --no-validate writes it anyway")
+                                       "nothing was written",
+                                       "--no-validate writes it anyway (then `vanexport validate PLAN` shows the numbers)")
             manifest.validation = {"passed": True, "tolerance": report.tolerance, "overall": report.overall}
         write_manifest(manifest, manifest_path(out))
     t_end = time.perf_counter()
