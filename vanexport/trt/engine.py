@@ -175,7 +175,7 @@ def engine_io(trt, engine) -> tuple[list[dict], list[dict]]:
         name = engine.get_tensor_name(i)
         entry = {"name": name, "dtype": DTYPES.get(member_name(engine.get_tensor_dtype(name)), "unknown"),
                  "shape": [int(d) for d in engine.get_tensor_shape(name)]}
-        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+        if member_name(engine.get_tensor_mode(name)) == "INPUT":  # TensorIOMode.INPUT
             lo, opt, hi = engine.get_tensor_profile_shape(name, 0)
             entry["profile"] = {"min": [int(d) for d in lo], "opt": [int(d) for d in opt], "max": [int(d) for d in hi]}
             inputs.append(entry)
