@@ -96,7 +96,7 @@ def test_other_weights_mean_a_new_export(builds, b0, tmp_path):
     assert _stages(r) == [("onnx", True), ("engine", False)]
 
 
-def test_a_current_plan_is_reused_without_building(builds, make_manifest):
+def test_a_current_plan_is_reused_without_building(builds, make_manifest, capsys):
     export_trt(precision="fp16")
     call = builds[-1]
     call.output.write_bytes(b"plan bytes")  # stands for the plan this build would have written
@@ -105,6 +105,12 @@ def test_a_current_plan_is_reused_without_building(builds, make_manifest):
     r = export_trt(precision="fp16")
     assert _stages(r) == [("onnx", True), ("fp16", True), ("engine", True)] and len(builds) == 1
     assert r.engine["manifest"]["plan"]["sha256"] == sha256_file(call.output)
+    from vanexport.report import render_trt
+
+    render_trt(r.to_dict())
+    out = capsys.readouterr().out
+    assert "engines/van_b0_224_fp16.plan" in out and "reused" in out and "fp16 engines/van_b0_224_fp16.onnx (reused)" in out
+    assert "FP16 engine, TensorRT 10.16.1.11 (strongly typed, hardware compatibility none)" in out
     export_trt(precision="fp16", settings=BuildSettings(opt_level=5))  # other settings: built again
     assert len(builds) == 2 and builds[-1].settings.opt_level == 5
 

@@ -207,8 +207,10 @@ def render_trt(r: dict) -> None:
     v = e.get("validation")
     if v and "groups" in v:
         c.print(validation_table(v))
+        if line := _accuracy_line(v.get("accuracy")):
+            c.print(line)
         c.print(_verdict(v))
-    elif v:
+    elif v and "overall" in v:
         o = v["overall"]
         c.print(f"  validated when built: max abs {o['max_abs_err']:.2e}, min cosine {o['min_cosine']:.6f}, "
                 f"top-1 {o['top1_agree']:.1%}")
