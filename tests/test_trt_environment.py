@@ -124,3 +124,16 @@ def test_inspect_a_plan_without_tensorrt_still_reads_its_manifest(tmp_path, monk
     plan.write_bytes(b"y" * 1000)
     d = json.loads(CliRunner().invoke(cli, ["inspect", str(plan), "--json"]).stdout)
     assert d["details"]["hash_ok"] is False and "modified or replaced" in d["notes"][0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["trt", "--opt-level", "9"], "--opt-level 9 is out of range"),
+    (["trt", "--weak-typing"], "--weak-typing needs --fp16 or --int8"),
+    (["trt", "--max-batch", "0"], "--max-batch 0 is not positive"),
+    (["trt", "--dla-core", "0", "--hw-compat", "ampere+"], "--dla-core and --hw-compat exclude each other"),
+])
+def test_bad_trt_flags_are_user_errors_before_anything_else(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
+    assert not list(tmp_path.iterdir())

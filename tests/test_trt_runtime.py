@@ -105,5 +105,6 @@ def test_validation_inputs_are_recut_to_the_engine_profile():
         n = sum(len(b) for b in original.batches)
         assert np.array_equal(flat[:n], np.concatenate(original.batches))  # same images, in order
         assert all(np.array_equal(x, flat[n - 1]) for x in flat[n:])  # padding repeats the last image
+        assert g.size == n  # and is not counted in the metrics
     wide = groups_within_profile(groups, {"min": [1, 3, 128, 128], "opt": [8, 3, 224, 224], "max": [32, 3, 256, 256]})
     assert [len(g.batches[0]) for g in wide] == [1, 3, 3, 4]  # the original batching, all sizes kept

@@ -52,7 +52,7 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
     folder, which flatters INT8). `depth`: how coarse a group is (1: `/block1.0`, 2: `/block1.0/attn`).
     """
     from .data.images import label_indices, load_folder
-    from .export.precision import Calibrator, fp16_model, load_fp32_source
+    from .export.precision import Calibrator, copy_model, fp16_model, load_fp32_source
     from .runtime.onnxruntime_backend import session_from_path
     from .validate import TOLERANCES
 
@@ -119,7 +119,7 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
                 import onnx
 
                 keep = g.select_nodes(proto.graph, ["LayerNormalization"]) + left_out
-                converted = fp16_model(_copy(proto), keep)
+                converted = fp16_model(copy_model(proto), keep)
                 onnx.save(converted, str(path))
             return run(path)
 
@@ -182,9 +182,3 @@ def _batches(x: np.ndarray, static: int | None, n: int = 32):
         if static and len(b) < static:
             b = np.concatenate([b, np.repeat(b[-1:], static - len(b), axis=0)])
         yield b
-
-
-def _copy(proto):
-    new = type(proto)()
-    new.CopyFrom(proto)
-    return new

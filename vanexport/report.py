@@ -266,8 +266,10 @@ def render_trt(r: dict) -> None:
     v = e.get("validation")
     if v and "groups" in v:
         c.print(validation_table(v))
+        if line := _accuracy_line(v.get("accuracy")):
+            c.print(line)
         c.print(_verdict(v))
-    elif v:
+    elif v and "overall" in v:
         o = v["overall"]
         c.print(f"  validated when built: max abs {o['max_abs_err']:.2e}, min cosine {o['min_cosine']:.6f}, "
                 f"top-1 {o['top1_agree']:.1%}")
@@ -295,7 +297,8 @@ def render_inspect(r: dict) -> None:
     elif d.get("manifest"):
         for line in _manifest_lines(d["manifest"]):
             c.print(line)
-        c.print("  plan hash matches its manifest" if d["hash_ok"] else "  [red]plan hash does not match its manifest[/red]")
+        c.print("  plan hash matches its manifest" if d["hash_ok"]
+                else "  [red]plan hash does not match its manifest[/red]")
         if d.get("layers"):
             t = Table(show_edge=False, pad_edge=False, header_style="bold")
             for col in ("#", "layer", "type", "precision", "tactic"):

@@ -238,9 +238,6 @@ def validate(model_path, weights: str | None = None, images: str | None = None, 
     The verdict follows the file's precision (`TOLERANCES`): FP32 by max abs error; FP16 by top-1 agreement
     and cosine; INT8 by top-1 agreement and, when `images` has class subfolders, the accuracy drop.
     An explicit `atol` is enforced at any precision."""
-    from .export.metadata import read_metadata
-    from .reference import reference_model
-
     path = Path(model_path)
     if not path.exists():
         raise VanexportError(f"model file '{path}' not found", "pass an .onnx file made by `vanexport onnx`")
@@ -249,6 +246,18 @@ def validate(model_path, weights: str | None = None, images: str | None = None, 
                              raise_on_failure=raise_on_failure)
     if path.suffix.lower() != ".onnx":
         raise VanexportError(f"cannot validate '{path.name}'", "pass an .onnx file or a TensorRT .plan")
+    report = validate_file(path, weights, images, atol, rtol, seed)
+    if raise_on_failure and not report.passed:
+        raise ValidationFailed(f"{path.name} fails {report.precision} validation: " + "; ".join(report.failures),
+                               "see the report; try --no-simplify or another --opset")
+    return report
+
+
+def validate_file(path: Path, weights=None, images=None, atol=None, rtol=None, seed: int = 0) -> ValidationReport:
+    """`validate` without the file-name checks (for a file still under its temporary name)."""
+    from .export.metadata import read_metadata
+    from .reference import reference_model
+
     meta = read_metadata(path)
     model = reference_model(meta, weights)
     if meta.precision not in TOLERANCES:
@@ -263,9 +272,6 @@ def validate(model_path, weights: str | None = None, images: str | None = None, 
         default_input_groups(meta.input_shape, meta.img_size, meta.preprocess, seed=seed)
     report = compare_onnx(path, model, groups, tol, meta.input_name, meta.output_name)
     report.notes += _calibration_notes(meta, images)
-    if raise_on_failure and not report.passed:
-        raise ValidationFailed(f"{path.name} fails {tol.precision} validation: " + "; ".join(report.failures),
-                               "see the report; try --no-simplify or another --opset")
     return report
 
 

@@ -99,9 +99,9 @@ def _validate(tmp: Path, images, weights, precision: str, step, hint: str) -> di
     if images is None:
         return None
     step(f"validating {precision.upper()} against PyTorch FP32 on '{images}' (ONNX Runtime CPU)")
-    from ..validate import validate
+    from ..validate import validate_file
 
-    report = validate(tmp, weights=weights, images=images)
+    report = validate_file(tmp, weights=weights, images=images)
     if not report.passed:
         raise ValidationFailed(f"the {precision.upper()} model fails its thresholds on '{images}': "
                                + "; ".join(report.failures) + "; nothing was written", hint)
@@ -259,7 +259,8 @@ class Calibrator:
         if reader is not None and len(reader) > 1:
             extra["CalibStridedMinMax"] = reader.stride  # collect in chunks: bounded memory at any image size
         with _quiet_logger("root"), contextlib.redirect_stdout(_Discard()):
-            quantize_static(self.proto, str(out_path), reader, quant_format=QuantFormat.QDQ,
+            # a copy: on a cache miss ONNX Runtime moves the weights of the proto it is given to external data
+            quantize_static(copy_model(self.proto), str(out_path), reader, quant_format=QuantFormat.QDQ,
                             op_types_to_quantize=list(INT8_OPS), per_channel=True,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                             nodes_to_exclude=list(excluded), nodes_to_quantize=list(only or []),
@@ -314,6 +315,12 @@ def _write_cache_record(path: Path, record: dict) -> None:
     data["vanexport"] = record
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(data))
+
+
+def copy_model(proto):
+    new = type(proto)()
+    new.CopyFrom(proto)
+    return new
 
 
 def _seconds(**kw) -> dict:

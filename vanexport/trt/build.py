@@ -79,18 +79,23 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
     check_source_precision(meta.precision, settings)
     shapes = settings.profile_shapes(meta.input_shape, meta.img_size)
     out = Path(output) if output else default_plan_path(onnx_path, settings.precision)
-    if not output:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    check_output_path(out)
+    if output:
+        check_output_path(out)
     cache = timing_cache_path(out, timing_cache)
-    if cache is not None:
+    if cache is not None and timing_cache != AUTO:
         check_output_path(cache)
 
     from . import engine as trt_engine
-    from .environment import require_tensorrt, tensorrt_version
+    from .environment import AMPERE, require_tensorrt, tensorrt_version
 
     trt, gpu = require_tensorrt(device)
     mode = typing_mode(trt, settings)
+    if settings.hw_compat == "ampere+" and gpu.cc < AMPERE:
+        raise VanexportError(f"--hw-compat ampere+ needs an Ampere or newer GPU to build on; this {gpu.name} has "
+                             f"compute capability {gpu.compute_capability}",
+                             "build on an Ampere or newer GPU, or drop --hw-compat")
+    out.parent.mkdir(parents=True, exist_ok=True)  # the default engines/ folder, now that the build can happen
+    check_output_path(out)
     version = tensorrt_version(trt)
     logger = trt_engine.collecting_logger(trt)
     t0 = time.perf_counter()
@@ -103,8 +108,9 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
          f"opt {shapes['opt'][0]}; timing cache {cache or 'off'})")
     with contextlib.ExitStack() as stack:
         cache_in = stack.enter_context(open(cache, "rb")) if cache is not None and cache.is_file() else None
+        monitor = trt_engine.progress_monitor(trt, step) if progress else None
         config = trt_engine.make_config(trt, config_options(settings, shapes, meta.input_name, mode), cache_in,
-                                        settings.dla_core)
+                                        settings.dla_core, monitor)
         if cache is None:
             plan_bytes = trt_engine.build_serialized(trt, logger, network, config)
         else:
@@ -137,7 +143,8 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
             report = validate_plan(tmp_plan, weights=weights, images=images, manifest=manifest, device=device)
             if not report.passed:
                 raise ValidationFailed(f"the engine does not match PyTorch: {'; '.join(report.failures)}; "
-                                       "nothing was written", "see --json for the numbers; --no-validate writes it anyway")
+                                       "nothing was written",
+                                       "--no-validate writes it anyway (then `vanexport validate PLAN` shows the numbers)")
             manifest.validation = {"passed": True, "tolerance": report.tolerance, "overall": report.overall}
         write_manifest(manifest, manifest_path(out))
     t_end = time.perf_counter()

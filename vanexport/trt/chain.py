@@ -74,12 +74,24 @@ def export_trt(model=None, *, variant: str | None = None, weights: str | None = 
     source_sha = sha256_file(source)
 
     plan = Path(output) if output else default_plan_path(source, settings.precision)
+    plan.parent.mkdir(parents=True, exist_ok=True)  # engines/ (a given -o folder was checked above)
     reason = None if force else plan_reuse_problem(plan, source_sha, settings, tensorrt_version(trt), gpu, validate)
     if not force and reason is None:
         step(f"reusing {plan} (built from the same ONNX with the same settings on this kind of GPU)")
         manifest = read_manifest(plan)
+        validation = manifest.validation
+        if validate and images:  # asked to check on these images: check the reused plan on them
+            from ..errors import ValidationFailed
+            from ..validate import validate_plan
+
+            step(f"validating {plan} on {images}")
+            report = validate_plan(plan, weights=weights, images=images, device=device)
+            if not report.passed:
+                raise ValidationFailed(f"{plan.name} fails on {images}: {'; '.join(report.failures)}",
+                                       "--force rebuilds it; see `vanexport validate` for the numbers")
+            validation = report.to_dict()
         engine = EngineResult(str(plan), manifest.plan["sha256"], str(manifest_path(plan)), manifest.to_dict(), True,
-                              {}, manifest.validation)
+                              {}, validation)
     else:
         if plan.exists():
             step(f"rebuilding {plan}: {reason or '--force'}")
@@ -127,14 +139,15 @@ def _precision_onnx(src: Path, src_precision: str, settings: BuildSettings, cali
                              "the FP32 one", "pass the FP32 ONNX file (or no MODEL at all)")
     if target == "int8" and not calib:
         raise VanexportError("--int8 needs calibration images", "pass --calib DIR (a folder of real images)")
-    out = DEFAULT_FOLDER / f"{src.stem}_{target}.onnx"
-    source_sha = sha256_file(src)
-    if not force and converted_is_current(out, target, source_sha):
-        step(f"reusing {out} (converted from the same {src.name})")
-        return out, _artifact(target, out, reused=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
     from ..export import precision as conversions
 
+    out = DEFAULT_FOLDER / f"{src.stem}_{target}.onnx"
+    recipe = {"keep_fp32": list(conversions.DEFAULT_KEEP_FP32), "keep_io_types": True} if target == "fp16" else \
+        {"method": "entropy", "num_calib": num_calib, "calibration_sha256": _calibration_sha256(calib)}
+    if not force and converted_is_current(out, target, sha256_file(src), recipe):
+        step(f"reusing {out} (converted from the same {src.name} with the same recipe)")
+        return out, _artifact(target, out, reused=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if target == "fp16":
         result = conversions.convert_fp16(src, out, progress=step)
     else:
@@ -142,17 +155,28 @@ def _precision_onnx(src: Path, src_precision: str, settings: BuildSettings, cali
     return Path(result.path), _artifact(target, result.path, reused=False, sha256=result.sha256)
 
 
-def converted_is_current(path: Path, precision: str, source_sha256: str) -> bool:
-    """Is `path` a `precision` conversion of the ONNX file whose hash is `source_sha256`?"""
+def _calibration_sha256(calib) -> str:
+    from ..data.calibration import open_calibration
+
+    return open_calibration(calib).sha256  # hashes the files, decodes nothing
+
+
+def converted_is_current(path: Path, precision: str, source_sha256: str, recipe: dict) -> bool:
+    """Is `path` a `precision` conversion of the ONNX file whose hash is `source_sha256`, made with `recipe`
+    (the entries of its `precision_settings` metadata that matter here)?"""
+    import json
+
     from ..export.metadata import read_metadata
 
     if not path.is_file():
         return False
     try:
         meta = read_metadata(path)
-    except VanexportError:
+        settings = json.loads(meta.extra.get("precision_settings", "{}"))
+    except (VanexportError, ValueError):
         return False
-    return meta.precision == precision and meta.extra.get("source_sha256") == source_sha256
+    return (meta.precision == precision and meta.extra.get("source_sha256") == source_sha256
+            and all(settings.get(k) == v for k, v in recipe.items()))
 
 
 def plan_reuse_problem(plan: Path, source_sha256: str, settings: BuildSettings, tensorrt_version: str, gpu,

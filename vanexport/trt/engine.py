@@ -93,15 +93,36 @@ def parse_onnx(trt, logger, onnx_path, flags: int):
     return builder, network, parser
 
 
-def make_config(trt, options: dict, timing_cache=None, dla_core: int | None = None):
-    """Polygraphy's CreateConfig (a loader called later with the builder and network), plus DLA placement."""
+def progress_monitor(trt, report):
+    """A trt.IProgressMonitor that reports each top-level build phase (builds take minutes on a Jetson)."""
+
+    class Monitor(trt.IProgressMonitor):
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            if parent_phase is None:
+                report(f"TensorRT: {phase_name}")
+
+        def step_complete(self, phase_name, step):
+            return True  # never cancel
+
+        def phase_finish(self, phase_name):
+            pass
+
+    return Monitor()
+
+
+def make_config(trt, options: dict, timing_cache=None, dla_core: int | None = None, monitor=None):
+    """Polygraphy's CreateConfig (a loader called later with the builder and network), plus DLA placement.
+    `monitor` (see progress_monitor) must outlive the build."""
     from polygraphy.backend.trt import CreateConfig, PostprocessConfig
 
     from ..validate import _quiet_polygraphy
     from .settings import resolve_options
 
     with _quiet_polygraphy():
-        config = CreateConfig(load_timing_cache=timing_cache, **resolve_options(options, trt))
+        config = CreateConfig(load_timing_cache=timing_cache, progress_monitor=monitor, **resolve_options(options, trt))
     if dla_core is None:
         return config
 
@@ -154,7 +175,7 @@ def engine_io(trt, engine) -> tuple[list[dict], list[dict]]:
         name = engine.get_tensor_name(i)
         entry = {"name": name, "dtype": DTYPES.get(member_name(engine.get_tensor_dtype(name)), "unknown"),
                  "shape": [int(d) for d in engine.get_tensor_shape(name)]}
-        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+        if member_name(engine.get_tensor_mode(name)) == "INPUT":  # TensorIOMode.INPUT
             lo, opt, hi = engine.get_tensor_profile_shape(name, 0)
             entry["profile"] = {"min": [int(d) for d in lo], "opt": [int(d) for d in opt], "max": [int(d) for d in hi]}
             inputs.append(entry)

@@ -16,6 +16,7 @@ TENSORRT_HINT = ("install the GPU extra: pip install 'vanexport[gpu]' (TensorRT'
                  "pypi.nvidia.com); on Jetson, TensorRT comes with JetPack (apt install python3-libnvinfer)")
 DRIVER_HINT = "install the NVIDIA driver (on Jetson: flash JetPack) and check that `nvidia-smi` works"
 
+AMPERE = (8, 0)  # compute capability of the first Ampere GPUs (HardwareCompatibilityLevel.AMPERE_PLUS)
 # cuda.h
 _CUDA_SUCCESS, _CUDA_ERROR_STUB_LIBRARY, _CUDA_ERROR_NO_DEVICE = 0, 34, 100
 _ATTR_CC_MAJOR, _ATTR_CC_MINOR = 75, 76

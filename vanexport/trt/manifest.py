@@ -11,10 +11,9 @@ from pathlib import Path
 
 from ..errors import VanexportError
 from ..files import atomic_output, sha256_file
-from .environment import GpuInfo, parse_cc
+from .environment import AMPERE, GpuInfo, parse_cc
 
 SCHEMA = "vanexport.engine/1"
-AMPERE = (8, 0)
 
 
 @dataclass
