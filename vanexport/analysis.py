@@ -53,7 +53,6 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
     """
     from .data.images import label_indices, load_folder
     from .export.precision import Calibrator, copy_model, fp16_model, load_fp32_source
-    from .runtime.onnxruntime_backend import session_from_path
     from .validate import TOLERANCES
 
     step = progress or (lambda m: None)
@@ -78,7 +77,7 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
     static = meta.input_shape[0] if not meta.dynamic_batch else None
 
     def run(path) -> np.ndarray:
-        session = session_from_path(path)
+        session = _session(path)
         return np.concatenate([session.run(None, {meta.input_name: b})[0] for b in _batches(data.array, static)])[
             :len(data.array)]
 
@@ -114,7 +113,8 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
             path = Path(tmp) / "candidate.onnx"
             if precision == "int8":
                 nonlocal calibration
-                calibration = calibrator.quantize(path, left_out, lambda m: None if calibration else step(m))
+                # calibration (or the cache read) happens on the first call only: report that one
+                calibration = calibrator.quantize(path, left_out, step if calibration is None else (lambda m: None))
             else:
                 import onnx
 
@@ -129,7 +129,8 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
         ranked = []
         for i, (name, nodes) in enumerate(groups.items()):
             step(f"[{i + 1}/{len(groups)}] {precision.upper()} {'only' if mode == 'only' else 'all but'} {name}")
-            left_out = [n for n in all_nodes if n not in set(nodes)] if mode == "only" else nodes
+            inside = set(nodes)
+            left_out = [n for n in all_nodes if n not in inside] if mode == "only" else nodes
             row = score(convert(left_out))
             ranked.append({"name": name, "regex": g.group_regex(name), "nodes": len(nodes), **row,
                            "cost": _cost(row, baseline, mode)})
@@ -173,6 +174,15 @@ def _cost(row: dict, baseline: dict, mode: str) -> dict:
         base = loss(baseline)
         here = {k: base[k] - here[k] for k in base}
     return {k: round(v, 9) for k, v in here.items()}
+
+
+def _session(path):
+    """A CPU session whose idle threads sleep: dozens of short runs on a shared machine, throughput matters."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 def _batches(x: np.ndarray, static: int | None, n: int = 32):

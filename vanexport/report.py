@@ -98,12 +98,12 @@ def render_sensitivity(r: dict) -> None:
 
     c = _console()
     kind = r["precision"].upper()
+    how = "each group converted alone" if r["mode"] == "only" else "everything but each group converted"
     c.print(f"{kind} sensitivity of {r['model']} on {r['n_images']} images from {r['images']} "
-            f"(mode {r['mode']}, {len(r['groups'])} groups at depth {r['depth']}):")
+            f"({len(r['groups'])} groups at depth {r['depth']}, {how}; worst first):")
     labels = "accuracy_drop" in r["baseline"]
     t = Table(show_edge=False, pad_edge=False, header_style="bold")
-    head = "converted alone" if r["mode"] == "only" else "all but this"
-    for col in ("group", "nodes", f"top-1 ({head})", "mean cosine") + (("acc. drop",) if labels else ()):
+    for col in ("group", "nodes", "top-1", "mean cosine") + (("acc. drop",) if labels else ()):
         t.add_column(col, justify="left" if col == "group" else "right")
 
     def cells(name, nodes, row):
@@ -113,10 +113,10 @@ def render_sensitivity(r: dict) -> None:
     shown = r["groups"][:10]
     for row in shown:
         t.add_row(*cells(row["name"], row["nodes"], row))
-    if len(r["groups"]) > len(shown):
-        t.add_row(f"... {len(r['groups']) - len(shown)} more (see --json)", "", "", "", *([""] if labels else []))
     t.add_row(*cells(f"whole model {kind}", sum(x["nodes"] for x in r["groups"]), r["baseline"]))
     c.print(t)
+    if len(r["groups"]) > len(shown):
+        c.print(f"({len(r['groups']) - len(shown)} more groups in --json)")
     flag = "--exclude" if r["precision"] == "int8" else "--keep-fp32"
     if not r["recommended"]:
         c.print(f"[green]the whole model meets the {kind} threshold[/green]: nothing to exclude")
@@ -157,7 +157,7 @@ def render_info(d: dict) -> None:
     else:
         c.print("GPU: none visible to PyTorch")
     for cmd, st in d["commands"].items():
-        c.print(f"  vanexport {cmd:<10} " + ("[green]ready[/green]" if st["ok"] else
+        c.print(f"  vanexport {cmd:<12} " + ("[green]ready[/green]" if st["ok"] else
                                              f"[red]missing {', '.join(st['missing'])}[/red]"))
     for p in d["problems"]:
         c.print(f"[red]problem:[/red] {p}")

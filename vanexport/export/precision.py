@@ -144,7 +144,8 @@ def convert_fp16(onnx_path, output=None, *, keep_fp32=(), keep_io_types: bool = 
     _stamp(converted, meta, "fp16", Path(onnx_path), src_sha,
            {"keep_fp32": list(patterns), "keep_io_types": keep_io_types, "converter": "onnxruntime.transformers.float16"})
     onnx.checker.check_model(converted)
-    fp16_nodes = sum(1 for n in converted.graph.node if n.op_type != "Cast" and n.name not in set(blocked))
+    kept = set(blocked)
+    fp16_nodes = sum(1 for n in converted.graph.node if n.op_type != "Cast" and n.name not in kept)
     t_convert = time.perf_counter()
     with atomic_output(out) as tmp:
         onnx.save(converted, str(tmp))
@@ -189,7 +190,8 @@ def quantize_int8(onnx_path, calib, output=None, *, num_calib: int = 256, method
                {"method": method, "num_calib": num_calib, "exclude": list(exclude), "op_types": list(INT8_OPS),
                 "symmetric": True, "per_channel": True, "quantize_bias": False,
                 "calibration_sha256": calibrator.cset.sha256,
-                "calibration_source": str(Path(calibrator.cset.source).resolve()), "quantizer": "onnxruntime.quantization.quantize_static"})
+                "calibration_source": str(Path(calibrator.cset.source).resolve()),
+                "quantizer": "onnxruntime.quantization.quantize_static"})
         onnx.checker.check_model(quantized)
         onnx.save(quantized, str(tmp))
         t_convert = time.perf_counter()
@@ -198,7 +200,8 @@ def quantize_int8(onnx_path, calib, output=None, *, num_calib: int = 256, method
                            "or try another --method")
         digest = sha256_file(tmp)
     t_end = time.perf_counter()
-    kept = [n.name for n in proto.graph.node if n.op_type in INT8_OPS and n.name in set(excluded)]
+    excluded_set = set(excluded)
+    kept = [n.name for n in proto.graph.node if n.op_type in INT8_OPS and n.name in excluded_set]
     quantized_count = sum(1 for n in proto.graph.node if n.op_type in INT8_OPS) - len(kept)
     return PrecisionResult(str(out), digest, "int8", str(onnx_path), src_sha,
                            _seconds(quantize=t_convert - t0, validate=(t_end - t_convert) if report else None,
