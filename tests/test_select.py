@@ -118,3 +118,29 @@ def test_loader_falls_back_when_the_best_backend_does_not_start(b0_bundle, tmp_p
     assert tried[1] == "starting tensorrt on h100_fp16.plan"
     assert clf.choice.backend == "onnxruntime-cpu"
     assert any(s.startswith("tensorrt on h100_fp16.plan:") for s in clf.describe()["skipped"])
+
+
+def test_classifier_respects_an_engine_profile(b0_onnx_64):
+    """An engine takes at most its profile's max batch: the classifier splits larger requests."""
+    import numpy as np
+
+    from vanexport.model.variants import Preprocessing
+    from vanexport.runtime.classify import Classifier
+    from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from vanexport.runtime.select import Choice
+
+    ort = OnnxRuntimeBackend(b0_onnx_64)
+    seen = []
+
+    class ProfiledBackend:  # the attribute the TensorRT backend exposes, around a real ONNX Runtime session
+        profile = {"min": [1, 3, 64, 64], "opt": [2, 3, 64, 64], "max": [3, 3, 64, 64]}
+
+        def __call__(self, x):
+            seen.append(len(x))
+            return ort(x)
+
+    clf = Classifier(ProfiledBackend(), Choice("tensorrt", Candidate("plan", "x.plan", "fp32"), "test"),
+                     [str(i) for i in range(1000)], Preprocessing().at_size(64), None, "x.plan", Device())
+    x = np.random.default_rng(0).uniform(-1, 1, (7, 3, 64, 64)).astype(np.float32)
+    np.testing.assert_array_equal(clf.logits(x), ort(x))
+    assert seen == [3, 3, 1]

@@ -64,7 +64,9 @@ class Classifier:
         return d
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        return run_batched(self.backend, np.asarray(x, np.float32), self.static_batch)
+        profile = getattr(self.backend, "profile", None)  # a TensorRT engine takes at most its profile's max batch
+        batch = min(8, profile["max"][0]) if profile else 8
+        return run_batched(self.backend, np.asarray(x, np.float32), self.static_batch, batch)
 
     def classify(self, images, topk: int = 5) -> list[list[dict]]:
         """PIL images or HxWx3 uint8 arrays -> for each, the top-k classes with softmax probabilities."""
