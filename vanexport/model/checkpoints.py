@@ -229,3 +229,22 @@ def weights_sha256(sd: dict) -> str:
         h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # raw bytes, any dtype (bf16 too)
     return h.hexdigest()
+
+
+def read_class_names(path: str | os.PathLike) -> list[str] | None:
+    """Class names a checkpoint carries, if any: mmpretrain's `meta.dataset_meta.classes`, older mmcls
+    `meta.CLASSES`, or a top-level `classes` / `class_names` list. Loaded with weights_only=True."""
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # read_checkpoint already reports unreadable files; names are optional
+        return None
+    if not isinstance(obj, dict):
+        return None
+    meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+    dataset_meta = meta.get("dataset_meta") if isinstance(meta.get("dataset_meta"), dict) else {}
+    for names in (dataset_meta.get("classes"), meta.get("CLASSES"), obj.get("classes"), obj.get("class_names")):
+        if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
+            return [str(n) for n in names]
+    return None
