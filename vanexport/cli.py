@@ -147,12 +147,14 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
 @click.option("--no-validate", is_flag=True, help="Skip the check against PyTorch.")
 @click.option("--force", is_flag=True, help="Rebuild every artifact even when the one on disk is current.")
 @click.option("--device", type=int, default=0, show_default=True, help="CUDA device index.")
+@click.option("--bundle", type=click.Path(dir_okay=False), help="On the device: build from this bundle's ONNX "
+              "file, check the engine on the bundled images, and add it to the bundle.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Plan file [default: engines/<onnx name>_<precision>.plan]; the manifest goes beside it.")
 @common
 def trt(model, variant, weights, precision, calib, num_calib, min_batch, opt_batch, max_batch, img_size, min_img_size,
         max_img_size, workspace, timing_cache, no_timing_cache, opt_level, hw_compat, version_compatible, dla_core,
-        tf32, weak_typing, images, no_validate, force, device, output, as_json):
+        tf32, weak_typing, images, no_validate, force, device, bundle, output, as_json):
     """Build a validated TensorRT engine and its manifest: from MODEL.onnx, or from a checkpoint through the
     whole chain (export, FP16/INT8 conversion, build, validate), reusing earlier artifacts that are current.
 
@@ -160,6 +162,7 @@ def trt(model, variant, weights, precision, calib, num_calib, min_batch, opt_bat
     Examples:
       vanexport trt --fp16                        # engines/van_b0_224_fp16.plan (+ .manifest.json)
       vanexport trt engines/van_b0_224.onnx --fp32 --max-batch 8 --hw-compat ampere+
+      vanexport trt --bundle van_b0_bundle.tar.gz --fp16   # on the device
     """
     from .report import render_trt
     from .trt.chain import export_trt
@@ -170,6 +173,17 @@ def trt(model, variant, weights, precision, calib, num_calib, min_batch, opt_bat
                              max_img_size=max_img_size, workspace_gib=workspace, opt_level=opt_level,
                              hw_compat=hw_compat, version_compatible=version_compatible, dla_core=dla_core,
                              tf32=tf32, weak_typing=weak_typing)
+    if bundle:
+        clashes = [flag for flag, value in (("MODEL", model), ("--variant", variant), ("--weights", weights),
+                                            ("--calib", calib), ("--images", images), ("-o", output)) if value]
+        if clashes:
+            raise VanexportError(f"--bundle builds from the bundle's own files; {', '.join(clashes)} cannot be used "
+                                 "with it", "drop them (the bundle's ONNX, check images and outputs are used)")
+        from .report import render_device_build
+        from .ship.on_device import build_into_bundle
+
+        _emit(build_into_bundle(bundle, settings, device=device, progress=_progress), as_json, render_device_build)
+        return
     result = export_trt(model, variant=variant, weights=weights, precision=precision, calib=calib,
                         num_calib=num_calib, settings=settings, output=output,
                         timing_cache=None if no_timing_cache else timing_cache, validate=not no_validate,

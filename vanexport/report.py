@@ -308,3 +308,13 @@ def render_inspect(r: dict) -> None:
             c.print(t)
     for note in r["notes"]:
         c.print(f"  [yellow]note:[/yellow] {note}")
+
+
+def render_device_build(r: dict) -> None:
+    c = _console()
+    o = r["check"]["overall"]
+    c.print(f"{r['engine']} ({r['precision'].upper()}) built on this device and added to [bold]{r['bundle']}[/bold]")
+    c.print(f"  check vs the bundled ONNX on {o['n']} images: top-1 {o['top1_agree']:.1%}, "
+            f"min cosine {o['min_cosine']:.6f}, max abs {o['max_abs_err']:.2e}: [green]PASS[/green]")
+    c.print(f"  build {r['build']['seconds'].get('build', 0):.1f} s; bundle now has "
+            f"{len(r['bundle_result']['engines'])} engine(s)")
