@@ -1,9 +1,11 @@
-# Two entry points for a fresh machine: `make demo` (export + validate VAN-b0) and `make test`.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV   ?= .venv
-BIN     = $(VENV)/bin
+# Two entry points for a fresh machine: `make demo` (export + validate VAN-b0) and `make test`;
+# on a machine with an NVIDIA GPU, `make test-gpu` builds and checks real TensorRT engines.
+PYTHON   ?= $(shell command -v python3.11 || command -v python3)
+VENV     ?= .venv
+BIN       = $(VENV)/bin
+GPU_VENV ?= .venv-gpu
 
-.PHONY: setup demo test test-gpu bench clean
+.PHONY: setup setup-gpu demo test test-gpu bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,11 +21,21 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
-test-gpu: setup
-	$(BIN)/python -m pytest -q -m "gpu or tensorrt" -rs
+# CUDA PyTorch (PyPI's default Linux wheels), onnxruntime-gpu and TensorRT (whose libraries pip fetches from
+# pypi.nvidia.com). --system-site-packages lets JetPack's TensorRT and PyTorch show through on a Jetson.
+setup-gpu: $(GPU_VENV)/.installed
+
+$(GPU_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv --system-site-packages $(GPU_VENV)
+	$(GPU_VENV)/bin/pip install -q --upgrade pip
+	$(GPU_VENV)/bin/pip install -q -e ".[gpu,dev]"
+	touch $@
+
+test-gpu: setup-gpu
+	$(GPU_VENV)/bin/python -m pytest -q -m "gpu or tensorrt" -rs
 
 bench: setup
 	$(BIN)/python benchmarks/bench_cpu.py
 
 clean:
-	rm -rf $(VENV) engines/*.onnx engines/*.plan engines/*.json .pytest_cache
+	rm -rf $(VENV) $(GPU_VENV) engines/*.onnx engines/*.plan engines/*.json engines/*.cache .pytest_cache

@@ -1,4 +1,4 @@
-"""PyTorch eager vs ONNX Runtime on this CPU, side by side in one run, and how far ONNX Runtime is from the floor.
+"""PyTorch eager vs ONNX Runtime (FP32 and FP16 ONNX) on this CPU, side by side in one run, and the floor.
 
 1. This machine's ceilings through ONNX Runtime: FP32 MatMul peak (2048^3) and element-wise bandwidth
    (4 MiB, cache-resident), measured before and after the benchmark (the best of the two is the ceiling).
@@ -10,7 +10,7 @@
 Writes benchmarks/results/bench_cpu.{json,csv,md,png} and prints the markdown table.
 
     PYTHONPATH=. python benchmarks/bench_cpu.py                     # the published run
-    PYTHONPATH=. python benchmarks/bench_cpu.py --precision fp32,fp16,int8 --calib DIR   # once issue 3 has landed
+    PYTHONPATH=. python benchmarks/bench_cpu.py --precision fp32,fp16,int8 --calib DIR   # INT8 too
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default="b0,b1,b2")
     ap.add_argument("--batches", default="1,8")
-    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--precision", default="fp32,fp16", help="add int8 with --calib DIR")
     ap.add_argument("--calib", help="calibration images for INT8 rows")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--iters", type=int, default=50)

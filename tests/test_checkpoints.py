@@ -166,6 +166,7 @@ def test_download_from_a_file_url_with_checksum(b0, tmp_path, monkeypatch):
     dest = checkpoints.download(url, sha256=digest)
     assert dest.read_bytes() == open(src, "rb").read() and dest.parent.name == "checkpoints"
     assert checkpoints.download(url, sha256=digest) == dest  # cached
+    assert checkpoints.download(url, sha256=digest[:8], dest_dir=tmp_path / "prefix").exists()  # OpenMMLab style
     with pytest.raises(VanexportError, match="corrupt"):
         checkpoints.download(url, sha256="0" * 64, dest_dir=tmp_path / "other")
     assert not any((tmp_path / "other").iterdir())  # nothing half-written
@@ -193,3 +194,4 @@ def test_official_urls_are_the_authors_files():
 
     assert VARIANTS["b0"].checkpoint_url.endswith("/Visual-Attention-Network/VAN-Tiny-original/resolve/main/van_tiny_754.pth.tar")
     assert VARIANTS["b3"].checkpoint_url.endswith("van_large_839.pth.tar")
+    assert VARIANTS["b4"].checkpoint_url.endswith("-f4665b92.pth") and VARIANTS["b4"].checkpoint_sha256 == "f4665b92"

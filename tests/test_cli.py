@@ -47,6 +47,10 @@ def test_onnx_report_shows_the_validation_table(run, tmp_path):
     (["onnx", "--batch", "2", "--dynamic-batch"], "contradict"),
     (["validate", "{tmp}/absent.onnx"], "model file '{tmp}/absent.onnx' not found"),
     (["validate", "{tmp}/junk.pth"], "cannot validate 'junk.pth'"),
+    (["fp16", "{tmp}/absent.onnx"], "model file '{tmp}/absent.onnx' not found"),
+    (["fp16", "{tmp}/junk.pth"], "'junk.pth' is not an .onnx file"),
+    (["quantize", "{tmp}/absent.onnx", "--int8", "--calib", "{tmp}"], "model file '{tmp}/absent.onnx' not found"),
+    (["sensitivity", "{tmp}/absent.onnx", "--calib", "{tmp}"], "model file '{tmp}/absent.onnx' not found"),
 ])
 def test_user_errors_are_one_line_exit_2_no_files(run, tmp_path, b0, args, message):
     class Evil:

@@ -116,24 +116,122 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
     _emit(result.to_dict(), as_json, render_export)
 
 
+@cli.command("trt")
+@click.argument("model", type=click.Path(dir_okay=False), required=False)
+@click.option("--variant", type=click.Choice(VARIANT_NAMES, case_sensitive=False), default=None,
+              help="Without MODEL: VAN variant to export [default: b0, or guessed from --weights].")
+@click.option("--weights", metavar="PATH|URL|official", help="Without MODEL: checkpoint to export (random weights "
+              "without it). With MODEL: the weights it was exported from, for validation.")
+@click.option("--fp32", "precision", flag_value="fp32", help="FP32 engine.")
+@click.option("--fp16", "precision", flag_value="fp16", help="FP16 engine, built from the mixed-precision ONNX.")
+@click.option("--int8", "precision", flag_value="int8", help="INT8 engine, built from the Q/DQ ONNX (needs --calib).")
+@click.option("--calib", type=click.Path(file_okay=False), help="Calibration images for --int8.")
+@click.option("--num-calib", type=int, default=256, show_default=True, help="Calibration images to use.")
+@click.option("--min-batch", type=int, help="Smallest batch the engine takes [default: 1].")
+@click.option("--opt-batch", type=int, help="Batch TensorRT tunes for [default: 8].")
+@click.option("--max-batch", type=int, help="Largest batch the engine takes [default: 32].")
+@click.option("--img-size", type=int, help="Height = width TensorRT tunes for [default: the ONNX's size; 224 "
+              "for a new export].")
+@click.option("--min-img-size", type=int, help="Smallest H = W (ONNX exported with --dynamic-hw only).")
+@click.option("--max-img-size", type=int, help="Largest H = W (ONNX exported with --dynamic-hw only).")
+@click.option("--workspace", type=float, metavar="GiB", help="Workspace memory limit [default: TensorRT's].")
+@click.option("--timing-cache", metavar="PATH", default="auto", show_default=True,
+              help="Timing cache read before and written after the build ('auto': timing.cache beside the plan).")
+@click.option("--no-timing-cache", is_flag=True, help="Build without a timing cache.")
+@click.option("--opt-level", type=int, help="Builder optimization level 0-5 [default: TensorRT's, 3].")
+@click.option("--hw-compat", type=click.Choice(["none", "ampere+", "same-cc"]), default="none", show_default=True,
+              help="Hardware compatibility: ampere+ runs on any GPU of compute capability >= 8.0.")
+@click.option("--version-compatible", is_flag=True, help="Plan that newer TensorRT versions can run too.")
+@click.option("--dla-core", type=int, help="Build for this DLA core (Jetson), GPU fallback on.")
+@click.option("--tf32", is_flag=True, help="Allow TF32 in FP32 layers (faster, less exact).")
+@click.option("--weak-typing", is_flag=True, help="TensorRT 10 only: FP16/INT8 builder flags instead of a strongly "
+              "typed network.")
+@click.option("--images", type=click.Path(file_okay=False), help="Folder of images to validate on "
+              "[default: random batches and sample photos].")
+@click.option("--no-validate", is_flag=True, help="Skip the check against PyTorch.")
+@click.option("--force", is_flag=True, help="Rebuild every artifact even when the one on disk is current.")
+@click.option("--device", type=int, default=0, show_default=True, help="CUDA device index.")
+@click.option("--bundle", type=click.Path(dir_okay=False), help="On the device: build from this bundle's ONNX "
+              "file, check the engine on the bundled images, and add it to the bundle.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Plan file [default: engines/<onnx name>_<precision>.plan]; the manifest goes beside it.")
+@common
+def trt(model, variant, weights, precision, calib, num_calib, min_batch, opt_batch, max_batch, img_size, min_img_size,
+        max_img_size, workspace, timing_cache, no_timing_cache, opt_level, hw_compat, version_compatible, dla_core,
+        tf32, weak_typing, images, no_validate, force, device, bundle, output, as_json):
+    """Build a validated TensorRT engine and its manifest: from MODEL.onnx, or from a checkpoint through the
+    whole chain (export, FP16/INT8 conversion, build, validate), reusing earlier artifacts that are current.
+
+    \b
+    Examples:
+      vanexport trt --fp16                        # engines/van_b0_224_fp16.plan (+ .manifest.json)
+      vanexport trt engines/van_b0_224.onnx --fp32 --max-batch 8 --hw-compat ampere+
+      vanexport trt --bundle van_b0_bundle.tar.gz --fp16   # on the device
+    """
+    from .report import render_trt
+    from .trt.chain import export_trt
+    from .trt.settings import BuildSettings
+
+    settings = BuildSettings(precision=precision or "fp32", min_batch=min_batch, opt_batch=opt_batch,
+                             max_batch=max_batch, img_size=img_size, min_img_size=min_img_size,
+                             max_img_size=max_img_size, workspace_gib=workspace, opt_level=opt_level,
+                             hw_compat=hw_compat, version_compatible=version_compatible, dla_core=dla_core,
+                             tf32=tf32, weak_typing=weak_typing)
+    if bundle:
+        clashes = [flag for flag, value in (("MODEL", model), ("--variant", variant), ("--weights", weights),
+                                            ("--calib", calib), ("--images", images), ("-o", output)) if value]
+        if clashes:
+            raise VanexportError(f"--bundle builds from the bundle's own files; {', '.join(clashes)} cannot be used "
+                                 "with it", "drop them (the bundle's ONNX, check images and outputs are used)")
+        from .report import render_device_build
+        from .ship.on_device import build_into_bundle
+
+        _emit(build_into_bundle(bundle, settings, device=device, progress=_progress), as_json, render_device_build)
+        return
+    result = export_trt(model, variant=variant, weights=weights, precision=precision, calib=calib,
+                        num_calib=num_calib, settings=settings, output=output,
+                        timing_cache=None if no_timing_cache else timing_cache, validate=not no_validate,
+                        images=images, force=force, device=device, progress=_progress)
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
+    _emit(result.to_dict(), as_json, render_trt)
+
+
+@cli.command("inspect")
+@click.argument("path", type=click.Path(dir_okay=False))
+@common
+def inspect_cmd(path, as_json):
+    """What is in an ONNX file (I/O, opset, op histogram, metadata, parameters) or a TensorRT plan (manifest,
+    whether it fits this machine, per-layer table when TensorRT is installed)."""
+    from .inspection import inspect_file
+    from .report import render_inspect
+
+    _emit(inspect_file(path).to_dict(), as_json, render_inspect)
+
+
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--weights", metavar="PATH|URL|official", help="Weights the model was exported from "
               "[default: rebuilt from its metadata].")
 @click.option("--images", type=click.Path(file_okay=False), help="Folder of images to compare on "
               "[default: random batches and scikit-image's sample photos].")
-@click.option("--atol", type=float, help="Absolute tolerance on logits [FP32 default: 1e-4].")
+@click.option("--atol", type=float, help="Absolute tolerance on logits [FP32 default: 1e-4, FP32 engine 1e-3; FP16/INT8 "
+              "are judged by agreement unless --atol is given].")
 @click.option("--rtol", type=float, help="Relative tolerance (an output passes on atol OR rtol) [default: 0, off].")
 @common
 def validate(model, weights, images, atol, rtol, as_json):
-    """Compare an exported MODEL against its PyTorch reference (variant and preprocessing read from its metadata).
+    """Compare an exported MODEL (.onnx, or a TensorRT .plan with its manifest) against its PyTorch reference
+    (variant and preprocessing read from its metadata or manifest).
 
-    Exit code 1 when it fails the tolerance.
+    The verdict fits the file's precision: FP32 by max abs error; FP16 by top-1 agreement and cosine; INT8 by
+    top-1 agreement and accuracy drop (class subfolders in --images give labels). Exit code 1 when it fails.
     """
     from .report import render_validation
     from .validate import validate as run_validate
 
     report = run_validate(model, weights=weights, images=images, atol=atol, rtol=rtol)
+    for n in report.notes:
+        click.echo(f"note: {n}", err=True)
     _emit(report.to_dict(), as_json, render_validation)
     if not report.passed:
         sys.exit(1)
@@ -226,6 +324,237 @@ def _progress_bar():
                 p.update(task, completed=done, total=total, description=label)
             yield on_row
     return bar()
+
+
+@cli.command()
+@click.option("--variant", type=click.Choice(VARIANT_NAMES, case_sensitive=False), default=None,
+              help="VAN variant [default: b0, or guessed from --weights].")
+@click.option("--weights", metavar="PATH|URL|official", help="Checkpoint (any layout), URL, or 'official' "
+              "[default: random weights, for testing the pipeline only].")
+@click.option("--model", "model", type=click.Path(dir_okay=False), help="Bundle this FP32 ONNX file (made by "
+              "`vanexport onnx`) instead of exporting.")
+@click.option("--precision", default="fp32", show_default=True, metavar="LIST",
+              help="Comma-separated precisions: fp32,fp16,int8 (FP32 is always included).")
+@click.option("--calib", type=click.Path(file_okay=False), help="Calibration images for INT8.")
+@click.option("--num-calib", type=int, default=256, show_default=True, help="Calibration inputs for INT8.")
+@click.option("--images", type=click.Path(file_okay=False), help="Held-out images to validate every precision on "
+              "[default: random batches and sample photos].")
+@click.option("--engines", multiple=True, type=click.Path(dir_okay=False), metavar="PLAN",
+              help="TensorRT plan to include, with the manifest beside it (repeatable).")
+@click.option("--timing-cache", type=click.Path(dir_okay=False), help="TensorRT timing cache to ship.")
+@click.option("--labels", type=click.Path(dir_okay=False), help="Class names, one per line [default: the "
+              "checkpoint's own, else ImageNet-1k for 1000 classes].")
+@click.option("--check-images", type=click.Path(file_okay=False), help="Up to 16 images to ship as check inputs "
+              "[default: scikit-image's sample photos].")
+@click.option("--img-size", type=int, default=224, show_default=True, help="Input height = width when exporting.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights.")
+@click.option("--no-validate", is_flag=True, help="Skip the comparisons with PyTorch (no fidelity recorded).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Output archive [default: engines/van_<variant>_<size>_bundle.tar.gz].")
+@common
+def bundle(variant, weights, model, precision, calib, num_calib, images, engines, timing_cache, labels, check_images,
+           img_size, seed, no_validate, output, as_json):
+    """Pack what a device needs into one checked tar.gz: ONNX per precision, engines, labels, manifest.
+
+    \b
+    Example:
+      vanexport bundle --variant b0 --weights official --precision fp32,fp16 -o van_b0_bundle.tar.gz
+    """
+    from .report import render_bundle
+    from .ship.bundle import make_bundle
+
+    result = make_bundle(variant, weights, model=model, precisions=precision, calib=calib, num_calib=num_calib,
+                         images=images, engines=engines, timing_cache=timing_cache, labels=labels,
+                         check_images=check_images, img_size=img_size, output=output, seed=seed,
+                         validate=not no_validate, progress=_progress)
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
+    _emit(result.to_dict(), as_json, render_bundle)
+
+
+@cli.command()
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="New folder to unpack into.")
+@common
+def unpack(bundle_path, output, as_json):
+    """Check a bundle (paths, links, sha256 of every file, schema version) and unpack it; nothing on failure."""
+    from .report import render_unpack
+    from .ship.bundle import unpack_bundle
+
+    _emit(unpack_bundle(bundle_path, output), as_json, render_unpack)
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--model", required=True, type=click.Path(dir_okay=False), help="A bundle (.tar.gz), .onnx or .plan.")
+@click.option("--topk", type=int, default=5, show_default=True, help="Classes to show per image.")
+@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime-cuda", "onnxruntime-cpu"]),
+              default="auto", show_default=True, help="Force a backend [auto: TensorRT > ORT CUDA > ORT CPU].")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), help="Use only this precision.")
+@common
+def predict(images, model, topk, backend, precision, as_json):
+    """Classify IMAGE files (or folders) without PyTorch, and say which backend ran.
+
+    \b
+    Example:
+      vanexport predict cat.jpg dog.png --model van_b0_bundle.tar.gz --topk 3
+    """
+    from .report import render_predict
+    from .runtime.classify import predict as run_predict
+
+    result = run_predict(images, model, topk=topk, backend=backend, precision=precision, progress=_progress)
+    for f in result.skipped_images:
+        click.echo(f"warning: cannot read {f}; skipped", err=True)
+    _emit(result.to_dict(), as_json, render_predict)
+
+
+@cli.command()
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Model repository folder.")
+@click.option("--name", help="Model name [default: van_<variant>; TensorRT models add _trt_<precision>].")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
+              help="Which bundled ONNX the ONNX Runtime model serves.")
+@click.option("--max-batch", type=int, default=32, show_default=True,
+              help="max_batch_size for the ONNX model (plans use their profile's max batch).")
+@click.option("--instances", type=int, default=1, show_default=True, help="Instances per model.")
+@click.option("--cpu", is_flag=True, help="Run the ONNX Runtime model on CPU instances (KIND_CPU).")
+@click.option("--max-queue-delay-us", type=int, default=100, show_default=True, help="Dynamic batching delay.")
+@click.option("--force", is_flag=True, help="Replace model folders that already exist.")
+@common
+def triton(bundle_path, output, name, precision, max_batch, instances, cpu, max_queue_delay_us, force, as_json):
+    """Write a Triton model repository (ONNX Runtime, and TensorRT where the bundle has plans)."""
+    from .report import render_triton
+    from .ship.triton import triton_repository
+
+    result = triton_repository(bundle_path, output, name=name, precision=precision, max_batch=max_batch,
+                               instances=instances, cpu=cpu, max_queue_delay_us=max_queue_delay_us, force=force,
+                               progress=_progress)
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
+    _emit(result.to_dict(), as_json, render_triton)
+
+
+@cli.command()
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", default="config_infer.txt", show_default=True, type=click.Path(dir_okay=False),
+              help="nvinfer config file (labels and ONNX are written beside it).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]),
+              help="network-mode and ONNX file [default: fp16 if bundled, else fp32].")
+@click.option("--batch-size", type=int, default=1, show_default=True, help="nvinfer batch-size.")
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="classifier-threshold (probability).")
+@click.option("--gpu-id", type=int, default=0, show_default=True, help="gpu-id.")
+@click.option("--secondary", is_flag=True, help="Classify objects of a primary detector (process-mode=2).")
+@common
+def deepstream(bundle_path, output, precision, batch_size, threshold, gpu_id, secondary, as_json):
+    """Write a DeepStream nvinfer classifier config, its label file and a softmax ONNX."""
+    from .report import render_deepstream
+    from .ship.deepstream import deepstream_config
+
+    result = deepstream_config(bundle_path, output, precision=precision, batch_size=batch_size, threshold=threshold,
+                               gpu_id=gpu_id, secondary=secondary, progress=_progress)
+    _emit(result.to_dict(), as_json, render_deepstream)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--keep-fp32", multiple=True, metavar="OP_TYPE|REGEX",
+              help="Op type (exact) or node-name regex to keep in FP32; repeat the flag for more. "
+              "LayerNormalization is always kept unless --fp16-layernorm.")
+@click.option("--fp16-layernorm", is_flag=True, help="Convert LayerNormalization to FP16 too (FP16 LayerNorm can overflow).")
+@click.option("--fp16-io", is_flag=True, help="FP16 model input/output [default: FP32, so callers need not change].")
+@click.option("--images", type=click.Path(file_okay=False),
+              help="Held-out images to validate on; nothing is written if the FP16 thresholds fail.")
+@click.option("--weights", metavar="PATH|URL|official", help="Weights of the PyTorch reference for --images "
+              "[default: recorded at export].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file [default: MODEL_fp16.onnx beside MODEL].")
+@common
+def fp16(model, keep_fp32, fp16_layernorm, fp16_io, images, weights, output, as_json):
+    """Convert an FP32 MODEL to a mixed FP16 graph for TensorRT strongly typed builds.
+
+    \b
+    Example:
+      vanexport fp16 engines/van_b0_224.onnx --images heldout/
+    """
+    from .export.precision import convert_fp16
+    from .report import render_precision
+
+    result = convert_fp16(model, output, keep_fp32=keep_fp32, keep_io_types=not fp16_io, layernorm_fp16=fp16_layernorm,
+                          images=images, weights=weights, progress=_progress)
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
+    _emit(result.to_dict(), as_json, render_precision)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--int8", is_flag=True, default=True, help="INT8 Q/DQ (the only quantization mode; FP16 is `vanexport fp16`).")
+@click.option("--calib", required=True, type=click.Path(), metavar="DIR|NPZ",
+              help="Calibration images (recursive, class subfolders allowed) or an .npz of preprocessed batches.")
+@click.option("--num-calib", type=int, default=256, show_default=True, help="Calibration inputs to use.")
+@click.option("--method", type=click.Choice(["entropy", "max", "percentile"]), default="entropy", show_default=True,
+              help="How activation ranges are chosen from the calibration data.")
+@click.option("--exclude", multiple=True, metavar="REGEX|OP_TYPE",
+              help="Node-name regex (or op type) to leave unquantized; repeat the flag for more.")
+@click.option("--images", type=click.Path(file_okay=False),
+              help="Held-out images to validate on; nothing is written if the INT8 thresholds fail.")
+@click.option("--weights", metavar="PATH|URL|official", help="Weights of the PyTorch reference for --images "
+              "[default: recorded at export].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file [default: MODEL_int8.onnx beside MODEL].")
+@common
+def quantize(model, int8, calib, num_calib, method, exclude, images, weights, output, as_json):
+    """Quantize an FP32 MODEL to a Q/DQ INT8 graph for TensorRT, calibrated on real images.
+
+    Calibration ranges are cached beside the output and reused when the model and images are unchanged.
+
+    \b
+    Example:
+      vanexport quantize engines/van_b0_224.onnx --int8 --calib calib/ --images heldout/
+    """
+    from .export.precision import quantize_int8
+    from .report import render_precision
+
+    result = quantize_int8(model, calib, output, num_calib=num_calib, method=method, exclude=exclude, images=images,
+                           weights=weights, progress=_progress)
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
+    _emit(result.to_dict(), as_json, render_precision)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--calib", type=click.Path(), metavar="DIR|NPZ", help="Calibration images or .npz (needed for INT8).")
+@click.option("--images", type=click.Path(file_okay=False),
+              help="Held-out images to measure on [default: the --calib folder, which flatters INT8].")
+@click.option("--fp16", "use_fp16", is_flag=True, help="Analyse FP16 instead of INT8 (recommends --keep-fp32).")
+@click.option("--mode", type=click.Choice(["only", "leave-out"]), default="only", show_default=True,
+              help="Convert one group at a time, or everything but one group at a time.")
+@click.option("--depth", type=int, default=2, show_default=True,
+              help="Group size: 1 = one group per block (/block1.0), 2 = attn/mlp of each block (/block1.0/attn).")
+@click.option("--num-calib", type=int, default=256, show_default=True, help="Calibration inputs to use.")
+@click.option("--method", type=click.Choice(["entropy", "max", "percentile"]), default="entropy", show_default=True,
+              help="INT8 calibration method.")
+@click.option("--num-images", type=int, help="Measure on this many of the images (a seeded pick) [default: all].")
+@common
+def sensitivity(model, calib, images, use_fp16, mode, depth, num_calib, method, num_images, as_json):
+    """Find which layers lose accuracy in INT8 (or FP16), and the --exclude (--keep-fp32) set that fixes it.
+
+    Exit code 1 when no set of groups brings the model within the threshold.
+
+    \b
+    Example:
+      vanexport sensitivity engines/van_b0_224.onnx --calib calib/ --images heldout/
+    """
+    from .report import render_sensitivity
+    from .analysis import sensitivity as run_sensitivity
+
+    report = run_sensitivity(model, calib, images=images, precision="fp16" if use_fp16 else "int8", mode=mode,
+                             depth=depth, num_calib=num_calib, method=method, num_images=num_images,
+                             progress=_progress)
+    for n in report.notes:
+        click.echo(f"note: {n}", err=True)
+    _emit(report.to_dict(), as_json, render_sensitivity)
+    if not report.passed:
+        sys.exit(1)
 
 
 @cli.command()

@@ -5,11 +5,21 @@ import importlib.metadata
 import platform
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "onnxscript", "polygraphy", "tensorrt",
-            "nvidia-modelopt", "numpy", "pillow", "click", "rich")
+            "nvidia-modelopt", "numpy", "pillow", "click", "rich", "tritonclient")
 # What each command needs beyond numpy/click. A command is usable when all of these are present.
 NEEDS = {
     "onnx": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim", "polygraphy"),
     "validate": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "polygraphy"),
+    "fp16": ("onnx", "onnxruntime|onnxruntime-gpu"),
+    "quantize": ("onnx", "onnxruntime|onnxruntime-gpu", "pillow"),
+    "sensitivity": ("onnx", "onnxruntime|onnxruntime-gpu", "pillow"),
+    "trt": ("torch", "onnx", "polygraphy", "tensorrt"),  # and a CUDA GPU with its driver
+    "inspect": ("onnx",),  # TensorRT only for a plan's per-layer table
+    "bundle": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "polygraphy"),
+    "unpack": (),
+    "predict": ("onnxruntime|onnxruntime-gpu|tensorrt", "pillow"),  # no torch: what a device needs
+    "triton": ("tritonclient",),  # Triton's model-config schema
+    "deepstream": ("onnx",),
     "bench": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim"),
     "info": (),
 }

@@ -1,6 +1,7 @@
 """Human-readable reports of the records the API returns (the --json output is the record itself)."""
 from __future__ import annotations
 
+import json
 import os
 
 
@@ -34,19 +35,102 @@ def validation_table(report: dict):
     return t
 
 
+def _rule(tol: dict) -> str:
+    rules = []
+    if tol.get("check_atol", True):
+        rules.append(f"max abs <= {tol['atol']:.0e}" + (f" or max rel <= {tol['rtol']:.0e}" if tol["rtol"] else ""))
+    if tol.get("min_top1_agree") is not None:
+        rules.append(f"top-1 agreement >= {tol['min_top1_agree']:.1%}")
+    if tol.get("min_cosine") is not None:
+        rules.append(f"cosine >= {tol['min_cosine']}")
+    if tol.get("max_accuracy_drop") is not None:
+        rules.append(f"accuracy drop <= {tol['max_accuracy_drop']} point")
+    return ", ".join(rules)
+
+
 def _verdict(report: dict) -> str:
-    tol = report["tolerance"]
-    rule = f"max abs <= {tol['atol']:.0e}" + (f" or max rel <= {tol['rtol']:.0e}" if tol["rtol"] else "")
+    rule = _rule(report["tolerance"])
     if report["passed"]:
-        return f"[green]PASS[/green] ({report['precision'].upper()}: {rule}; Polygraphy agrees)"
-    return f"[red]FAIL[/red] ({report['precision'].upper()}): " + "; ".join(report["failures"])
+        agrees = "; Polygraphy agrees" if report["tolerance"].get("check_atol", True) else ""
+        return f"[green]PASS[/green] ({report['precision'].upper()}: {rule}{agrees})"
+    return f"[red]FAIL[/red] ({report['precision'].upper()}: {rule}): " + "; ".join(report["failures"])
+
+
+def _accuracy_line(acc: dict | None) -> str | None:
+    if not acc:
+        return None
+    return (f"accuracy against labels ({acc['n']} images): PyTorch FP32 {acc['reference']:.2%}, "
+            f"this model {acc['candidate']:.2%} (drop {acc['drop_points']:+.2f} points)")
 
 
 def render_validation(report: dict) -> None:
     c = _console()
-    c.print(f"Validation of {report['model']} against {report['reference']} (ONNX Runtime CPU):")
+    c.print(f"Validation of {report['model']} ({report['precision'].upper()}) against {report['reference']} "
+            f"FP32 ({report.get('runtime', 'ONNX Runtime CPU')}):")
     c.print(validation_table(report))
+    if line := _accuracy_line(report.get("accuracy")):
+        c.print(line)
     c.print(_verdict(report))
+
+
+def render_precision(r: dict) -> None:
+    c = _console()
+    c.print(f"{r['source']} -> [bold]{r['path']}[/bold] ({r['precision'].upper()}, {_size(r['path'])}, "
+            f"sha256 {r['sha256'][:12]})")
+    if r["precision"] == "fp16":
+        c.print(f"  {r['converted_nodes']} nodes in FP16; kept in FP32: " + (", ".join(r["kept_fp32"]) or "none"))
+    else:
+        cal = r["calibration"]
+        c.print(f"  {r['converted_nodes']} Conv/Gemm/MatMul nodes with INT8 Q/DQ inputs (symmetric, per-channel "
+                "weights, no bias Q/DQ); left unquantized: " + (", ".join(r["kept_fp32"]) or "none"))
+        c.print(f"  calibration: {cal['method']}, {cal['images']} inputs from {cal['source']}"
+                + (f", {cal['skipped']} unreadable skipped" if cal["skipped"] else "")
+                + (f"; ranges reused from {cal['cache']}" if cal["cache_hit"] else f"; ranges cached in {cal['cache']}"))
+    if r["validation"]:
+        c.print(validation_table(r["validation"]))
+        if line := _accuracy_line(r["validation"].get("accuracy")):
+            c.print(line)
+        c.print(_verdict(r["validation"]))
+    else:
+        c.print("  not validated: pass --images DIR (held-out images), or run `vanexport validate "
+                f"{r['path']} --images DIR`")
+    c.print("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["seconds"].items()))
+
+
+def render_sensitivity(r: dict) -> None:
+    from rich.table import Table
+
+    c = _console()
+    kind = r["precision"].upper()
+    how = "each group converted alone" if r["mode"] == "only" else "everything but each group converted"
+    c.print(f"{kind} sensitivity of {r['model']} on {r['n_images']} images from {r['images']} "
+            f"({len(r['groups'])} groups at depth {r['depth']}, {how}; worst first):")
+    labels = "accuracy_drop" in r["baseline"]
+    t = Table(show_edge=False, pad_edge=False, header_style="bold")
+    for col in ("group", "nodes", "top-1", "mean cosine") + (("acc. drop",) if labels else ()):
+        t.add_column(col, justify="left" if col == "group" else "right")
+
+    def cells(name, nodes, row):
+        out = [name, str(nodes), f"{row['top1_agree']:.1%}", f"{row['mean_cosine']:.6f}"]
+        return out + ([f"{row['accuracy_drop']:+.2f}"] if labels else [])
+
+    shown = r["groups"][:10]
+    for row in shown:
+        t.add_row(*cells(row["name"], row["nodes"], row))
+    t.add_row(*cells(f"whole model {kind}", sum(x["nodes"] for x in r["groups"]), r["baseline"]))
+    c.print(t)
+    if len(r["groups"]) > len(shown):
+        c.print(f"({len(r['groups']) - len(shown)} more groups in --json)")
+    flag = "--exclude" if r["precision"] == "int8" else "--keep-fp32"
+    if not r["recommended"]:
+        c.print(f"[green]the whole model meets the {kind} threshold[/green]: nothing to exclude")
+        return
+    res = r["recommended_result"]
+    verdict = "[green]meets[/green]" if r["passed"] else "[red]still misses[/red]"
+    c.print(f"leaving {len(r['recommended'])} group(s) in higher precision {verdict} the threshold: "
+            f"top-1 {res['top1_agree']:.1%}, mean cosine {res['mean_cosine']:.6f}"
+            + (f", accuracy drop {res['accuracy_drop']:+.2f} points" if labels else ""))
+    c.print("  " + " ".join(f"{flag} '{x}'" for x in r["recommended"]))
 
 
 def render_export(r: dict) -> None:
@@ -77,10 +161,167 @@ def render_info(d: dict) -> None:
     else:
         c.print("GPU: none visible to PyTorch")
     for cmd, st in d["commands"].items():
-        c.print(f"  vanexport {cmd:<10} " + ("[green]ready[/green]" if st["ok"] else
+        c.print(f"  vanexport {cmd:<12} " + ("[green]ready[/green]" if st["ok"] else
                                              f"[red]missing {', '.join(st['missing'])}[/red]"))
     for p in d["problems"]:
         c.print(f"[red]problem:[/red] {p}")
+
+
+def render_bundle(r: dict) -> None:
+    c = _console()
+    c.print(f"VAN-{r['variant']} bundle -> [bold]{r['path']}[/bold] ({r['size_bytes'] / 1e6:.1f} MB, "
+            f"sha256 {r['sha256'][:12]}, schema {r['schema_version']})")
+    for m in r["models"]:
+        f = m["fidelity"]
+        verdict = "not validated" if not f else (
+            ("[green]PASS[/green]" if f["passed"] else "[red]FAIL[/red]")
+            + f" vs {'PyTorch FP32' if f['reference'] == 'pytorch' else f['reference']} on {f['n']} inputs: "
+            f"max abs {f['max_abs_err']:.2e}, top-1 agreement {f['top1_agree']:.1%}"
+            + (f", accuracy {f['accuracy']:.2%} (PyTorch {f['reference_accuracy']:.2%})" if "accuracy" in f else ""))
+        c.print(f"  {m['precision'].upper():<5} {m['file']:<34} {verdict}")
+    for e in r["engines"]:
+        c.print(f"  {str(e['precision']).upper():<5} {e['file']:<34} TensorRT {e['tensorrt_version']}, "
+                f"sm {e['compute_capability']} ({e['gpu_name']})")
+    c.print(f"  labels: {r['labels']['count']} from {r['labels']['source']}"
+            + ("; timing cache included" if r["timing_cache"] else ""))
+    c.print(f"  {len(r['files'])} files, each with its sha256 in manifest.json")
+
+
+def render_unpack(r: dict) -> None:
+    c = _console()
+    c.print(f"unpacked {r['bundle']} -> [bold]{r['folder']}[/bold]: {len(r['files'])} files, every sha256 checked "
+            f"(schema {r['schema_version']}, VAN-{r['variant']})")
+    for name in r["files"]:
+        c.print(f"  {name}")
+
+
+def render_predict(r: dict) -> None:
+    c = _console()
+    b = r["backend"]
+    c.print(f"backend: [bold]{b['backend']}[/bold] ({b['precision']}) - {b['reason']}")
+    for s in b["skipped"]:
+        c.print(f"  [dim]not used: {s}[/dim]")
+    for p in r["predictions"]:
+        c.print(f"[bold]{p['image']}[/bold]")
+        for t in p["top"]:
+            c.print(f"  {t['probability']:7.2%}  {t['label']}  [dim]({t['index']})[/dim]")
+
+
+def render_triton(r: dict) -> None:
+    c = _console()
+    c.print(f"Triton model repository [bold]{r['repository']}[/bold] (configs checked against {r['schema']}):")
+    for m in r["models"]:
+        cc = f", plans for sm {', '.join(m['cc_model_filenames'])}" if m["cc_model_filenames"] else ""
+        c.print(f"  {m['name']:<22} {m['platform']:<17} max_batch_size {m['max_batch_size']}, "
+                f"{m['instance_kind'].upper()} instances{cc}")
+        c.print(f"    [dim]{', '.join(m['files'])}[/dim]")
+
+
+def render_deepstream(r: dict) -> None:
+    c = _console()
+    c.print(f"DeepStream nvinfer config -> [bold]{r['config']}[/bold] ({r['precision'].upper()}, "
+            f"network-mode {r['properties']['network-mode']})")
+    c.print(f"  net-scale-factor {r['net_scale_factor']!r}, offsets {';'.join(repr(o) for o in r['offsets'])}")
+    c.print(f"  onnx-file {r['onnx']} (softmax appended), labels {r['labels']}")
+    c.print(f"  model-engine-file {r['engine_file']} (DeepStream builds it on first run)")
+
+
+def _shape(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _profile(inp: dict) -> str:
+    p = inp.get("profile")
+    if not p:
+        return _shape(inp["shape"])
+    return f"min {_shape(p['min'])}, opt {_shape(p['opt'])}, max {_shape(p['max'])}"
+
+
+def _manifest_lines(m: dict) -> list[str]:
+    t, g = m["tensorrt"], m["gpu"]
+    lines = [f"  {m['precision'].upper()} engine, TensorRT {t['version']} ({t.get('typing', 'strong')}ly typed"
+             + (", version-compatible" if t.get("version_compatible") else "")
+             + f", hardware compatibility {t.get('hardware_compatibility', 'none')}"
+             + (f", DLA core {t['dla_core']}" if t.get("dla_core") is not None else "") + ")",
+             f"  built on {g['name']} (compute capability {g['compute_capability']})"
+             + (f" in {m['build']['seconds']:.1f} s" if m["build"].get("seconds") is not None else "")
+             + (f" at {m['build']['built_at']}" if m["build"].get("built_at") else "")]
+    for i in m["inputs"]:
+        lines.append(f"  input '{i['name']}' {i['dtype']}: {_profile(i)}")
+    for o in m["outputs"]:
+        lines.append(f"  output '{o['name']}' {o['dtype']} {_shape(o['shape'])} ({m['num_classes']} classes)")
+    src = m["source_onnx"]
+    lines.append(f"  from {src['path']} (sha256 {src['sha256'][:12]}); VAN-{m['model'].get('variant', '?')}, "
+                 f"weights {m['model'].get('weights_source', '?')}")
+    return lines
+
+
+def render_trt(r: dict) -> None:
+    c = _console()
+    e = r["engine"]
+    m = e["manifest"]
+    c.print(f"VAN-{m['model'].get('variant', '?')} -> [bold]{e['path']}[/bold] ({_size(e['path'])}, sha256 "
+            f"{e['sha256'][:12]})" + ("  [dim]reused[/dim]" if e["reused"] else ""))
+    c.print("  chain: " + " -> ".join(f"{a['stage']} {a['path']} ({'reused' if a['reused'] else 'made'})"
+                                      for a in r["artifacts"]))
+    for line in _manifest_lines(m):
+        c.print(line)
+    c.print(f"  manifest: {e['manifest_path']}")
+    v = e.get("validation")
+    if v and "groups" in v:
+        c.print(validation_table(v))
+        if line := _accuracy_line(v.get("accuracy")):
+            c.print(line)
+        c.print(_verdict(v))
+    elif v and "overall" in v:
+        o = v["overall"]
+        c.print(f"  validated when built: max abs {o['max_abs_err']:.2e}, min cosine {o['min_cosine']:.6f}, "
+                f"top-1 {o['top1_agree']:.1%}")
+    if e.get("seconds"):
+        c.print("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in e["seconds"].items()))
+
+
+def render_inspect(r: dict) -> None:
+    from rich.table import Table
+
+    c = _console()
+    d = r["details"]
+    c.print(f"[bold]{r['path']}[/bold]: {r['kind']}, {r['bytes'] / 1e6:.1f} MB, sha256 {r['sha256'][:12]}")
+    if r["kind"] == "onnx":
+        c.print(f"  producer {d['producer'] or '?'}, IR {d['ir_version']}, opsets "
+                + ", ".join(f"{k} {v}" for k, v in d["opsets"].items()))
+        for label, tensors in (("input", d["inputs"]), ("output", d["outputs"])):
+            for t in tensors:
+                c.print(f"  {label} '{t['name']}' {t['dtype']} {_shape(t['shape'])}")
+        c.print(f"  {d['parameters']:,} parameters ("
+                + ", ".join(f"{k} {v}" for k, v in d["weight_dtypes"].items()) + f" tensors), {d['nodes']} nodes")
+        c.print("  ops: " + ", ".join(f"{k} {v}" for k, v in d["op_histogram"].items()))
+        for k, v in d["metadata"].items():
+            c.print(f"  [dim]{k}[/dim] = {v if isinstance(v, str) else json.dumps(v)}")
+    elif d.get("manifest"):
+        for line in _manifest_lines(d["manifest"]):
+            c.print(line)
+        c.print("  plan hash matches its manifest" if d["hash_ok"]
+                else "  [red]plan hash does not match its manifest[/red]")
+        if d.get("layers"):
+            t = Table(show_edge=False, pad_edge=False, header_style="bold")
+            for col in ("#", "layer", "type", "precision", "tactic"):
+                t.add_column(col, overflow="fold")
+            for i, row in enumerate(d["layers"]):
+                t.add_row(str(i), row["name"], row["type"], row["precision"], row["tactic"])
+            c.print(t)
+    for note in r["notes"]:
+        c.print(f"  [yellow]note:[/yellow] {note}")
+
+
+def render_device_build(r: dict) -> None:
+    c = _console()
+    o = r["check"]["overall"]
+    c.print(f"{r['engine']} ({r['precision'].upper()}) built on this device and added to [bold]{r['bundle']}[/bold]")
+    c.print(f"  check vs the bundled ONNX on {o['n']} images: top-1 {o['top1_agree']:.1%}, "
+            f"min cosine {o['min_cosine']:.6f}, max abs {o['max_abs_err']:.2e}: [green]PASS[/green]")
+    c.print(f"  build {r['build']['seconds'].get('build', 0):.1f} s; bundle now has "
+            f"{len(r['bundle_result']['engines'])} engine(s)")
 
 
 def _ms(v: float) -> str:

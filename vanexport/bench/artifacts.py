@@ -49,17 +49,17 @@ class Artifacts:
             return Path(export_onnx(self.variant, self.weights, num_classes=self.num_classes, img_size=self.img_size,
                                     output=self._name(".onnx"), validate=False, seed=self.seed).path)
         try:
-            from ..export import precision as conv
+            from ..export.precision import convert_fp16, quantize_int8
         except ImportError:
             raise Skipped(f"this vanexport has no {precision.upper()} conversion (vanexport.export.precision)") from None
         fp32 = self.get("onnx", "fp32")
         if precision == "fp16":
             self.step(f"converting VAN-{self.variant} to FP16")
-            return Path(conv.convert_fp16(fp32, output=self._name("_fp16.onnx")).path)
+            return Path(convert_fp16(fp32, output=self._name("_fp16.onnx")).path)
         if self.calib is None:
             raise Skipped("INT8 needs calibration images: pass --calib DIR")
         self.step(f"quantizing VAN-{self.variant} to INT8 ({self.num_calib} calibration images)")
-        return Path(conv.quantize_int8(fp32, self.calib, output=self._name("_int8.onnx"), num_calib=self.num_calib).path)
+        return Path(quantize_int8(fp32, self.calib, output=self._name("_int8.onnx"), num_calib=self.num_calib).path)
 
     def _plan(self, precision: str) -> Path:
         try:

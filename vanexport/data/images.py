@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import VanexportError
 from ..model.variants import Preprocessing
-from .preprocess import preprocess_image
+from .preprocess import preprocess_image, resize_and_crop
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 # Colour photos that scikit-image ships: real image statistics without any download.
@@ -33,13 +33,20 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def load_folder(folder: str | Path, pre: Preprocessing, limit: int | None = None) -> ImageSet:
-    """Read a folder recursively; a subfolder name is the label (ImageFolder style). Bad files are skipped."""
+def load_folder(folder: str | Path, pre: Preprocessing, limit: int | None = None, shuffle_seed: int | None = None,
+                allow_empty: bool = False) -> ImageSet:
+    """Read a folder recursively; a subfolder name is the label (ImageFolder style). Bad files are skipped.
+
+    With `limit`, reading stops after that many readable images; `shuffle_seed` then picks them in a seeded
+    random order instead of sorted order, so every class subfolder is represented."""
     from PIL import Image, UnidentifiedImageError
 
     folder = Path(folder)
     arrays, names, labels, skipped = [], [], [], []
-    for path in list_images(folder):
+    paths = list_images(folder)
+    if shuffle_seed is not None:
+        paths = [paths[i] for i in np.random.default_rng(shuffle_seed).permutation(len(paths))]
+    for path in paths:
         if limit is not None and len(arrays) >= limit:
             break
         try:
@@ -51,18 +58,47 @@ def load_folder(folder: str | Path, pre: Preprocessing, limit: int | None = None
         rel = path.relative_to(folder)
         names.append(str(rel))
         labels.append(rel.parts[0] if len(rel.parts) > 1 else None)
-    if not arrays:
+    if not arrays and not allow_empty:
         raise VanexportError(f"no readable images in '{folder}'" + (f" ({len(skipped)} unreadable)" if skipped else ""),
                              "pass a folder with .jpg/.png/.webp images")
-    return ImageSet(np.stack(arrays), names, labels, skipped)
+    shape = (0, 3, pre.input_size, pre.input_size)
+    return ImageSet(np.stack(arrays) if arrays else np.zeros(shape, np.float32), names, labels, skipped)
 
 
 def sample_photos(pre: Preprocessing, names=SAMPLE_PHOTOS) -> ImageSet:
     """scikit-image's sample colour photos, preprocessed (no network needed)."""
+    photos = _sample_rgb(names)
+    arrays = [preprocess_image(a, pre) for a in photos.values()]
+    return ImageSet(np.stack(arrays), list(photos), [None] * len(names))
+
+
+def check_crops(pre: Preprocessing, folder: str | Path | None = None, limit: int = 16) -> tuple[np.ndarray, list[str]]:
+    """Resized, centre-cropped 8-bit RGB images (N, H, W, 3) to ship as check inputs: the sample photos, or up to
+    `limit` images of `folder`. Storing the crops (not floats) keeps them small and exact."""
+    from PIL import Image, UnidentifiedImageError
+
+    if folder is None:
+        photos = _sample_rgb(SAMPLE_PHOTOS)
+        return np.stack([resize_and_crop(a, pre) for a in photos.values()]), list(photos)
+    crops, names = [], []
+    for path in list_images(folder):
+        if len(crops) >= limit:
+            break
+        try:
+            with Image.open(path) as im:
+                crops.append(resize_and_crop(im, pre))
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            continue
+        names.append(str(path.relative_to(folder)))
+    if not crops:
+        raise VanexportError(f"no readable images in '{folder}'", "pass a folder with .jpg/.png/.webp images")
+    return np.stack(crops), names
+
+
+def _sample_rgb(names) -> dict[str, np.ndarray]:
     from skimage import data as skdata
 
-    arrays = [preprocess_image(_rgb(getattr(skdata, n)()), pre) for n in names]
-    return ImageSet(np.stack(arrays), [f"skimage:{n}" for n in names], [None] * len(names))
+    return {f"skimage:{n}": _rgb(getattr(skdata, n)()) for n in names}
 
 
 def _rgb(a: np.ndarray) -> np.ndarray:
@@ -71,3 +107,20 @@ def _rgb(a: np.ndarray) -> np.ndarray:
     if a.dtype != np.uint8:
         a = (255 * (a - a.min()) / max(float(a.max() - a.min()), 1e-12)).astype(np.uint8)
     return a[..., :3]
+
+
+def label_indices(labels: list[str | None], num_classes: int) -> np.ndarray | None:
+    """Class indices for ImageFolder labels, or None when they cannot be known.
+
+    Subfolders named by integers (`0/`, `7/`, `281/`) are those class indices; otherwise, when there is one
+    subfolder per class, they follow torchvision's ImageFolder rule (sorted names -> 0..K-1)."""
+    if not labels or any(lb is None for lb in labels):
+        return None
+    names = sorted(set(labels))
+    if all(n.isdigit() for n in names):
+        idx = np.array([int(lb) for lb in labels])
+        return idx if idx.max() < num_classes else None
+    if len(names) != num_classes:
+        return None
+    order = {n: i for i, n in enumerate(names)}
+    return np.array([order[lb] for lb in labels])

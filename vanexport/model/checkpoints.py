@@ -33,11 +33,11 @@ def is_url(spec: str) -> bool:
 
 
 def download(url: str, sha256: str | None = None, dest_dir: Path | None = None, progress: bool = True) -> Path:
-    """Download `url` into the cache (once), show a progress bar, check its sha256 when known."""
+    """Download `url` into the cache (once), show a progress bar, check its sha256 (or a prefix of it) when known."""
     dest_dir = Path(dest_dir or cache_dir() / "checkpoints")
     name = Path(urllib.parse.urlparse(url).path).name or "checkpoint.pth"
     dest = dest_dir / name
-    if dest.exists() and (sha256 is None or sha256_file(dest) == sha256):
+    if dest.exists() and (sha256 is None or sha256_file(dest).startswith(sha256)):
         return dest
     dest_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -60,7 +60,7 @@ def download(url: str, sha256: str | None = None, dest_dir: Path | None = None, 
             h.update(block)
             bar.advance(task, len(block))
         out.flush()
-        if sha256 is not None and h.hexdigest() != sha256:
+        if sha256 is not None and not h.hexdigest().startswith(sha256):
             raise VanexportError(f"download of {url} is corrupt (sha256 {h.hexdigest()[:12]}..., expected {sha256[:12]}...)",
                                  "try again; the partial file was discarded")
     return dest
@@ -229,3 +229,22 @@ def weights_sha256(sd: dict) -> str:
         h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # raw bytes, any dtype (bf16 too)
     return h.hexdigest()
+
+
+def read_class_names(path: str | os.PathLike) -> list[str] | None:
+    """Class names a checkpoint carries, if any: mmpretrain's `meta.dataset_meta.classes`, older mmcls
+    `meta.CLASSES`, or a top-level `classes` / `class_names` list. Loaded with weights_only=True."""
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # read_checkpoint already reports unreadable files; names are optional
+        return None
+    if not isinstance(obj, dict):
+        return None
+    meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+    dataset_meta = meta.get("dataset_meta") if isinstance(meta.get("dataset_meta"), dict) else {}
+    for names in (dataset_meta.get("classes"), meta.get("CLASSES"), obj.get("classes"), obj.get("class_names")):
+        if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
+            return [str(n) for n in names]
+    return None

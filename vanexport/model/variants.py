@@ -49,7 +49,7 @@ class Variant:
     gmacs: float  # multiply-accumulates at 224x224
     top1: float | None  # ImageNet-1k top-1 of the official weights
     checkpoint_url: str | None = None
-    checkpoint_sha256: str | None = None
+    checkpoint_sha256: str | None = None  # full digest or a prefix (OpenMMLab file names carry 8 hex digits)
     mlp_ratios: tuple[int, int, int, int] = (8, 8, 4, 4)
     preprocessing: Preprocessing = Preprocessing()
 
@@ -61,7 +61,10 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("b1", "small", (64, 128, 320, 512), (2, 2, 4, 2), 13.86, 2.52, 81.1, _HF.format("Small", "van_small_811.pth.tar")),
     Variant("b2", "base", (64, 128, 320, 512), (3, 3, 12, 3), 26.58, 5.03, 82.8, _HF.format("Base", "van_base_828.pth.tar")),
     Variant("b3", "large", (64, 128, 320, 512), (3, 5, 27, 3), 44.77, 8.99, 83.9, _HF.format("Large", "van_large_839.pth.tar")),
-    Variant("b4", None, (64, 128, 320, 512), (3, 6, 40, 3), 60.28, 12.2, 84.1),
+    # b4 has no file from the authors; mmpretrain's converted one (mmpretrain layout, sha256 prefix in its name).
+    Variant("b4", None, (64, 128, 320, 512), (3, 6, 40, 3), 60.28, 12.2, 84.1,
+            "https://download.openmmlab.com/mmclassification/v0/van/van-b4_3rdparty_in1k_20220909-f4665b92.pth",
+            "f4665b92"),
     Variant("b5", None, (96, 192, 480, 768), (3, 3, 24, 3), 89.97, 17.2, None),
     Variant("b6", None, (96, 192, 384, 768), (6, 6, 90, 6), 199.83, 38.7, None),
 ]}

@@ -31,8 +31,16 @@ class OnnxRuntimeBackend:
     def __init__(self, path, providers=("CPUExecutionProvider",), threads: int | None = None):
         self.session = session_from_path(path, providers, threads)
         self.input_name = self.session.get_inputs()[0].name
+        # An FP16 graph converted without keep_io_types takes and returns float16.
+        self.input_dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32
         self.providers = self.session.get_providers()
         self.device = "cuda" if self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
 
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The file's metadata_props (what vanexport wrote), read without the `onnx` package."""
+        return dict(self.session.get_modelmeta().custom_metadata_map)
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: x})[0]
+        out = self.session.run(None, {self.input_name: x.astype(self.input_dtype, copy=False)})[0]
+        return out.astype(np.float32, copy=False)

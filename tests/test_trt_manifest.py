@@ -1,0 +1,100 @@
+"""The manifest beside a plan: written atomically, read back, and every refusal a loader makes from it."""
+import json
+import re
+
+import pytest
+
+from vanexport.errors import VanexportError
+from vanexport.files import sha256_file
+from vanexport.trt.environment import GpuInfo
+from vanexport.trt.manifest import (SCHEMA, check_loadable, check_plan_hash, compatibility_problem,
+                                    compatibility_warnings, manifest_path, read_manifest, write_manifest)
+
+A10 = GpuInfo("NVIDIA A10", "8.6", "12.4")
+A40 = GpuInfo("NVIDIA A40", "8.6", "12.4")
+L4 = GpuInfo("NVIDIA L4", "8.9", "12.4")
+T4 = GpuInfo("Tesla T4", "7.5", "12.4")
+
+
+@pytest.fixture
+def plan(tmp_path):
+    """Plan bytes and their manifest. The bytes are not an engine: these checks run before TensorRT sees them."""
+    path = tmp_path / "van_b0_224_fp16.plan"
+    path.write_bytes(bytes(range(256)) * 64)
+    return path
+
+
+def test_manifest_sits_beside_the_plan_and_round_trips(plan, make_manifest):
+    m = make_manifest(plan)
+    path = write_manifest(m, manifest_path(plan))
+    assert path == plan.parent / "van_b0_224_fp16.manifest.json"
+    assert not list(plan.parent.glob("*.tmp"))
+    data = json.loads(path.read_text())
+    assert data["schema"] == SCHEMA and data["plan"]["sha256"] == sha256_file(plan)
+    assert read_manifest(plan) == m
+    assert plan.read_bytes() == bytes(range(256)) * 64  # the plan itself is never touched
+
+
+def test_missing_or_broken_manifest_is_a_one_line_error(plan, make_manifest):
+    with pytest.raises(VanexportError, match="has no manifest .van_b0_224_fp16.manifest.json is missing"):
+        read_manifest(plan)
+    manifest_path(plan).write_text("{not json")
+    with pytest.raises(VanexportError, match="is not readable"):
+        read_manifest(plan)
+    manifest_path(plan).write_text(json.dumps({**make_manifest(plan).to_dict(), "schema": "other/9"}))
+    with pytest.raises(VanexportError, match="schema 'other/9'"):
+        read_manifest(plan)
+
+
+def test_a_plan_fits_the_machine_that_built_it(plan, make_manifest):
+    assert compatibility_problem(make_manifest(plan), "10.16.1.11", A10) is None
+
+
+@pytest.mark.parametrize("kwargs, trt, gpu, message", [
+    ({}, "10.16.2.1", A10, "built with TensorRT 10.16.1.11 but this machine has TensorRT 10.16.2.1"),
+    ({}, "11.4.0.106", A10, "built with TensorRT 10.16.1.11 but this machine has TensorRT 11.4.0.106"),
+    ({"version_compatible": True, "trt_version": "10.16.1.11"}, "10.8.0.43", A10, "the older TensorRT 10.8.0.43"),
+    ({}, "10.16.1.11", L4, "built for compute capability 8.6 .NVIDIA A10. but this GPU .NVIDIA L4. has 8.9"),
+    ({"hw": "same-cc"}, "10.16.1.11", L4, "built for compute capability 8.6"),
+    ({"hw": "ampere+"}, "10.16.1.11", T4, r"built for Ampere or newer GPUs .*\(Tesla T4\) has compute capability 7.5"),
+])
+def test_refusals(plan, make_manifest, kwargs, trt, gpu, message):
+    problem, hint = compatibility_problem(make_manifest(plan, **kwargs), trt, gpu)
+    assert re.search(message, problem), problem
+    assert "vanexport trt" in hint
+    with pytest.raises(VanexportError, match=message):
+        check_loadable(plan, make_manifest(plan, **kwargs), trt, gpu)
+
+
+@pytest.mark.parametrize("kwargs, trt, gpu", [
+    ({"version_compatible": True}, "10.16.1.11", A10),
+    ({"version_compatible": True}, "10.18.0.1", A10),  # version-compatible: newer runtimes run it
+    ({"hw": "ampere+"}, "10.16.1.11", L4),  # any compute capability >= 8.0
+    ({"hw": "ampere+", "gpu": L4}, "10.16.1.11", GpuInfo("NVIDIA H100", "9.0")),
+    ({"hw": "same-cc"}, "10.16.1.11", A40),
+    ({}, "10.16.1.11", A40),  # same compute capability, other model: runs (with a warning)
+])
+def test_compatibility_settings_allow(plan, make_manifest, kwargs, trt, gpu):
+    assert compatibility_problem(make_manifest(plan, **kwargs), trt, gpu) is None
+
+
+def test_hint_names_the_build_flag_that_would_have_allowed_it(plan, make_manifest):
+    assert "--version-compatible" in compatibility_problem(make_manifest(plan), "10.17.0.1", A10)[1]
+    assert "--hw-compat ampere+" in compatibility_problem(make_manifest(plan), "10.16.1.11", L4)[1]
+
+
+def test_warnings_for_what_runs_but_deserves_a_word(plan, make_manifest):
+    assert "tuned on a NVIDIA A10, this is a NVIDIA A40" in compatibility_warnings(make_manifest(plan), A40)[0]
+    assert compatibility_warnings(make_manifest(plan), A10) == []
+    assert "lean runtime" in compatibility_warnings(make_manifest(plan, version_compatible=True), A10)[0]
+    assert check_loadable(plan, make_manifest(plan), "10.16.1.11", A40)  # returns the warning, does not raise
+
+
+def test_tampered_plan_is_refused(plan, make_manifest):
+    m = make_manifest(plan)
+    assert check_plan_hash(plan, m) == sha256_file(plan)
+    data = bytearray(plan.read_bytes())
+    data[100] ^= 1
+    plan.write_bytes(bytes(data))
+    with pytest.raises(VanexportError, match="does not match its manifest .* it was modified or replaced"):
+        check_loadable(plan, m, "10.16.1.11", A10)

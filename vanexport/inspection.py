@@ -1,0 +1,132 @@
+"""What is in a file: an ONNX model (I/O, opset, op histogram, metadata, parameters) or a TensorRT plan (its
+manifest, whether it fits this machine, and the engine inspector's per-layer table when TensorRT is here)."""
+from __future__ import annotations
+
+import collections
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import VanexportError
+from .files import sha256_file
+
+
+@dataclass
+class InspectReport:
+    path: str
+    kind: str  # "onnx" or "plan"
+    bytes: int
+    sha256: str
+    details: dict
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def inspect_file(path) -> InspectReport:
+    from .validate import PLAN_SUFFIXES
+
+    path = Path(path)
+    if not path.is_file():
+        raise VanexportError(f"'{path}' not found", "pass an .onnx file or a TensorRT .plan")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return inspect_onnx(path)
+    if suffix in PLAN_SUFFIXES:
+        return inspect_plan(path)
+    raise VanexportError(f"cannot inspect '{path.name}'", "pass an .onnx file or a TensorRT .plan")
+
+
+def _shape(value_info) -> list:
+    dims = value_info.type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+
+
+def _dtype(elem_type: int) -> str:
+    import onnx
+
+    return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name if elem_type else "?"
+
+
+def inspect_onnx(path) -> InspectReport:
+    import onnx
+
+    path = Path(path)
+    try:
+        proto = onnx.load(str(path))
+    except Exception as e:  # protobuf DecodeError and friends
+        raise VanexportError(f"'{path}' is not a readable ONNX file ({str(e).splitlines()[0][:120]})",
+                             "export it again with `vanexport onnx`") from e
+    graph = proto.graph
+    initializers = {i.name for i in graph.initializer}
+    # Weights live in initializers and, after some exporters' constant folding, in Constant nodes.
+    tensors = list(graph.initializer) + [a.t for n in graph.node if n.op_type == "Constant"
+                                         for a in n.attribute if a.name == "value"]
+    histogram = collections.Counter(n.op_type for n in graph.node)
+    metadata = {}
+    for p in proto.metadata_props:
+        try:
+            metadata[p.key] = json.loads(p.value)
+        except ValueError:
+            metadata[p.key] = p.value
+    details = {
+        "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
+        "ir_version": proto.ir_version,
+        "opsets": {(o.domain or "ai.onnx"): o.version for o in proto.opset_import},
+        "inputs": [{"name": i.name, "dtype": _dtype(i.type.tensor_type.elem_type), "shape": _shape(i)}
+                   for i in graph.input if i.name not in initializers],
+        "outputs": [{"name": o.name, "dtype": _dtype(o.type.tensor_type.elem_type), "shape": _shape(o)}
+                    for o in graph.output],
+        "nodes": len(graph.node),
+        "op_histogram": dict(histogram.most_common()),
+        "parameters": sum(_numel(t) for t in tensors),
+        "weight_dtypes": dict(collections.Counter(_dtype(t.data_type) for t in tensors).most_common()),
+        "metadata": metadata,
+    }
+    return InspectReport(str(path), "onnx", path.stat().st_size, sha256_file(path), details)
+
+
+def _numel(tensor) -> int:
+    n = 1
+    for d in tensor.dims:
+        n *= d
+    return n
+
+
+def inspect_plan(path) -> InspectReport:
+    """The manifest and checks need no TensorRT; the per-layer table does (and a plan that fits this machine)."""
+    from .trt.manifest import compatibility_problem, read_manifest
+
+    path = Path(path)
+    digest = sha256_file(path)
+    notes: list[str] = []
+    try:
+        manifest = read_manifest(path)
+    except VanexportError as e:
+        return InspectReport(str(path), "plan", path.stat().st_size, digest, {"manifest": None}, [str(e)])
+    details = {"manifest": manifest.to_dict(), "hash_ok": digest == manifest.plan.get("sha256"), "layers": None}
+    if not details["hash_ok"]:
+        notes.append(f"the plan does not match its manifest (sha256 {digest[:12]}, manifest "
+                     f"{str(manifest.plan.get('sha256'))[:12]}): it was modified or replaced")
+    try:
+        from .trt import engine as trt_engine
+        from .trt.environment import require_tensorrt, tensorrt_version
+
+        trt, gpu = require_tensorrt()
+    except VanexportError as e:
+        notes.append(f"no per-layer table: {e}")
+        return InspectReport(str(path), "plan", path.stat().st_size, digest, details, notes)
+    problem = compatibility_problem(manifest, tensorrt_version(trt), gpu)
+    details["fits_this_machine"] = problem is None
+    if problem:
+        notes.append(f"no per-layer table: {problem[0]}")
+    elif details["hash_ok"]:
+        logger = trt_engine.collecting_logger(trt)
+        runtime, engine = trt_engine.deserialize(trt, logger, path.read_bytes(),
+                                                 host_code=bool(manifest.tensorrt.get("version_compatible")),
+                                                 dla_core=manifest.tensorrt.get("dla_core"))
+        details["layers"] = trt_engine.engine_layers(trt, engine)
+        details["device_memory_bytes"] = int(getattr(engine, "device_memory_size_v2", 0) or 0)
+        del engine, runtime
+    return InspectReport(str(path), "plan", path.stat().st_size, digest, details, notes)

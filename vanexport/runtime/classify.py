@@ -1,0 +1,225 @@
+"""Classify images with a bundle, an ONNX file or a TensorRT plan, using only numpy, Pillow and ONNX Runtime or
+TensorRT (no PyTorch, no `onnx` package): what a device runs.
+
+`load_classifier` picks the best backend that works here (see `select.choose`) and says which and why.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import VanexportError
+from . import select
+
+BUNDLE_SUFFIXES = (".tar.gz", ".tgz")
+PLAN_SUFFIXES = (".plan", ".engine", ".trt")
+
+
+@dataclass
+class PredictResult:
+    model: str
+    backend: dict
+    device: dict
+    predictions: list[dict]
+    skipped_images: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_batched(backend, x: np.ndarray, static_batch: int | None = None, batch: int = 8) -> np.ndarray:
+    """Run `backend` over `x` in chunks; a static-batch model gets its last chunk padded by repeating an image."""
+    n = static_batch or batch
+    out = []
+    for i in range(0, len(x), n):
+        chunk = x[i:i + n]
+        k = len(chunk)
+        if static_batch and k < n:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], n - k, axis=0)])
+        out.append(np.asarray(backend(chunk))[:k])
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Classifier:
+    """A backend plus what turns images into its input and its output into class names."""
+
+    def __init__(self, backend, choice: select.Choice, labels: list[str], preprocessing, static_batch: int | None,
+                 source: str, device: select.Device):
+        self.backend, self.choice, self.labels = backend, choice, labels
+        self.preprocessing, self.static_batch, self.source, self.device = preprocessing, static_batch, source, device
+
+    def describe(self) -> dict:
+        d = self.choice.to_dict()
+        d["providers"] = list(getattr(self.backend, "providers", []))
+        return d
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        profile = getattr(self.backend, "profile", None)  # a TensorRT engine takes at most its profile's max batch
+        batch = min(8, profile["max"][0]) if profile else 8
+        return run_batched(self.backend, np.asarray(x, np.float32), self.static_batch, batch)
+
+    def classify(self, images, topk: int = 5) -> list[list[dict]]:
+        """PIL images or HxWx3 uint8 arrays -> for each, the top-k classes with softmax probabilities."""
+        from ..data.preprocess import preprocess_image
+
+        x = np.stack([preprocess_image(im, self.preprocessing) for im in images])
+        probs = softmax(self.logits(x))
+        k = max(1, min(topk, probs.shape[1]))
+        out = []
+        for p in probs:
+            idx = np.argsort(-p, kind="stable")[:k]
+            out.append([{"index": int(i), "label": self.labels[i] if i < len(self.labels) else str(i),
+                         "probability": float(p[i])} for i in idx])
+        return out
+
+
+def load_classifier(model: str | os.PathLike, *, backend: str = "auto", precision: str | None = None,
+                    device: select.Device | None = None, progress: Callable[[str], None] | None = None) -> Classifier:
+    """Open a bundle (.tar.gz, checked and unpacked into the cache), an ONNX file or a plan, and build the best
+    backend that starts here: a fitting TensorRT plan, else ONNX Runtime CUDA, else ONNX Runtime CPU."""
+    step = progress or (lambda msg: None)
+    if backend != "auto" and backend not in select.BACKENDS:
+        raise VanexportError(f"unknown backend '{backend}'", f"choose auto or one of {', '.join(select.BACKENDS)}")
+    path = Path(model)
+    if not path.exists():
+        raise VanexportError(f"model '{path}' not found", "pass a bundle (.tar.gz), an .onnx file or a .plan")
+    device = device or select.probe_device()
+    name = path.name.lower()
+    if name.endswith(BUNDLE_SUFFIXES):
+        step(f"checking and unpacking {path.name}")
+        candidates, info = _from_bundle(path)
+    elif name.endswith(".onnx"):
+        candidates, info = [select.Candidate("onnx", str(path), precision or "unknown")], None
+    elif name.endswith(PLAN_SUFFIXES):
+        candidates, info = _from_plan(path)
+    else:
+        raise VanexportError(f"cannot tell what '{path.name}' is", "pass a bundle (.tar.gz), an .onnx file or a .plan")
+
+    choices = select.choose(candidates, device, backend, None if name.endswith(".onnx") else precision)
+    failures: list[str] = []
+    for choice in choices:
+        try:
+            step(f"starting {choice.backend} on {Path(choice.candidate.path).name}")
+            runner = _start(choice)
+        except VanexportError as e:
+            failures.append(f"{choice.backend} on {Path(choice.candidate.path).name}: {e.problem}")
+            continue
+        choice.skipped += failures
+        if info is None:  # a bare ONNX file describes itself in its metadata
+            info = _onnx_info(runner, path)
+            choice.candidate = select.Candidate("onnx", str(path), info["precision"])
+        return Classifier(runner, choice, info["labels"], info["preprocessing"], info["static_batch"], str(path), device)
+    reasons = "; ".join((choices[0].skipped if choices else []) + failures) or "no model file fits the request"
+    raise VanexportError(f"no backend can run '{path.name}' here ({reasons})",
+                         "install onnxruntime (CPU) or onnxruntime-gpu, or ask for another --backend/--precision")
+
+
+def _start(choice: select.Choice):
+    c = choice.candidate
+    if choice.backend == "tensorrt":
+        try:
+            from .tensorrt_backend import TensorRTBackend
+
+            return TensorRTBackend(c.path)
+        except VanexportError:
+            raise
+        except (ImportError, OSError, RuntimeError, TypeError) as e:  # missing TensorRT, CUDA failure, bad plan
+            raise VanexportError(f"TensorRT could not load the plan ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})",
+                                 "use ONNX Runtime") from e
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        raise VanexportError("ONNX Runtime is not installed", "pip install onnxruntime (or onnxruntime-gpu)") from e
+    from .onnxruntime_backend import OnnxRuntimeBackend
+
+    if choice.backend == "onnxruntime-cuda":
+        runner = OnnxRuntimeBackend(c.path, providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+        if runner.providers[0] != "CUDAExecutionProvider":
+            raise VanexportError("the CUDA provider did not start (no usable GPU or CUDA libraries)")
+        return runner
+    return OnnxRuntimeBackend(c.path)
+
+
+def _from_bundle(path: Path):
+    from ..ship.bundle import open_bundle
+
+    b = open_bundle(path)
+    cands = [select.Candidate("onnx", str(b.file(m["file"])), m["precision"], None,
+                              (m.get("validation") or {}).get("passed")) for m in b.manifest["models"]]
+    for e in b.engines:
+        cands.append(select.Candidate("plan", e["plan_path"], e["precision"], e["plan_manifest"],
+                                      (e.get("validation") or {}).get("passed")))
+    shape = b.manifest["io"]["input"]["shape"]
+    return cands, {"labels": b.labels, "preprocessing": b.preprocessing,
+                   "static_batch": shape[0] if isinstance(shape[0], int) else None}
+
+
+def _from_plan(path: Path):
+    from ..data.labels import default_labels
+    from ..model.variants import Preprocessing
+    from ..trt.manifest import read_manifest
+
+    m = read_manifest(path)
+    labels, _ = default_labels(int(m.num_classes))
+    return [select.Candidate("plan", str(path), m.precision, m.to_dict(), (m.validation or {}).get("passed"))], {
+        "labels": labels, "preprocessing": Preprocessing.from_dict(m.preprocessing), "static_batch": None}
+
+
+def _onnx_info(runner, path: Path) -> dict:
+    from ..data.labels import default_labels
+    from ..export.metadata import ModelMetadata
+
+    meta = ModelMetadata.from_props(runner.metadata)
+    labels, _ = default_labels(meta.num_classes)
+    return {"labels": labels, "preprocessing": meta.preprocess, "precision": meta.precision,
+            "static_batch": None if meta.dynamic_batch else int(meta.input_shape[0])}
+
+
+def read_images(paths) -> tuple[list, list[str], list[str]]:
+    """Open image files (folders are searched recursively); returns images, their names, and unreadable files."""
+    from PIL import Image, UnidentifiedImageError
+
+    from ..data.images import list_images
+
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += list_images(p)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise VanexportError(f"image '{p}' not found", "pass image files or folders")
+    images, names, bad = [], [], []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                images.append(im.convert("RGB"))
+            names.append(str(f))
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            bad.append(str(f))
+    if not images:
+        raise VanexportError("none of the images could be read" + (f" ({', '.join(bad[:3])})" if bad else ""),
+                             "pass .jpg/.png/.webp/.bmp files")
+    return images, names, bad
+
+
+def predict(images, model: str | os.PathLike, *, topk: int = 5, backend: str = "auto", precision: str | None = None,
+            progress: Callable[[str], None] | None = None) -> PredictResult:
+    """`vanexport predict`: the top-k classes of each image file, and which backend computed them."""
+    if topk < 1:
+        raise VanexportError(f"--topk {topk} is not positive", "pass --topk 1 or more")
+    pics, names, bad = read_images(images)
+    clf = load_classifier(model, backend=backend, precision=precision, progress=progress)
+    tops = clf.classify(pics, topk)
+    return PredictResult(str(model), clf.describe(), clf.device.to_dict(),
+                         [{"image": n, "top": t} for n, t in zip(names, tops)], bad)

@@ -1,0 +1,167 @@
+"""Which backend runs a model on this machine, and why.
+
+Order: a TensorRT plan whose manifest fits this machine (fastest precision first), else ONNX Runtime with its
+CUDA provider, else ONNX Runtime on the CPU. Everything here is plain data and logic (no torch, no TensorRT
+import), so the choice is tested with manifests written for devices this machine is not.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..trt.environment import GpuInfo
+
+BACKENDS = ("tensorrt", "onnxruntime-cuda", "onnxruntime-cpu")
+GPU_PRECISIONS = ("int8", "fp16", "fp32")  # fastest first on a GPU
+CPU_PRECISIONS = ("fp32", "fp16", "int8")  # ONNX Runtime's CPU provider runs FP32 fastest (FP16/Q-DQ are emulated)
+
+
+@dataclass(frozen=True)
+class Device:
+    """What this machine can run: TensorRT version, GPUs, ONNX Runtime providers."""
+
+    tensorrt: str | None = None
+    gpus: tuple[GpuInfo, ...] = ()
+    ort_providers: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model file that could run: an ONNX file, or a plan with its manifest."""
+
+    kind: str  # "onnx" | "plan"
+    path: str
+    precision: str
+    manifest: dict | None = None
+    validated: bool | None = None  # None: no validation recorded
+
+
+@dataclass
+class Choice:
+    backend: str
+    candidate: Candidate
+    reason: str
+    skipped: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "file": self.candidate.path, "precision": self.candidate.precision,
+                "reason": self.reason, "skipped": list(self.skipped)}
+
+
+def engine_summary(manifest: dict) -> dict:
+    """The facts of an engine manifest (as `vanexport trt` writes it) that say where a plan may run."""
+    trt, gpu = manifest.get("tensorrt") or {}, manifest.get("gpu") or {}
+    return {
+        "precision": manifest.get("precision"),
+        "tensorrt_version": trt.get("version"),
+        "version_compatible": bool(trt.get("version_compatible", False)),
+        "hardware_compatibility": trt.get("hardware_compatibility", "none"),
+        "gpu_name": gpu.get("name"),
+        "compute_capability": gpu.get("compute_capability"),
+        "onnx_sha256": (manifest.get("source_onnx") or {}).get("sha256"),
+        "plan_sha256": (manifest.get("plan") or {}).get("sha256"),
+    }
+
+
+def plan_fits(manifest: dict, device: Device) -> tuple[bool, str]:
+    """Can this machine load the plan? (yes/no, and the reason in a few words). The rules are the TensorRT
+    loader's own (`trt.manifest.compatibility_problem`)."""
+    from ..trt.manifest import EngineManifest, compatibility_problem
+
+    if device.tensorrt is None:
+        return False, "TensorRT is not installed"
+    if not device.gpus:
+        return False, "no CUDA GPU"
+    try:
+        m = EngineManifest.from_dict(manifest)
+        problem = compatibility_problem(m, device.tensorrt, device.gpus[0])
+    except (ValueError, TypeError, KeyError) as e:
+        return False, f"its manifest is incomplete ({e})"
+    if problem:
+        return False, problem[0]
+    gpu = device.gpus[0]
+    how = "Ampere+ plan" if m.tensorrt.get("hardware_compatibility") == "ampere+" else \
+        f"compute capability {m.gpu['compute_capability']} matches"
+    return True, f"TensorRT {device.tensorrt}, {how} on {gpu.name}"
+
+
+def choose(candidates: list[Candidate], device: Device, backend: str = "auto",
+           precision: str | None = None) -> list[Choice]:
+    """Every way to run the model here, best first; each says why it is where it is.
+
+    `backend` limits the choice to one of BACKENDS ("auto": all); `precision` to one precision. Files whose
+    recorded validation failed are left out.
+    """
+    skipped: list[str] = []
+    pool = []
+    for c in candidates:
+        if precision and c.precision != precision:
+            continue
+        if c.validated is False:
+            skipped.append(f"{Path(c.path).name}: failed its validation when the bundle was made")
+            continue
+        pool.append(c)
+    wanted = BACKENDS if backend == "auto" else (backend,)
+    choices: list[Choice] = []
+
+    if "tensorrt" in wanted:
+        for c in _by_precision([c for c in pool if c.kind == "plan"], GPU_PRECISIONS):
+            ok, why = plan_fits(c.manifest or {}, device)
+            if ok:
+                choices.append(Choice("tensorrt", c, f"TensorRT plan {Path(c.path).name} fits: {why}"))
+            else:
+                skipped.append(f"{Path(c.path).name}: {why}")
+    onnx = [c for c in pool if c.kind == "onnx"]
+    if "onnxruntime-cuda" in wanted and onnx:
+        if "CUDAExecutionProvider" in device.ort_providers:
+            for c in _by_precision(onnx, GPU_PRECISIONS[1:] + GPU_PRECISIONS[:1]):  # Q/DQ INT8 last on ORT CUDA
+                choices.append(Choice("onnxruntime-cuda", c, f"ONNX Runtime CUDA provider on {Path(c.path).name}"))
+        else:
+            skipped.append("ONNX Runtime CUDA: this ONNX Runtime has no CUDA provider (install onnxruntime-gpu)")
+    if "onnxruntime-cpu" in wanted:
+        for c in _by_precision(onnx, CPU_PRECISIONS):
+            choices.append(Choice("onnxruntime-cpu", c, f"ONNX Runtime CPU provider on {Path(c.path).name}"))
+    for ch in choices:
+        ch.skipped = list(skipped)
+    return choices
+
+
+def _by_precision(cands: list[Candidate], order: tuple[str, ...]) -> list[Candidate]:
+    rank = {p: i for i, p in enumerate(order)}
+    return sorted(cands, key=lambda c: rank.get(c.precision, len(order)))
+
+
+def probe_device() -> Device:
+    """This machine, without PyTorch: TensorRT's version, the first CUDA GPU (from the driver), ORT providers."""
+    return Device(_tensorrt_version(), tuple(_gpus()), tuple(_ort_providers()))
+
+
+def _tensorrt_version() -> str | None:
+    try:
+        import tensorrt  # works without a GPU once its libraries are present
+
+        return str(tensorrt.__version__)
+    except Exception:
+        return None
+
+
+def _ort_providers() -> list[str]:
+    try:
+        import onnxruntime
+
+        return list(onnxruntime.get_available_providers())
+    except Exception:
+        return []
+
+
+def _gpus() -> list[GpuInfo]:
+    from ..errors import VanexportError
+    from ..trt.environment import cuda_gpu
+
+    try:
+        return [cuda_gpu(0)]  # the device the TensorRT backend runs on
+    except VanexportError:
+        return []

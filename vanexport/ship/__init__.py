@@ -1,0 +1,1 @@
+"""Shipping to devices: bundles, Triton model repositories, DeepStream configs."""

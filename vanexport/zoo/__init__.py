@@ -1,0 +1,1 @@
+"""Small models trained here, from data that a registry package ships, so precision checks use real weights."""
