@@ -17,7 +17,8 @@ class TorchBackend:
         """Tensor on `device` in, logits tensor on `device` out (asynchronous on CUDA)."""
         import torch
 
-        with torch.inference_mode(), torch.autocast(self.device, torch.float16, enabled=self.autocast_fp16):
+        device_type = torch.device(self.device).type  # "cuda:1" -> "cuda"
+        with torch.inference_mode(), torch.autocast(device_type, torch.float16, enabled=self.autocast_fp16):
             return self.model(x)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
