@@ -34,5 +34,8 @@ $(GPU_VENV)/.installed: pyproject.toml
 test-gpu: setup-gpu
 	$(GPU_VENV)/bin/python -m pytest -q -m "gpu or tensorrt" -rs
 
+bench: setup
+	$(BIN)/python benchmarks/bench_cpu.py
+
 clean:
 	rm -rf $(VENV) $(GPU_VENV) engines/*.onnx engines/*.plan engines/*.json engines/*.cache .pytest_cache

@@ -48,6 +48,8 @@ _API = {
     "PredictResult": "vanexport.runtime.classify",
     "triton_repository": "vanexport.ship.triton",
     "deepstream_config": "vanexport.ship.deepstream",
+    "benchmark": "vanexport.bench.run",
+    "BenchReport": "vanexport.bench.run",
 }
 __all__ = sorted(_API) + ["__version__"]
 

@@ -46,11 +46,15 @@ def _route_warnings():
     warnings.showwarning = show
 
 
+def debug_option(f):
+    return click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+                        help="Show tracebacks instead of one-line errors.")(f)
+
+
 def common(f):
     """--json and --debug on every command."""
-    f = click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
-                     help="Show tracebacks instead of one-line errors.")(f)
-    return click.option("--json", "as_json", is_flag=True, help="Print a JSON record on stdout instead of a report.")(f)
+    return click.option("--json", "as_json", is_flag=True, help="Print a JSON record on stdout instead of a report.")(
+        debug_option(f))
 
 
 def _progress(msg: str) -> None:
@@ -231,6 +235,95 @@ def validate(model, weights, images, atol, rtol, as_json):
     _emit(report.to_dict(), as_json, render_validation)
     if not report.passed:
         sys.exit(1)
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise VanexportError(f"{flag} '{text}' is not a comma-separated list of integers", f"pass e.g. {flag} 1,8") from None
+
+
+@cli.command()
+@click.option("--variant", "variants", multiple=True, metavar="b0[,b1..]",
+              help="VAN variant(s), repeated or comma-separated [default: b0, or guessed from --weights].")
+@click.option("--weights", metavar="PATH|URL|official", help="Checkpoint (any layout), URL, or 'official' "
+              "[default: random weights, seed --seed: real speed, meaningless top-1].")
+@click.option("--num-classes", type=int, help="Classifier size [default: from the checkpoint, else 1000].")
+@click.option("--backends", metavar="torch,ort,trt", help="Backends to time [default: all].")
+@click.option("--precision", "precisions", metavar="fp32,fp16,int8", help="Precisions to time [default: all].")
+@click.option("--batch", "batches", default="1", show_default=True, metavar="1,8,32", help="Batch sizes.")
+@click.option("--img-size", type=int, default=224, show_default=True, help="Input height = width (multiple of 32).")
+@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed calls before timing each row.")
+@click.option("--iters", type=int, help="Timed calls per row (instead of --seconds).")
+@click.option("--seconds", type=float, help="Time each row for this long, at least 10 calls [default: 2].")
+@click.option("--threads", type=int, help="CPU threads for PyTorch and ONNX Runtime [default: each library's own].")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Only rows on this device [default: both].")
+@click.option("--calib", type=click.Path(), help="Calibration images (folder) for the INT8 rows.")
+@click.option("--num-calib", type=int, default=256, show_default=True, help="Calibration images to use.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights and the input pool.")
+@click.option("--json", "json_path", is_flag=False, flag_value="-", metavar="[PATH]",
+              help="Write the JSON record to PATH, or to stdout (instead of the table) when no PATH is given.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write one CSV line per row to PATH.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a latency/throughput plot (PNG).")
+@debug_option
+def bench(variants, weights, num_classes, backends, precisions, batches, img_size, warmup, iters, seconds, threads,
+          device, calib, num_calib, seed, json_path, csv_path, plot_path):
+    """Latency, throughput, memory and fidelity of every backend and precision, side by side in one run.
+
+    Each row is timed in a fresh process after a warm-up, on rotating inputs, and its logits are compared with
+    PyTorch FP32 on the same inputs. Rows this machine cannot run are listed with the reason.
+    Exit code 1 when a row failed or failed its fidelity check.
+
+    \b
+    Example:
+      vanexport bench --variant b0,b1 --batch 1,8 --backends torch,ort --csv bench.csv --plot bench.png
+    """
+    from .bench.output import check_plot_path, write_csv, write_json, write_plot
+    from .bench.run import DEFAULT_SECONDS, benchmark
+    from .files import check_output_path
+    from .report import render_bench
+
+    if iters is not None and seconds is not None:
+        raise VanexportError("--iters and --seconds contradict each other", "pass only one of them")
+    for path in (p for p in (json_path, csv_path, plot_path) if p and p != "-"):
+        check_output_path(path)
+    if plot_path:
+        check_plot_path(plot_path)
+    names = [v for arg in variants for v in arg.split(",") if v.strip()]
+    with _progress_bar() as on_row:
+        report = benchmark(names, weights, backends=backends, precisions=precisions,
+                           batches=_int_list(batches, "--batch"), img_size=img_size, warmup=warmup, iters=iters,
+                           seconds=seconds if seconds is not None else DEFAULT_SECONDS, threads=threads,
+                           device=device, calib=calib, num_calib=num_calib, num_classes=num_classes, seed=seed,
+                           progress=_progress, on_row=on_row)
+    record = report.to_dict()
+    for path, write in ((json_path, write_json), (csv_path, write_csv), (plot_path, write_plot)):
+        if path and path != "-":
+            write(record, path)
+            click.echo(f"• wrote {path}", err=True)
+    _emit(record, json_path == "-", render_bench)
+    if report.failed:
+        sys.exit(1)
+
+
+def _progress_bar():
+    """A progress bar on stderr over the benchmark's rows; yields the `on_row` callback."""
+    import contextlib
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    @contextlib.contextmanager
+    def bar():
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=Console(stderr=True), transient=True, refresh_per_second=4) as p:
+            task = p.add_task("benchmark", total=None)
+
+            def on_row(done: int, total: int, label: str):
+                p.update(task, completed=done, total=total, description=label)
+            yield on_row
+    return bar()
 
 
 @cli.command()

@@ -20,6 +20,7 @@ NEEDS = {
     "predict": ("onnxruntime|onnxruntime-gpu|tensorrt", "pillow"),  # no torch: what a device needs
     "triton": ("tritonclient",),  # Triton's model-config schema
     "deepstream": ("onnx",),
+    "bench": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim"),
     "info": (),
 }
 

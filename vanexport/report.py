@@ -5,10 +5,14 @@ import json
 import os
 
 
-def _console():
+def _console(min_width: int | None = None):
+    """`min_width`: for wide tables, the width used when output goes to a file or pipe (not a terminal)."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    c = Console(highlight=False, soft_wrap=True)
+    if min_width and not c.is_terminal:
+        c = Console(highlight=False, soft_wrap=True, width=max(c.width, min_width))
+    return c
 
 
 def _size(path: str) -> str:
@@ -318,3 +322,69 @@ def render_device_build(r: dict) -> None:
             f"min cosine {o['min_cosine']:.6f}, max abs {o['max_abs_err']:.2e}: [green]PASS[/green]")
     c.print(f"  build {r['build']['seconds'].get('build', 0):.1f} s; bundle now has "
             f"{len(r['bundle_result']['engines'])} engine(s)")
+
+
+def _ms(v: float) -> str:
+    return f"{v:.3g}" if v < 10 else f"{v:.1f}"
+
+
+def bench_table(report: dict):
+    """One line per row that ran or failed; skipped rows are summarised under the table by reason."""
+    from rich.table import Table
+
+    rows = [r for r in report["rows"] if r["status"] != "skipped"]
+    gpu = any(r["compute_ms"] or r["gpu_memory"] for r in rows)
+    t = Table(show_edge=False, pad_edge=False, header_style="bold")
+    cols = ["model", "bs", "backend", "status", "MB", "p50 ms", "p90", "p99", "mean ± std", "img/s",
+            "× torch", "top-1", "max abs", "RSS MiB"] + (["compute p50", "GPU MiB"] if gpu else [])
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("model", "backend", "status") else "right", no_wrap=True)
+    style = {"ok": "green", "validation failed": "yellow", "failed": "red"}
+    for r in rows:
+        lat, fid = r["latency_ms"], r["fidelity"]
+        cells = [r["variant"], str(r["batch"]), r["label"],
+                 f"[{style[r['status']]}]{r['status']}[/]", f"{r['size_mb']:.1f}" if r["size_mb"] else "-"]
+        if lat:
+            mark = "[yellow]~[/]" if lat["unstable"] else ""
+            cells += [mark + _ms(lat["p50"]), _ms(lat["p90"]), _ms(lat["p99"]),
+                      f"{_ms(lat['mean'])} ± {_ms(lat['std'])}", f"{lat['images_per_s']:.1f}",
+                      f"{r['speedup']:.2f}x" if r["speedup"] else "-"]
+        else:
+            cells += ["-"] * 6
+        cells += [f"{fid['top1_agree']:.1%}" if fid else "-", f"{fid['max_abs_err']:.1e}" if fid else "-",
+                  f"{r['peak_rss_mib']:.0f}" if r["peak_rss_mib"] else "-"]
+        if gpu:
+            comp, mem = r["compute_ms"], (r["gpu_memory"] or {}).get("process_mib")
+            cells += [_ms(comp["p50"]) if comp else "-", f"{mem:.0f}" if mem else "-"]
+        t.add_row(*cells)
+    return t
+
+
+def _skipped_summary(rows: list[dict]) -> list[str]:
+    by_reason: dict[str, list[str]] = {}
+    for r in rows:
+        if r["status"] == "skipped":
+            labels = by_reason.setdefault(r["reason"], [])
+            if r["label"] not in labels:
+                labels.append(r["label"])
+    return [f"skipped ({reason}): {', '.join(labels)}" for reason, labels in by_reason.items()]
+
+
+def render_bench(report: dict) -> None:
+    c = _console(min_width=160)
+    env, s = report["environment"], report["settings"]
+    gpus = ", ".join(g["name"] for g in env["gpus"]) or "no GPU"
+    timing = f"{s['iters']} timed calls" if s["iters"] else f"{s['seconds']:g} s (at least 10 calls)"
+    c.print(f"VAN benchmark on {env['cpu']} ({env['usable_cores']} cores, threads: {env['threads']}), {gpus}; "
+            f"{timing} per row after {s['warmup']} warm-up, each row in a fresh process")
+    c.print(bench_table(report))
+    c.print("latency: host, numpy in -> numpy out; × torch: PyTorch eager FP32 p50 on the same device / row p50; "
+            "top-1 and max abs: vs PyTorch FP32 on the same inputs; RSS: peak of the row's own process")
+    for r in report["rows"]:
+        if r["status"] in ("failed", "validation failed"):
+            colour = "red" if r["status"] == "failed" else "yellow"
+            c.print(f"[{colour}]{r['status']}[/]: {r['variant']} bs{r['batch']} {r['label']}: {r['reason']}")
+    for line in _skipped_summary(report["rows"]):
+        c.print(f"[dim]{line}[/dim]")
+    for w in report["warnings"]:
+        c.print(f"[yellow]warning:[/yellow] {w}")

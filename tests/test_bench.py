@@ -1,0 +1,311 @@
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vanexport.bench import cases, floor, output, run, stats, worker
+from vanexport.bench.artifacts import Artifacts, Skipped
+from vanexport.cli import cli
+
+
+# --- statistics ------------------------------------------------------------------------------------------
+
+def test_percentiles_and_moments_on_known_samples():
+    s = stats.summarize(np.arange(1, 101)[::-1], batch=4)  # order must not matter
+    # linear interpolation on 1..100: the p-th percentile is 1 + 99 p / 100
+    assert (s["p50"], s["p90"], s["p99"]) == pytest.approx((50.5, 90.1, 99.01))
+    assert (s["min"], s["max"], s["mean"], s["n"]) == (1, 100, 50.5, 100)
+    assert s["std"] == pytest.approx((100 * 101 / 12) ** 0.5)  # sample std of 1..n is sqrt(n(n+1)/12)
+    assert s["images_per_s"] == pytest.approx(4 * 1000 / 50.5)
+    assert s["spread"] == pytest.approx((90.1 - 10.9) / 50.5) and s["unstable"]
+
+
+def test_stable_and_unstable_runs():
+    steady = stats.summarize([10.0] * 50 + [10.5] * 50, batch=1)
+    assert not steady["unstable"] and steady["spread"] == pytest.approx(0.5 / 10.25)  # median 10.25
+    busy = stats.summarize([10.0] * 50 + [20.0] * 50, batch=1)  # half the calls were slowed down
+    assert busy["unstable"]
+    assert stats.summarize([3.0], batch=1)["std"] == 0.0
+    for bad in ([], [1.0, -1.0], [1.0, float("nan")]):
+        with pytest.raises(ValueError):
+            stats.summarize(bad, batch=1)
+
+
+def test_timed_loop_rotates_inputs_and_stops():
+    seen = []
+    samples = worker.timed_loop(lambda i: seen.append(i) or 1.0, n_pool=3, iters=7, seconds=None)
+    assert seen == [0, 1, 2, 0, 1, 2, 0] and samples == [1.0] * 7
+    seen.clear()
+    worker.timed_loop(lambda i: seen.append(i) or 1.0, n_pool=2, iters=None, seconds=0.0)
+    assert len(seen) == worker.MIN_ITERS  # a time budget still gives a minimum of samples
+
+
+def test_worker_reports_its_own_peak_memory_not_its_parents():
+    # ru_maxrss is inherited through fork/exec on Linux; the child must not report the parent's 300 MiB.
+    big = np.ones(300 * 2**20 // 8)
+    code = "from vanexport.bench.worker import peak_rss_mib; print(peak_rss_mib())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run._child_env(), check=True)
+    assert 5 < float(out.stdout) < 200
+    assert big.sum() > 0
+
+
+# --- what can run where ------------------------------------------------------------------------------------
+
+def test_plan_filters_and_orders_cases():
+    plan = cases.plan_cases(["b0", "b1"], [1, 8], ["onnxruntime"], ["fp32"], "cpu")
+    assert [(c.variant, c.batch, c.target.label) for c in plan] == [
+        ("b0", 1, "onnxruntime cpu fp32"), ("b0", 8, "onnxruntime cpu fp32"),
+        ("b1", 1, "onnxruntime cpu fp32"), ("b1", 8, "onnxruntime cpu fp32")]
+    everything = cases.plan_cases(["b0"], [1], None, None, None)
+    assert len(everything) == len(cases.TARGETS) == 15
+    assert not any(c.target.backend == "torch" and c.target.precision == "int8" for c in everything)
+    with pytest.raises(run.VanexportError, match="no benchmark matches"):
+        cases.plan_cases(["b0"], [1], ["torch"], ["int8"], None)
+
+
+def test_backend_and_precision_names():
+    assert cases.parse_list(["torch,ort", "trt", "ORT"], cases.BACKEND_ALIASES, "backend") == \
+        ["torch", "onnxruntime", "tensorrt"]
+    assert cases.parse_list("fp16, fp32", cases.PRECISIONS, "precision") == ["fp16", "fp32"]
+    with pytest.raises(run.VanexportError, match="unknown backend 'tflite'"):
+        cases.parse_list(["torch,tflite"], cases.BACKEND_ALIASES, "backend")
+
+
+def _target(label):
+    return next(t for t in cases.TARGETS if t.label == label)
+
+
+def test_unavailable_backends_are_skipped_with_a_reason():
+    cpu_only = cases.Machine(cuda_devices=0, ort_providers=["CPUExecutionProvider"])
+    gpu_no_ep = cases.Machine(cuda_devices=1, ort_providers=["CPUExecutionProvider"])
+    full = cases.Machine(1, ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], True, True)
+    reason = cases.skip_reason
+    assert reason(_target("torch cpu fp32"), cpu_only, None) is None
+    assert reason(_target("onnxruntime cpu fp32"), cpu_only, None) is None
+    assert reason(_target("torch cuda fp16"), cpu_only, None) == "no CUDA GPU on this machine"
+    assert "no CUDAExecutionProvider" in reason(_target("onnxruntime cuda fp32"), gpu_no_ep, None)
+    assert "onnxruntime-gpu" in reason(_target("onnxruntime trt-ep fp16"), gpu_no_ep, None)
+    assert "no TensorRT backend" in reason(_target("tensorrt cuda fp16"), gpu_no_ep, None)
+    assert "TensorRT is not installed" in reason(_target("tensorrt cuda fp16"),
+                                                 cases.Machine(1, [], False, True), None)
+    assert reason(_target("onnxruntime cpu int8"), cpu_only, None) == "INT8 needs calibration images: pass --calib DIR"
+    assert reason(_target("onnxruntime cpu int8"), cpu_only, "calib/") is None
+    assert all(reason(t, full, "calib/") is None for t in cases.TARGETS)
+
+
+def test_missing_converters_and_builders_skip_with_a_reason(tmp_path, monkeypatch):
+    # As on a build where the precision (issue 3) and TensorRT (issue 4) modules are absent.
+    monkeypatch.setitem(sys.modules, "vanexport.export.precision", None)
+    monkeypatch.setitem(sys.modules, "vanexport.trt.build", None)
+    arts = Artifacts(tmp_path, "b0", None, num_classes=None, img_size=224, seed=0)
+    with pytest.raises(Skipped, match="no FP16 conversion"):
+        arts.get("onnx", "fp16")
+    with pytest.raises(Skipped, match="no TensorRT engine builder"):
+        arts.get("plan", "fp32")
+    assert not list(tmp_path.iterdir())  # nothing was exported for rows that cannot run
+
+
+# --- fidelity and speed-up ---------------------------------------------------------------------------------
+
+def test_fidelity_verdicts_per_precision():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(0, 3, (4, 2, 10)).astype(np.float32)
+    m, failures = run._fidelity(ref + 1e-6, ref, "fp32", "cpu")
+    assert not failures and m["top1_agree"] == 1.0 and m["n"] == 8
+    m, failures = run._fidelity(ref + 1e-2, ref, "fp32", "cpu")
+    assert failures and "atol" in failures[0]
+    m, failures = run._fidelity(ref + 1e-2, ref, "fp16", "cpu")  # FP16 is judged on agreement, not 1e-4
+    assert not failures
+    flipped = ref.copy()
+    flipped[0, 0] = -flipped[0, 0]
+    m, failures = run._fidelity(flipped, ref, "int8", "cpu")
+    assert m["top1_agree"] < 0.97 and any("top-1" in f for f in failures)
+    overflow = ref.copy()
+    overflow[1, 1, 3] = np.nan
+    assert "reference itself gives NaN" in run._fidelity(ref, overflow, "fp32", "cpu")[1][0]
+    assert run._fidelity(overflow, ref, "fp16", "cpu")[1] == ["NaN/inf logits"]
+
+
+def test_speedup_is_against_pytorch_on_the_same_device():
+    def row(label, p50):
+        backend, device, precision = label.split()
+        return {"backend": backend, "device": "cuda" if device in ("cuda", "trt-ep") else device,
+                "precision": precision, "label": label, "latency_ms": {"p50": p50} if p50 else None}
+    group = [row("torch cpu fp32", 40.0), row("onnxruntime cpu fp32", 10.0), row("torch cuda fp32", 4.0),
+             row("onnxruntime cuda fp16", 1.0), row("onnxruntime cpu int8", None)]
+    run._add_speedups(group)
+    assert [r.get("speedup") for r in group] == [1.0, 4.0, 1.0, 4.0, None]
+    assert group[3]["speedup_baseline"] == "torch cuda fp32"
+    cpu_only = [row("torch cpu fp32", 40.0), row("onnxruntime cuda fp32", 5.0)]
+    run._add_speedups(cpu_only)
+    assert cpu_only[1]["speedup"] == 8.0 and cpu_only[1]["speedup_baseline"] == "torch cpu fp32"
+
+
+def test_input_pool_is_distinct_real_batches():
+    from vanexport.model.variants import Preprocessing
+
+    pool = run.input_pool(Preprocessing(input_size=64), batch=3, seed=0)
+    assert pool.dtype == np.float32 and pool.shape[1:] == (3, 3, 64, 64) and 2 <= pool.shape[0] <= 8
+    assert all(not np.array_equal(pool[i], pool[j]) for i in range(len(pool)) for j in range(i))
+    assert -1.5 < pool.mean() < 1.5 and pool.std() > 0.2  # photos normalised with mean = std = 0.5
+
+
+# --- table, JSON, CSV --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def synthetic_report():
+    plan = cases.plan_cases(["b0"], [1], ["torch", "onnxruntime"], ["fp32", "int8"], "cpu")
+    lat = stats.summarize([10.0, 11.0, 12.0, 30.0], batch=1)
+    fid = {"n": 8, "top1_agree": 1.0, "top5_agree": 1.0, "max_abs_err": 2e-6, "min_cosine": 1.0}
+    rows = [run._row(plan[0], 224, "ok", latency_ms=lat, images_per_s=lat["images_per_s"], fidelity=fid,
+                     speedup=1.0, size_mb=16.5, peak_rss_mib=300.0),
+            run._row(plan[1], 224, "failed", "RuntimeError: boom"),
+            run._row(plan[2], 224, "skipped", "INT8 needs calibration images: pass --calib DIR")]
+    env = run.bench_environment(None)
+    env["load_average_end"] = None
+    return run.BenchReport({"iters": 4, "seconds": None, "warmup": 1}, env, rows, ["something to know"]).to_dict()
+
+
+def test_rows_share_one_schema_and_csv_is_flat(synthetic_report, tmp_path):
+    keys = [set(r) for r in synthetic_report["rows"]]
+    assert keys[0] == keys[1] == keys[2]
+    output.write_csv(synthetic_report, tmp_path / "b.csv")
+    with open(tmp_path / "b.csv", newline="") as f:
+        lines = list(csv.DictReader(f))
+    assert list(lines[0]) == list(output.CSV_COLUMNS) and len(lines) == 3
+    assert lines[0]["p50_ms"] == str(synthetic_report["rows"][0]["latency_ms"]["p50"])
+    assert lines[0]["cpu"] == synthetic_report["environment"]["cpu"] and lines[2]["p50_ms"] == ""
+    assert lines[1]["status"] == "failed" and lines[2]["reason"].startswith("INT8 needs")
+    output.write_json(synthetic_report, tmp_path / "b.json")
+    assert json.loads((tmp_path / "b.json").read_text()) == json.loads(json.dumps(synthetic_report))
+
+
+def test_table_shows_speed_fidelity_failures_and_skips(synthetic_report, capsys):
+    from vanexport.report import render_bench
+
+    render_bench(synthetic_report)
+    out = capsys.readouterr().out
+    ok_line = next(line for line in out.splitlines() if "torch cpu fp32" in line)
+    assert "16.5" in ok_line and "1.00x" in ok_line and "100.0%" in ok_line and "~" in ok_line  # ~: unstable
+    assert "failed: b0 bs1 onnxruntime cpu fp32: RuntimeError: boom" in out
+    assert "skipped (INT8 needs calibration images: pass --calib DIR): onnxruntime cpu int8" in out
+    assert "warning: something to know" in out
+
+
+def test_worker_failure_becomes_a_failed_result(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    np.save(tmp_path / "pool.npy", np.zeros((2, 1, 3, 32, 32), np.float32))
+    spec = {"target": {"backend": "onnxruntime", "device": "cpu", "precision": "fp32",
+                       "provider": "CPUExecutionProvider"}, "model": str(bad), "inputs": str(tmp_path / "pool.npy"),
+            "outputs": str(tmp_path / "o.npy"), "result": str(tmp_path / "r.json"), "warmup": 1, "iters": 2,
+            "seconds": None, "threads": None, "cache_dir": str(tmp_path)}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert worker.main([str(tmp_path / "spec.json")]) == 0
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["status"] == "failed" and "cannot load" in result["reason"] and not (tmp_path / "o.npy").exists()
+
+
+# --- the machine's floor -----------------------------------------------------------------------------------
+
+def test_floors_from_layer_costs():
+    costs = [{"macs": 10**9, "bytes": 10**6}, {"macs": 10**6, "bytes": 10**9}]  # compute-bound, memory-bound
+    f = floor.floors_ms(costs, peak_gflops=100.0, bandwidth_gbs=10.0)
+    assert f["compute_floor_ms"] == pytest.approx(2 * (10**9 + 10**6) / 100e9 * 1e3)
+    assert f["roofline_floor_ms"] == pytest.approx((2e9 / 100e9 + 1e9 / 10e9) * 1e3)
+    assert f["memory_bound_layers"] == 1 and f["gmacs"] == pytest.approx(1.001)
+
+
+def test_ceilings_measure_something():
+    assert floor.matmul_peak_gflops(128, repeats=2) > 0.1
+    assert floor.bandwidth_gbs(2**20, repeats=2) > 0.1
+
+
+# --- a real run through the CLI ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    r = CliRunner().invoke(cli, ["bench", "--variant", "b0", "--backends", "torch,ort", "--precision", "fp32",
+                                 "--batch", "1,2", "--img-size", "64", "--iters", "4", "--warmup", "1", "--json",
+                                 "--csv", str(tmp / "b.csv"), "--plot", str(tmp / "b.png")], catch_exceptions=False)
+    return r, tmp
+
+
+def test_cli_run_json_structure_and_sanity(cli_run):
+    r, _ = cli_run
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["settings"]["batches"] == [1, 2] and report["environment"]["cpu"]
+    ran = [row for row in report["rows"] if row["status"] != "skipped"]
+    assert sorted((row["batch"], row["label"]) for row in ran) == [
+        (1, "onnxruntime cpu fp32"), (1, "torch cpu fp32"), (2, "onnxruntime cpu fp32"), (2, "torch cpu fp32")]
+    for row in ran:
+        lat = row["latency_ms"]
+        assert row["status"] == "ok" and lat["n"] == 4
+        assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        assert row["images_per_s"] > 0 and row["speedup"] > 0
+        assert row["fidelity"]["max_abs_err"] < 1e-4 and row["fidelity"]["top1_agree"] == 1.0
+        assert row["peak_rss_mib"] > row["rss_before_mib"] > 0
+    torch_rows = [row for row in ran if row["backend"] == "torch"]
+    assert all(row["speedup"] == 1.0 and row["speedup_baseline"] == "torch cpu fp32" for row in torch_rows)
+    ort = next(row for row in ran if row["backend"] == "onnxruntime")
+    assert ort["size_mb"] > 1 and ort["model_file"].endswith("van_b0_64.onnx")
+    for row in report["rows"]:
+        assert (row["status"] == "skipped") == bool(row["reason"])
+
+
+def test_cli_run_writes_csv_and_plot(cli_run):
+    r, tmp = cli_run
+    with open(tmp / "b.csv", newline="") as f:
+        lines = list(csv.DictReader(f))
+    assert len(lines) == len(json.loads(r.stdout)["rows"])
+    ok = [line for line in lines if line["status"] == "ok"]
+    assert len(ok) == 4 and all(float(line["p50_ms"]) > 0 for line in ok)
+    assert (tmp / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "wrote" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--iters", "3", "--seconds", "1"], "contradict"),
+    (["--backends", "torch,tflite"], "unknown backend 'tflite'"),
+    (["--precision", "fp8"], "unknown precision 'fp8'"),
+    (["--batch", "1,x"], "is not a comma-separated list"),
+    (["--batch", "0"], "batch sizes must be positive"),
+    (["--plot", "{tmp}/b.jpg"], "is not a .png"),
+    (["--csv", "{tmp}/nowhere/b.csv"], "does not exist"),
+    (["--calib", "{tmp}/missing"], "calibration data"),
+    (["--variant", "b9"], "unknown VAN variant 'b9'"),
+])
+def test_cli_user_errors(tmp_path, args, message):
+    r = CliRunner().invoke(cli, ["bench", *[a.format(tmp=tmp_path) for a in args]])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.strip().splitlines()[-1].startswith("error: ") and message in r.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def _cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_cuda_devices() == 0, reason="needs a CUDA GPU visible to PyTorch")
+def test_gpu_rows_report_host_and_compute_time_and_gpu_memory():
+    r = CliRunner().invoke(cli, ["bench", "--variant", "b0", "--device", "cuda", "--backends", "torch,ort",
+                                 "--precision", "fp32,fp16", "--batch", "2", "--iters", "5", "--json"])
+    assert r.exit_code in (0, 1), r.output  # 1: a row failed its fidelity check, which the table explains
+    rows = {row["label"]: row for row in json.loads(r.stdout)["rows"]}
+    for label in ("torch cuda fp32", "torch cuda fp16"):
+        row = rows[label]
+        assert row["status"] in ("ok", "validation failed"), row["reason"]
+        host, compute = row["latency_ms"], row["compute_ms"]
+        assert 0 < compute["p50"] and 0 < host["p50"]
+        assert compute["min"] <= host["max"]  # compute excludes the host copies
+        assert row["gpu_memory"]["torch_peak_allocated_mib"] > 0
+    assert rows["torch cuda fp16"]["fidelity"]["top1_agree"] > 0.5

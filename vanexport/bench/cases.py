@@ -1,0 +1,140 @@
+"""What a benchmark can run: one Case per (variant, batch, backend, device, precision), and why a machine cannot.
+
+Adding a backend or precision is one entry in TARGETS plus, where it needs an artifact, one method in
+`artifacts.Artifacts`; the timing worker, the table, JSON, CSV and plot pick the row up from there.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import asdict, dataclass, field
+
+from ..errors import VanexportError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+BACKEND_ALIASES = {"torch": "torch", "pytorch": "torch", "ort": "onnxruntime", "onnxruntime": "onnxruntime",
+                   "trt": "tensorrt", "tensorrt": "tensorrt"}
+DEVICES = ("cpu", "cuda")
+CPU_EP, CUDA_EP, TRT_EP = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+_SHORT_EP = {CPU_EP: "cpu", CUDA_EP: "cuda", TRT_EP: "trt-ep"}
+
+
+@dataclass(frozen=True)
+class Target:
+    backend: str  # torch | onnxruntime | tensorrt
+    device: str  # cpu | cuda
+    precision: str  # fp32 | fp16 | int8
+    provider: str | None = None  # ONNX Runtime execution provider
+
+    @property
+    def label(self) -> str:
+        where = _SHORT_EP[self.provider] if self.provider else self.device
+        return f"{self.backend} {where} {self.precision}"
+
+    @property
+    def artifact(self) -> str | None:
+        """The file this target runs: an ONNX of its precision, a TensorRT plan, or nothing (PyTorch)."""
+        return {"torch": None, "onnxruntime": "onnx", "tensorrt": "plan"}[self.backend]
+
+
+# Every row a benchmark knows, in table order. PyTorch eager has no INT8 path, and FP16 only on CUDA (autocast):
+# those combinations are not targets at all, rather than rows that are always skipped.
+TARGETS: tuple[Target, ...] = (
+    Target("torch", "cpu", "fp32"),
+    Target("torch", "cuda", "fp32"),
+    Target("torch", "cuda", "fp16"),
+    *(Target("onnxruntime", "cpu", p, CPU_EP) for p in PRECISIONS),
+    *(Target("onnxruntime", "cuda", p, CUDA_EP) for p in PRECISIONS),
+    *(Target("onnxruntime", "cuda", p, TRT_EP) for p in PRECISIONS),
+    *(Target("tensorrt", "cuda", p) for p in PRECISIONS),
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    variant: str
+    batch: int
+    target: Target
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} bs{self.batch} {self.target.label}"
+
+    def to_dict(self) -> dict:
+        return {"variant": self.variant, "batch": self.batch, **asdict(self.target)}
+
+
+@dataclass
+class Machine:
+    """What this machine can run, probed once (cheaply: nothing is loaded onto a GPU)."""
+
+    cuda_devices: int = 0
+    ort_providers: list[str] = field(default_factory=list)
+    tensorrt: bool = False  # the tensorrt Python package
+    tensorrt_backend: bool = False  # vanexport.runtime.tensorrt_backend (issue 4)
+
+    @classmethod
+    def probe(cls) -> "Machine":
+        from ..info import ort_providers
+
+        cuda = 0
+        try:
+            import torch
+
+            cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        except ImportError:
+            pass
+        return cls(cuda_devices=cuda, ort_providers=ort_providers(), tensorrt=_importable("tensorrt"),
+                   tensorrt_backend=_importable("vanexport.runtime.tensorrt_backend"))
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def skip_reason(target: Target, machine: Machine, calib) -> str | None:
+    """Why this machine cannot run `target` (None: it can try). Artifact problems are found later, per file."""
+    if target.device == "cuda" and not machine.cuda_devices:
+        return "no CUDA GPU on this machine"
+    if target.backend == "onnxruntime" and target.provider not in machine.ort_providers:
+        hint = "install the GPU build (onnxruntime-gpu) instead of onnxruntime" if target.provider != CPU_EP else \
+            "reinstall onnxruntime"
+        return f"ONNX Runtime has no {target.provider}: {hint}"
+    if target.backend == "tensorrt":
+        if not machine.tensorrt_backend:
+            return "this vanexport has no TensorRT backend (vanexport/runtime/tensorrt_backend.py)"
+        if not machine.tensorrt:
+            return "TensorRT is not installed: pip install 'vanexport[gpu]' (JetPack ships it on Jetson)"
+    if target.precision == "int8" and target.backend != "torch" and calib is None:
+        return "INT8 needs calibration images: pass --calib DIR"
+    return None
+
+
+def parse_list(values, allowed: dict | tuple, what: str) -> list[str]:
+    """`("torch,ort", "trt")` -> canonical names, in first-seen order; unknown names are a user error."""
+    names = allowed if isinstance(allowed, dict) else {a: a for a in allowed}
+    out = []
+    for v in [values] if isinstance(values, str) else values or ():
+        for item in str(v).split(","):
+            key = item.strip().lower()
+            if not key:
+                continue
+            if key not in names:
+                raise VanexportError(f"unknown {what} '{item.strip()}'", f"choose from {', '.join(dict.fromkeys(names))}")
+            if names[key] not in out:
+                out.append(names[key])
+    return out
+
+
+def plan_cases(variants: list[str], batches: list[int], backends: list[str] | None, precisions: list[str] | None,
+               device: str | None) -> list[Case]:
+    """Every case the user asked for, in the order they are timed: variant, then batch, then TARGETS order."""
+    chosen = [t for t in TARGETS
+              if (not backends or t.backend in backends) and (not precisions or t.precision in precisions)
+              and (device is None or t.device == device)]
+    if not chosen:
+        raise VanexportError("no benchmark matches these --backends/--precision/--device",
+                             "PyTorch eager runs FP32 (and FP16 on CUDA); drop a filter")
+    return [Case(v, b, t) for v in variants for b in batches for t in chosen]
