@@ -3,7 +3,7 @@
 1. This machine's ceilings through ONNX Runtime: FP32 MatMul peak (2048^3) and element-wise bandwidth
    (4 MiB, cache-resident), measured before and after the benchmark (the best of the two is the ceiling).
 2. `vanexport.bench.benchmark` for VAN b0, b1, b2 at batch 1 and 8 (each row in its own fresh process), on
-   random weights (seed 0) whose layer scales are VAN's training init, 1e-2 (see `finite_random_weights`).
+   vanexport's random weights (seed 0): speed does not depend on the values, which are finite in every variant.
 3. The ONNX Runtime b0 batch-1 latency as a fraction of the compute floor (2 x MACs / MatMul peak) and of
    the per-layer roofline floor (vanexport/bench/floor.py).
 
@@ -26,24 +26,6 @@ from vanexport.bench.run import benchmark
 from vanexport.export.onnx import export_onnx
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def finite_random_weights(variant: str, folder: Path) -> str:
-    """A checkpoint of vanexport's random weights (seed 0) with every layer scale at 1e-2, VAN's training init.
-
-    vanexport's own random weights draw layer scales from 0.05-0.3 (so validation notices a wrong branch), and in
-    b2's 12-block stage 3 the gating multiply then grows the activations to inf/NaN: timing NaN arithmetic and
-    comparing NaN logits would mean nothing. Speed does not depend on the values as long as they are finite.
-    """
-    import torch
-
-    from vanexport.model.factory import load_model
-
-    model, _, _ = load_model(variant, None, quiet=True)
-    sd = {k: torch.full_like(v, 1e-2) if "layer_scale" in k else v for k, v in model.state_dict().items()}
-    path = folder / f"van_{variant}_finite_random.pth"
-    torch.save({"state_dict": sd}, path)
-    return str(path)
 
 
 def ceilings(threads) -> dict:
@@ -84,15 +66,13 @@ def main():
     before = ceilings(args.threads)
     print(f"ceilings before: {json.dumps({k: round(v, 1) for k, v in before.items()})}", flush=True)
     reports = []
-    with tempfile.TemporaryDirectory() as weights_dir:
-        for variant in args.variants.split(","):  # one checkpoint per variant, so one benchmark call each
-            weights = finite_random_weights(variant, Path(weights_dir))
-            reports.append(benchmark([variant], weights, backends=["torch", "onnxruntime"], precisions=args.precision,
-                                     batches=[int(b) for b in args.batches.split(",")], device="cpu",
-                                     warmup=args.warmup, iters=args.iters, threads=args.threads, calib=args.calib,
-                                     progress=lambda m: print(f"• {m}", flush=True),
-                                     on_row=lambda done, total, label: print(f"[{done}/{total}] {label}", flush=True)
-                                     ).to_dict())
+    for variant in args.variants.split(","):  # one benchmark call per variant, each with its own report
+        reports.append(benchmark([variant], None, backends=["torch", "onnxruntime"], precisions=args.precision,
+                                 batches=[int(b) for b in args.batches.split(",")], device="cpu",
+                                 warmup=args.warmup, iters=args.iters, threads=args.threads, calib=args.calib,
+                                 progress=lambda m: print(f"• {m}", flush=True),
+                                 on_row=lambda done, total, label: print(f"[{done}/{total}] {label}", flush=True)
+                                 ).to_dict())
     after = ceilings(args.threads)
     print(f"ceilings after: {json.dumps({k: round(v, 1) for k, v in after.items()})}", flush=True)
     best = {k: max(before[k], after[k]) for k in before}
@@ -100,7 +80,7 @@ def main():
     record = {**reports[0], "rows": [r for rep in reports for r in rep["rows"]],
               "warnings": [w for rep in reports for w in rep["warnings"]],
               "settings": {**reports[0]["settings"], "variants": args.variants.split(","),
-                           "weights": "random (seed 0), layer scales 1e-2 (finite_random_weights)"}}
+                           "weights": "random (seed 0)"}}
     record["environment"]["load_average_end"] = reports[-1]["environment"]["load_average_end"]
     ort_b0 = next((r for r in record["rows"] if r["variant"] == "b0" and r["batch"] == 1
                    and r["label"] == "onnxruntime cpu fp32" and r["latency_ms"]), None)

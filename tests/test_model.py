@@ -61,6 +61,18 @@ def test_random_weights_are_deterministic_and_batchnorm_stats_are_not_defaults(b
     assert not torch.equal(other.state_dict()["head.weight"], sd["head.weight"])
 
 
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_random_weights_stay_finite_in_every_variant(name):
+    """Deep variants (b6: 90 blocks in stage 3) must not overflow through the gating multiply."""
+    model = create_model(name)
+    from vanexport.model.factory import randomize
+
+    randomize(model, 0)
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 64) * 2 - 1)
+    assert torch.isfinite(out).all() and 0.1 < out.abs().max() < 100
+
+
 def test_random_weights_warn():
     with pytest.warns(UserWarning, match="random weights"):
         load_model("b0", None)

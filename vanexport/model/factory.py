@@ -36,27 +36,24 @@ def create_model(variant: str | Variant, num_classes: int = 1000, device: str | 
 
 
 def randomize(model, seed: int = DEFAULT_SEED) -> None:
-    """Deterministic random weights in which every path matters numerically.
+    """Deterministic random weights in which every path matters numerically, and that stay finite in every variant.
 
-    Unlike a training init, BatchNorm statistics/affines and layer scales are random too: with the
-    defaults (mean 0, var 1, scale 1e-2) a BatchNorm or branch mistake would hide below tolerance.
+    Unlike a training init, BatchNorm affines and layer scales are random too: with the defaults (scale 1,
+    layer scale 1e-2) a BatchNorm or branch mistake would hide below tolerance. BatchNorm running statistics are
+    measured on a seeded random batch (as training would leave them, per channel, far from mean 0 / var 1): with
+    made-up statistics the activations of deep variants grow through the `u * attn` gating until they overflow.
     """
     import torch
     from torch import nn
 
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, m in model.named_modules():
+        for m in model.modules():
             if isinstance(m, nn.Conv2d):
                 fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
                 m.weight.normal_(0, (2.0 / fan_out) ** 0.5, generator=g)
                 m.bias.uniform_(-0.1, 0.1, generator=g)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5, generator=g)
-                m.bias.uniform_(-0.2, 0.2, generator=g)
-                m.running_mean.normal_(0, 0.2, generator=g)
-                m.running_var.uniform_(0.5, 2.0, generator=g)
-            elif isinstance(m, nn.LayerNorm):
+            elif isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)):
                 m.weight.uniform_(0.5, 1.5, generator=g)
                 m.bias.uniform_(-0.2, 0.2, generator=g)
             elif isinstance(m, nn.Linear):
@@ -65,6 +62,23 @@ def randomize(model, seed: int = DEFAULT_SEED) -> None:
         for name, p in model.named_parameters():
             if "layer_scale" in name:
                 p.uniform_(0.05, 0.3, generator=g)
+        _measure_batchnorm_statistics(model, torch.rand(4, 3, 64, 64, generator=g) * 2 - 1)
+    model.eval()
+
+
+def _measure_batchnorm_statistics(model, batch) -> None:
+    """Set every BatchNorm's running mean/var to the statistics of `batch` (one pass, cumulative average)."""
+    from torch import nn
+
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average: after one batch, exactly its statistics
+    model.train()
+    model(batch)
+    for bn, momentum in zip(bns, momenta):
+        bn.momentum = momentum
     model.eval()
 
 
