@@ -62,6 +62,17 @@ def _progress(msg: str) -> None:
     click.echo(f"• {msg}", err=True)
 
 
+def _finish(result, as_json: bool, render, failed: bool = False) -> None:
+    """Warnings and notes on stderr, the record (or its report) on stdout; exit 1 when the verdict failed."""
+    for w in getattr(result, "warnings", None) or []:
+        click.echo(f"warning: {w}", err=True)
+    for n in getattr(result, "notes", None) or []:
+        click.echo(f"note: {n}", err=True)
+    _emit(result.to_dict(), as_json, render)
+    if failed:
+        sys.exit(1)
+
+
 def _emit(record: dict, as_json: bool, render) -> None:
     if as_json:
         click.echo(json.dumps(record, indent=2, default=str))
@@ -111,9 +122,7 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
     result = export_onnx(variant, weights, num_classes=num_classes, img_size=img_size, batch=batch,
                          dynamic_hw=dynamic_hw, opset=opset, simplify=not no_simplify, output=output,
                          validate=not no_validate, exporter=exporter, seed=seed, progress=_progress)
-    for w in result.warnings:
-        click.echo(f"warning: {w}", err=True)
-    _emit(result.to_dict(), as_json, render_export)
+    _finish(result, as_json, render_export)
 
 
 @cli.command("trt")
@@ -192,9 +201,7 @@ def trt(model, variant, weights, precision, calib, num_calib, min_batch, opt_bat
                         num_calib=num_calib, settings=settings, output=output,
                         timing_cache=None if no_timing_cache else timing_cache, validate=not no_validate,
                         images=images, force=force, device=device, progress=_progress)
-    for w in result.warnings:
-        click.echo(f"warning: {w}", err=True)
-    _emit(result.to_dict(), as_json, render_trt)
+    _finish(result, as_json, render_trt)
 
 
 @cli.command("inspect")
@@ -230,11 +237,7 @@ def validate(model, weights, images, atol, rtol, as_json):
     from .validate import validate as run_validate
 
     report = run_validate(model, weights=weights, images=images, atol=atol, rtol=rtol)
-    for n in report.notes:
-        click.echo(f"note: {n}", err=True)
-    _emit(report.to_dict(), as_json, render_validation)
-    if not report.passed:
-        sys.exit(1)
+    _finish(report, as_json, render_validation, failed=not report.passed)
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -367,9 +370,7 @@ def bundle(variant, weights, model, precision, calib, num_calib, images, engines
                          images=images, engines=engines, timing_cache=timing_cache, labels=labels,
                          check_images=check_images, img_size=img_size, output=output, seed=seed,
                          validate=not no_validate, progress=_progress)
-    for w in result.warnings:
-        click.echo(f"warning: {w}", err=True)
-    _emit(result.to_dict(), as_json, render_bundle)
+    _finish(result, as_json, render_bundle)
 
 
 @cli.command()
@@ -429,9 +430,7 @@ def triton(bundle_path, output, name, precision, max_batch, instances, cpu, max_
     result = triton_repository(bundle_path, output, name=name, precision=precision, max_batch=max_batch,
                                instances=instances, cpu=cpu, max_queue_delay_us=max_queue_delay_us, force=force,
                                progress=_progress)
-    for w in result.warnings:
-        click.echo(f"warning: {w}", err=True)
-    _emit(result.to_dict(), as_json, render_triton)
+    _finish(result, as_json, render_triton)
 
 
 @cli.command()
@@ -480,9 +479,7 @@ def fp16(model, keep_fp32, fp16_layernorm, fp16_io, images, weights, output, as_
 
     result = convert_fp16(model, output, keep_fp32=keep_fp32, keep_io_types=not fp16_io, layernorm_fp16=fp16_layernorm,
                           images=images, weights=weights, progress=_progress)
-    for w in result.warnings:
-        click.echo(f"warning: {w}", err=True)
-    _emit(result.to_dict(), as_json, render_precision)
+    _finish(result, as_json, render_precision)
 
 
 @cli.command()
@@ -515,9 +512,7 @@ def quantize(model, int8, calib, num_calib, method, exclude, images, weights, ou
 
     result = quantize_int8(model, calib, output, num_calib=num_calib, method=method, exclude=exclude, images=images,
                            weights=weights, progress=_progress)
-    for w in result.warnings:
-        click.echo(f"warning: {w}", err=True)
-    _emit(result.to_dict(), as_json, render_precision)
+    _finish(result, as_json, render_precision)
 
 
 @cli.command()
@@ -550,11 +545,7 @@ def sensitivity(model, calib, images, use_fp16, mode, depth, num_calib, method, 
     report = run_sensitivity(model, calib, images=images, precision="fp16" if use_fp16 else "int8", mode=mode,
                              depth=depth, num_calib=num_calib, method=method, num_images=num_images,
                              progress=_progress)
-    for n in report.notes:
-        click.echo(f"note: {n}", err=True)
-    _emit(report.to_dict(), as_json, render_sensitivity)
-    if not report.passed:
-        sys.exit(1)
+    _finish(report, as_json, render_sensitivity, failed=not report.passed)
 
 
 @cli.command()
