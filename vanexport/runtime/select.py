@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..info import ort_providers
 from ..trt.environment import GpuInfo
 
 BACKENDS = ("tensorrt", "onnxruntime-cuda", "onnxruntime-cpu")
@@ -136,7 +137,7 @@ def _by_precision(cands: list[Candidate], order: tuple[str, ...]) -> list[Candid
 
 def probe_device() -> Device:
     """This machine, without PyTorch: TensorRT's version, the first CUDA GPU (from the driver), ORT providers."""
-    return Device(_tensorrt_version(), tuple(_gpus()), tuple(_ort_providers()))
+    return Device(_tensorrt_version(), tuple(_gpus()), tuple(ort_providers()))
 
 
 def _tensorrt_version() -> str | None:
@@ -146,15 +147,6 @@ def _tensorrt_version() -> str | None:
         return str(tensorrt.__version__)
     except Exception:
         return None
-
-
-def _ort_providers() -> list[str]:
-    try:
-        import onnxruntime
-
-        return list(onnxruntime.get_available_providers())
-    except Exception:
-        return []
 
 
 def _gpus() -> list[GpuInfo]:
