@@ -168,16 +168,13 @@ def render_info(d: dict) -> None:
 
 
 def render_bundle(r: dict) -> None:
+    from .ship.bundle import fidelity_summary
+
     c = _console()
     c.print(f"VAN-{r['variant']} bundle -> [bold]{r['path']}[/bold] ({r['size_bytes'] / 1e6:.1f} MB, "
             f"sha256 {r['sha256'][:12]}, schema {r['schema_version']})")
     for m in r["models"]:
-        f = m["fidelity"]
-        verdict = "not validated" if not f else (
-            ("[green]PASS[/green]" if f["passed"] else "[red]FAIL[/red]")
-            + f" vs {'PyTorch FP32' if f['reference'] == 'pytorch' else f['reference']} on {f['n']} inputs: "
-            f"max abs {f['max_abs_err']:.2e}, top-1 agreement {f['top1_agree']:.1%}"
-            + (f", accuracy {f['accuracy']:.2%} (PyTorch {f['reference_accuracy']:.2%})" if "accuracy" in f else ""))
+        verdict = fidelity_summary(m["fidelity"], "[green]PASS[/green]", "[red]FAIL[/red]")
         c.print(f"  {m['precision'].upper():<5} {m['file']:<34} {verdict}")
     for e in r["engines"]:
         c.print(f"  {str(e['precision']).upper():<5} {e['file']:<34} TensorRT {e['tensorrt_version']}, "

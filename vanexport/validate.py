@@ -144,7 +144,7 @@ def _report(model: str, results, groups: list[InputGroup], tolerance: Tolerance,
         i += n
     overall = metrics.merge(rows)
     accuracy = _accuracy(labelled) if labelled else None
-    failures = _failures(overall, tolerance, polygraphy_passed, accuracy)
+    failures = verdict_failures(overall, tolerance, polygraphy_passed, accuracy)
     notes = []
     if tolerance.max_accuracy_drop is not None and accuracy is None:
         notes.append("accuracy drop not checked: the images have no class labels (use class subfolders)")
@@ -203,7 +203,7 @@ def _accuracy(labelled) -> dict:
     return {"n": int(len(y)), "reference": ref_acc, "candidate": cand_acc, "drop_points": 100 * (ref_acc - cand_acc)}
 
 
-def _failures(overall: dict, tol: Tolerance, polygraphy_passed: bool, accuracy: dict | None = None) -> list[str]:
+def verdict_failures(overall: dict, tol: Tolerance, polygraphy_passed: bool, accuracy: dict | None = None) -> list[str]:
     out = []
     if tol.check_atol and not polygraphy_passed:
         out.append(f"max abs error {overall['max_abs_err']:.2e} > atol {tol.atol:.0e}"
@@ -264,15 +264,25 @@ def validate_file(path: Path, weights=None, images=None, atol=None, rtol=None, s
         raise VanexportError(f"'{path.name}' says its precision is '{meta.precision}'",
                              f"vanexport validates {', '.join(TOLERANCES)} files")
     base = TOLERANCES[meta.precision]
-    tol = dataclasses.replace(base, atol=atol if atol is not None else base.atol,
-                              rtol=rtol if rtol is not None else base.rtol,
-                              check_atol=base.check_atol or atol is not None or rtol is not None)
-    static_batch = meta.input_shape[0] if not meta.dynamic_batch else None
-    groups = [folder_input_group(images, meta.preprocess, static_batch, meta.num_classes)] if images else \
-        default_input_groups(meta.input_shape, meta.img_size, meta.preprocess, seed=seed)
+    tol = _with_overrides(base, atol, rtol)
+    groups = _check_groups(meta, images, seed, static_batch=None if meta.dynamic_batch else meta.input_shape[0])
     report = compare_onnx(path, model, groups, tol, meta.input_name, meta.output_name)
     report.notes += _calibration_notes(meta, images)
     return report
+
+
+def _with_overrides(base: Tolerance, atol, rtol) -> Tolerance:
+    """The precision's tolerance with the user's --atol/--rtol; either one makes max abs error count again."""
+    return dataclasses.replace(base, atol=atol if atol is not None else base.atol,
+                               rtol=rtol if rtol is not None else base.rtol,
+                               check_atol=base.check_atol or atol is not None or rtol is not None)
+
+
+def _check_groups(meta, images, seed: int, static_batch: int | None = None) -> list[InputGroup]:
+    """The user's image folder, or random batches at every declared shape plus the sample photos."""
+    if images:
+        return [folder_input_group(images, meta.preprocess, static_batch, meta.num_classes)]
+    return default_input_groups(meta.input_shape, meta.img_size, meta.preprocess, seed=seed)
 
 
 def _calibration_notes(meta, images) -> list[str]:
@@ -303,11 +313,8 @@ def validate_plan(plan_path, weights: str | None = None, images: str | None = No
     meta = ModelMetadata(**manifest.model)
     model = reference_model(meta, weights)
     base = engine_tolerance(manifest.precision)
-    tol = dataclasses.replace(base, atol=atol if atol is not None else base.atol,
-                              rtol=rtol if rtol is not None else base.rtol,
-                              check_atol=base.check_atol or atol is not None or rtol is not None)
-    groups = [folder_input_group(images, meta.preprocess, None, meta.num_classes)] if images else \
-        default_input_groups(meta.input_shape, meta.img_size, meta.preprocess, seed=seed)
+    tol = _with_overrides(base, atol, rtol)
+    groups = _check_groups(meta, images, seed)  # an engine's batch range comes from its profile
     groups = groups_within_profile(groups, backend.profile)
     if not groups:
         raise VanexportError(f"no check inputs fit the engine's profile ({backend.profile})",

@@ -257,7 +257,7 @@ def _child_env() -> dict:
 
 def _fidelity(outputs: np.ndarray, reference: np.ndarray, precision: str, device: str) -> tuple[dict, list[str]]:
     from .. import metrics
-    from ..validate import _failures
+    from ..validate import verdict_failures
 
     num_classes = reference.shape[-1]
     m = metrics.compare_logits(outputs.reshape(-1, num_classes), reference.reshape(-1, num_classes))
@@ -267,23 +267,19 @@ def _fidelity(outputs: np.ndarray, reference: np.ndarray, precision: str, device
         return m, ["NaN/inf logits"]
     tol = fidelity_tolerance(precision, device)
     abs_ok = m["max_abs_err"] <= tol.atol or bool(tol.rtol and m["max_rel_err"] <= tol.rtol)
-    return m, _failures(m, tol, abs_ok)
+    return m, verdict_failures(m, tol, abs_ok)
 
 
 def fidelity_tolerance(precision: str, device: str):
-    """The verdict a row must pass, from vanexport.validate's precision thresholds where it defines them."""
+    """The verdict a row must pass: vanexport.validate's thresholds for its precision."""
     import dataclasses
 
-    from ..validate import TOLERANCES, Tolerance
+    from ..validate import TOLERANCES
 
     if precision == "fp32" and device == "cuda":
         # PyTorch and TensorRT run FP32 convolutions in TF32 on Ampere and newer by default: judge by cosine.
-        fp32 = TOLERANCES["fp32"]
-        no_atol = {"check_atol": False} if "check_atol" in {f.name for f in dataclasses.fields(fp32)} else {}
-        return dataclasses.replace(fp32, min_cosine=0.9999, **no_atol)
-    defaults = {"fp16": Tolerance("fp16", min_top1_agree=0.995, min_cosine=0.9999),
-                "int8": Tolerance("int8", min_top1_agree=0.97)}
-    return TOLERANCES.get(precision) or defaults[precision]
+        return dataclasses.replace(TOLERANCES["fp32"], min_cosine=0.9999, check_atol=False)
+    return TOLERANCES[precision]
 
 
 def _add_speedups(group: list[dict]) -> None:

@@ -334,6 +334,16 @@ def _fidelity(validation: dict | None) -> dict | None:
     return out
 
 
+def fidelity_summary(f: dict | None, passed: str = "PASS", failed: str = "FAIL") -> str:
+    """One line for a person: verdict, errors against the FP32 PyTorch model, and accuracy when labelled."""
+    if not f:
+        return "not validated"
+    return ((passed if f["passed"] else failed)
+            + f" vs FP32 PyTorch on {f.get('n', '?')} inputs: max abs {f.get('max_abs_err', float('nan')):.2e}, "
+            f"top-1 agreement {f.get('top1_agree', float('nan')):.1%}"
+            + (f", accuracy {f['accuracy']:.2%} (PyTorch {f['reference_accuracy']:.2%})" if "accuracy" in f else ""))
+
+
 def _check_images(meta, onnx_files: dict[str, Path], folder) -> bytes:
     import io
 
@@ -440,12 +450,7 @@ def _readme(m: dict) -> str:
     model, pre = m["model"], m["preprocessing"]
     rows = []
     for e in m["models"]:
-        f = _fidelity(e["validation"])
-        fid = "not validated" if not f else (("PASS" if f["passed"] else "FAIL") + f", max abs logit error "
-                                            f"{f.get('max_abs_err', float('nan')):.2e}, top-1 agreement "
-                                            f"{f.get('top1_agree', float('nan')):.1%} vs FP32 PyTorch"
-                                            + (f", accuracy {f['accuracy']:.2%}" if "accuracy" in f else ""))
-        rows.append(f"  {e['file']:<40} {e['precision'].upper():<5} {fid}")
+        rows.append(f"  {e['file']:<40} {e['precision'].upper():<5} {fidelity_summary(_fidelity(e['validation']))}")
     for e in m["engines"]:
         rows.append(f"  {e['file']:<40} {str(e['precision']).upper():<5} TensorRT {e['tensorrt_version']}, "
                     f"sm_{e['compute_capability']} ({e['gpu_name']})")
@@ -557,12 +562,12 @@ def check_engine_against_bundle(bundle: Bundle, backend, precision: str, max_bat
     check `vanexport trt --bundle` records with an engine it builds on the device."""
     from .. import metrics
     from ..runtime.classify import run_batched
-    from ..validate import _failures, engine_tolerance
+    from ..validate import engine_tolerance, verdict_failures
 
     tol = engine_tolerance(precision)
     x, reference = bundle.check_inputs(), bundle.expected_logits(precision)
     overall = metrics.compare_logits(run_batched(backend, x, batch=max_batch), reference)
-    failures = _failures(overall, tol, polygraphy_passed=overall["max_abs_err"] <= tol.atol)
+    failures = verdict_failures(overall, tol, polygraphy_passed=overall["max_abs_err"] <= tol.atol)
     return {"reference": f"bundled {precision} ONNX (ONNX Runtime CPU, recorded)", "precision": precision,
             "tolerance": asdict(tol), "overall": overall, "passed": not failures, "failures": failures}
 
