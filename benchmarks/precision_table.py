@@ -24,9 +24,10 @@ from pathlib import Path
 # of `validate` ~20x slower (measured). It affects only the validation runs, not the conversion times reported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from vanexport.analysis import sensitivity  # noqa: E402
-from vanexport.export.precision import convert_fp16, quantize_int8  # noqa: E402
-from vanexport.validate import validate  # noqa: E402
+from vanexport.precision.sensitivity import sensitivity  # noqa: E402
+from vanexport.precision.fp16 import convert_fp16
+from vanexport.precision.int8 import quantize_int8  # noqa: E402
+from vanexport.check.validate import validate  # noqa: E402
 from vanexport.zoo.digits import prepare  # noqa: E402
 
 

@@ -63,15 +63,15 @@ def digits(tmp_path_factory):
 def make_manifest():
     """make(plan_path, ...) -> the EngineManifest a build on an A10 with TensorRT 10.16.1.11 would write for it."""
     from vanexport.files import sha256_file
-    from vanexport.trt.environment import GpuInfo
-    from vanexport.trt.manifest import EngineManifest
+    from vanexport.machine import GpuInfo
+    from vanexport.formats.engine_manifest import EngineManifest
     from vanexport.trt.settings import BuildSettings
 
     def make(plan_path, trt_version="10.16.1.11", gpu=None, version_compatible=False, hw="none", settings=None,
              source_sha="ab" * 32, validated=True) -> EngineManifest:
         settings = settings or BuildSettings(precision="fp16")
         gpu = gpu or GpuInfo("NVIDIA A10", "8.6", "12.4")
-        return EngineManifest(
+        return EngineManifest.from_dict(dict(
             plan={"file": plan_path.name, "sha256": sha256_file(plan_path), "bytes": plan_path.stat().st_size},
             source_onnx={"path": "engines/van_b0_224_fp16.onnx", "sha256": source_sha, "precision": settings.precision},
             tensorrt={"version": trt_version, "version_compatible": version_compatible, "hardware_compatibility": hw,
@@ -82,6 +82,6 @@ def make_manifest():
             outputs=[{"name": "logits", "dtype": "float32", "shape": [-1, 1000]}],
             preprocessing={"input_size": 224}, num_classes=1000, model={"variant": "b0"},
             build={"settings": settings.to_dict(), "seconds": 1.0}, vanexport_version="0.1.0",
-            validation={"passed": True} if validated else None)
+            validation={"passed": True} if validated else None))
 
     return make

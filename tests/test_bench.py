@@ -82,30 +82,27 @@ def _target(label):
 def test_unavailable_backends_are_skipped_with_a_reason():
     cpu_only = cases.Machine(cuda_devices=0, ort_providers=["CPUExecutionProvider"])
     gpu_no_ep = cases.Machine(cuda_devices=1, ort_providers=["CPUExecutionProvider"])
-    full = cases.Machine(1, ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], True, True)
+    full = cases.Machine(1, ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], True)
     reason = cases.skip_reason
     assert reason(_target("torch cpu fp32"), cpu_only, None) is None
     assert reason(_target("onnxruntime cpu fp32"), cpu_only, None) is None
     assert reason(_target("torch cuda fp16"), cpu_only, None) == "no CUDA GPU on this machine"
     assert "no CUDAExecutionProvider" in reason(_target("onnxruntime cuda fp32"), gpu_no_ep, None)
     assert "onnxruntime-gpu" in reason(_target("onnxruntime trt-ep fp16"), gpu_no_ep, None)
-    assert "no TensorRT backend" in reason(_target("tensorrt cuda fp16"), gpu_no_ep, None)
-    assert "TensorRT is not installed" in reason(_target("tensorrt cuda fp16"),
-                                                 cases.Machine(1, [], False, True), None)
+    assert "TensorRT is not installed" in reason(_target("tensorrt cuda fp16"), gpu_no_ep, None)
     assert reason(_target("onnxruntime cpu int8"), cpu_only, None) == "INT8 needs calibration images: pass --calib DIR"
     assert reason(_target("onnxruntime cpu int8"), cpu_only, "calib/") is None
     assert all(reason(t, full, "calib/") is None for t in cases.TARGETS)
 
 
-def test_missing_converters_and_builders_skip_with_a_reason(tmp_path, monkeypatch):
-    # As on a build where the precision (issue 3) and TensorRT (issue 4) modules are absent.
-    monkeypatch.setitem(sys.modules, "vanexport.export.precision", None)
-    monkeypatch.setitem(sys.modules, "vanexport.trt.build", None)
-    arts = Artifacts(tmp_path, "b0", None, num_classes=None, img_size=224, seed=0)
-    with pytest.raises(Skipped, match="no FP16 conversion"):
-        arts.get("onnx", "fp16")
-    with pytest.raises(Skipped, match="no TensorRT engine builder"):
-        arts.get("plan", "fp32")
+def test_rows_that_cannot_have_their_file_skip_with_a_reason_and_make_nothing(tmp_path):
+    from vanexport.pipeline import ModelSource
+
+    arts = Artifacts(tmp_path, ModelSource("b0"), img_size=64)
+    with pytest.raises(Skipped, match="INT8 needs calibration images"):
+        arts.get("onnx", "int8")
+    with pytest.raises(Skipped, match="INT8 needs calibration images"):  # remembered, not retried
+        arts.get("plan", "int8")
     assert not list(tmp_path.iterdir())  # nothing was exported for rows that cannot run
 
 
@@ -185,7 +182,7 @@ def test_rows_share_one_schema_and_csv_is_flat(synthetic_report, tmp_path):
 
 
 def test_table_shows_speed_fidelity_failures_and_skips(synthetic_report, capsys):
-    from vanexport.report import render_bench
+    from vanexport.cli.render import render_bench
 
     render_bench(synthetic_report)
     out = capsys.readouterr().out

@@ -7,8 +7,10 @@ import pytest
 
 from vanexport.errors import VanexportError
 from vanexport.files import sha256_file
-from vanexport.ship.archive import SCHEMA_VERSION, read_bundle
-from vanexport.ship.bundle import add_engine_to_bundle, make_bundle, open_bundle
+from vanexport.device.archive import read_bundle
+from vanexport.formats.bundle_manifest import SCHEMA_VERSION
+from vanexport.device.bundle import open_bundle
+from vanexport.ship.bundle import add_engine_to_bundle, make_bundle
 
 
 def _members(path):
@@ -42,7 +44,7 @@ def test_round_trip_runtime_equals_onnxruntime_on_the_source(b0_bundle, b0_onnx_
     from PIL import Image
 
     from vanexport.data.preprocess import preprocess_image
-    from vanexport.runtime.classify import load_classifier, softmax
+    from vanexport.device.classify import load_classifier, softmax
     from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     b = open_bundle(b0_bundle[0])
@@ -78,8 +80,8 @@ def fake_engine(tmp_path, make_manifest):
     """fake_engine(onnx_sha, ...) -> a plan file and its manifest as `vanexport trt` writes them.
 
     The plan is opaque bytes: bundling treats plans as files and never parses them."""
-    from vanexport.trt.environment import GpuInfo
-    from vanexport.trt.manifest import manifest_path, write_manifest
+    from vanexport.machine import GpuInfo
+    from vanexport.formats.engine_manifest import manifest_path, write_manifest
 
     def make(onnx_sha, name="van_b0_64_fp16.plan", cc="8.7", plan_bytes=b"\x00opaque plan bytes"):
         plan = tmp_path / name
@@ -112,7 +114,7 @@ def test_add_engine_to_bundle(tmp_path, b0_bundle, fake_engine):
     assert result.sha256 == sha256_file(bundle)
     b = open_bundle(bundle)
     assert b.file("engines/van_b0_64_fp16.plan").read_bytes() == plan.read_bytes()
-    assert b.engines[0]["plan_manifest"]["gpu"]["compute_capability"] == "8.7"
+    assert b.engines[0].manifest.gpu.compute_capability == "8.7"
     assert b.file("engines/van_b0_64_fp16.manifest.json").is_file()
     # the same engine name again replaces it instead of adding a second one
     plan2 = fake_engine(onnx_sha, cc="9.0", plan_bytes=b"\x00other plan bytes")
@@ -214,15 +216,15 @@ def test_checkpoint_class_names(tmp_path, b0):
 def test_an_engine_ships_with_the_fp16_file_it_was_built_from(tmp_path, b0_onnx_64, make_manifest):
     """`vanexport trt --fp16` converts, then builds; bundling that plan takes its FP16 source file as is (by hash),
     rather than converting again, so the plan and the bundled FP16 ONNX belong together."""
-    from vanexport.export.precision import convert_fp16
-    from vanexport.trt.environment import GpuInfo
-    from vanexport.trt.manifest import manifest_path, write_manifest
+    from vanexport.precision.fp16 import convert_fp16
+    from vanexport.machine import GpuInfo
+    from vanexport.formats.engine_manifest import manifest_path, write_manifest
 
     fp16 = convert_fp16(b0_onnx_64, tmp_path / "van_b0_64_fp16.onnx")
     plan = tmp_path / "van_b0_64_fp16.plan"
     plan.write_bytes(b"opaque bytes standing in for a plan")
     m = make_manifest(plan, gpu=GpuInfo("Orin", "8.7"), source_sha=fp16.sha256)
-    m.source_onnx["path"] = fp16.path
+    m.source_onnx.path = fp16.path
     write_manifest(m, manifest_path(plan))
     r = make_bundle(model=b0_onnx_64, engines=[plan], output=tmp_path / "b.tar.gz", validate=False)
     assert [(x["precision"], x["sha256"]) for x in r.models] == [("fp32", sha256_file(b0_onnx_64)), ("fp16", fp16.sha256)]
@@ -239,7 +241,7 @@ def test_fp16_and_int8_bundle_of_a_trained_model(tmp_path, digits):
     from PIL import Image
 
     from vanexport.data.images import list_images
-    from vanexport.runtime.classify import load_classifier
+    from vanexport.device.classify import load_classifier
 
     import shutil
 
@@ -273,7 +275,7 @@ def test_check_engine_against_bundle(b0_bundle):
     """The on-device check of a new engine: the bundled ONNX itself passes exactly; outputs that change the
     winning class fail, naming the failed criterion."""
     from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
-    from vanexport.ship.bundle import check_engine_against_bundle
+    from vanexport.device.bundle import check_engine_against_bundle
 
     b = open_bundle(b0_bundle[0])
     same = OnnxRuntimeBackend(b.onnx("fp32"))

@@ -8,7 +8,8 @@ import tarfile
 import pytest
 
 from vanexport.errors import VanexportError
-from vanexport.ship.archive import FORMAT, SCHEMA_VERSION, extract_verified, read_bundle
+from vanexport.device.archive import extract_verified, read_bundle
+from vanexport.formats.bundle_manifest import FORMAT, SCHEMA_VERSION
 
 
 def _manifest(files: dict[str, bytes], **over) -> bytes:

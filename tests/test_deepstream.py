@@ -28,9 +28,9 @@ def test_other_statistics():
 
 
 def test_config_labels_and_softmax_onnx(tmp_path, b0_bundle):
-    from vanexport.runtime.classify import softmax
+    from vanexport.device.classify import softmax
     from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
-    from vanexport.ship.bundle import open_bundle
+    from vanexport.device.bundle import open_bundle
 
     out = tmp_path / "ds" / "config_infer.txt"
     out.parent.mkdir()

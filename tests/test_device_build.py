@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from vanexport.cli import cli
 from vanexport.errors import ValidationFailed
-from vanexport.ship.bundle import read_bundle
+from vanexport.device.archive import read_bundle
 from vanexport.ship.on_device import build_into_bundle
 from vanexport.trt.settings import BuildSettings
 
@@ -31,9 +31,10 @@ def fake_device(monkeypatch, make_manifest):
     """Replace the TensorRT-only calls; `shift` makes the fake engine wrong by that much per logit."""
     from vanexport.runtime import tensorrt_backend
     from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
-    from vanexport.trt import build, environment
-    from vanexport.trt.environment import GpuInfo
-    from vanexport.trt.manifest import manifest_path, write_manifest
+    from vanexport import machine
+    from vanexport.trt import build
+    from vanexport.machine import GpuInfo
+    from vanexport.formats.engine_manifest import Profile, manifest_path, write_manifest
 
     state = {"shift": 0.0, "onnx": None, "cache_in": None}
 
@@ -50,14 +51,14 @@ def fake_device(monkeypatch, make_manifest):
     class FakeEngine:
         def __init__(self, plan, device=0):
             self.ort = OnnxRuntimeBackend(state["onnx"])
-            self.profile = {"min": [1, 3, 64, 64], "opt": [4, 3, 64, 64], "max": [4, 3, 64, 64]}
+            self.profile = Profile([1, 3, 64, 64], [4, 3, 64, 64], [4, 3, 64, 64])
 
         def __call__(self, x):
             assert len(x) <= 4  # the check respects the engine's profile
             out = self.ort(x)
             return out + state["shift"] * np.arange(out.shape[1], dtype=np.float32)
 
-    monkeypatch.setattr(environment, "require_tensorrt", lambda device=0: (None, GpuInfo("Orin", "8.7")))
+    monkeypatch.setattr(machine, "require_tensorrt", lambda device=0: (None, GpuInfo("Orin", "8.7")))
     monkeypatch.setattr(build, "build_engine", fake_build)
     monkeypatch.setattr(tensorrt_backend, "TensorRTBackend", FakeEngine)
     return state

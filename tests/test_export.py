@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from vanexport.errors import ValidationFailed, VanexportError
-from vanexport.export.metadata import read_metadata
+from vanexport.formats.onnx_metadata import read_metadata
 from vanexport.export.onnx import default_output_path, export_onnx
 from vanexport.model.factory import load_model
-from vanexport.validate import validate
+from vanexport.check.validate import validate
 
 
 def _ort_vs_torch(path, model, batch, size, seed=0):
@@ -160,7 +160,7 @@ def test_validate_with_an_image_folder_and_weights(b0, tmp_path):
 
 
 def test_failed_validation_writes_nothing(tmp_path, monkeypatch):
-    from vanexport import validate as v
+    from vanexport.check import tolerances as v
 
     monkeypatch.setitem(v.TOLERANCES, "fp32", v.Tolerance("fp32", atol=0.0, rtol=0.0))
     out = tmp_path / "m.onnx"

@@ -12,10 +12,12 @@ from onnx import TensorProto, numpy_helper
 
 from vanexport.cli import cli
 from vanexport.errors import VanexportError
-from vanexport.export.metadata import read_metadata
-from vanexport.export.precision import convert_fp16, default_output, quantize_int8
+from vanexport.formats.onnx_metadata import read_metadata
+from vanexport.formats.names import converted_path as default_output
+from vanexport.precision.fp16 import convert_fp16
+from vanexport.precision.int8 import quantize_int8
 from vanexport.files import sha256_file
-from vanexport.validate import validate
+from vanexport.check.validate import validate
 
 
 def _subset(src, dst, per_class):
@@ -225,7 +227,7 @@ def _plant_activation_outlier(src, dst, k=200.0, channel=5):
 
 
 def test_sensitivity_finds_a_planted_bad_layer(digits, small, tmp_path):
-    from vanexport.analysis import sensitivity
+    from vanexport.precision.sensitivity import sensitivity
 
     planted = tmp_path / "planted.onnx"
     conv = _plant_activation_outlier(digits.onnx, planted)

@@ -50,9 +50,9 @@ def test_the_blocker_blocks(tmp_path):
 
 def test_predict_cli_without_torch_equals_onnxruntime_on_the_source(b0_bundle, b0_onnx_64, photos, tmp_path):
     from vanexport.data.preprocess import preprocess_image
-    from vanexport.runtime.classify import softmax
+    from vanexport.device.classify import softmax
     from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
-    from vanexport.ship.bundle import open_bundle
+    from vanexport.device.bundle import open_bundle
 
     code = f"""
         import sys
@@ -81,7 +81,7 @@ def test_predict_cli_without_torch_equals_onnxruntime_on_the_source(b0_bundle, b
 def test_api_without_torch_on_a_bare_onnx_file(b0_onnx_64, tmp_path):
     code = f"""
         import numpy as np
-        from vanexport.runtime.classify import load_classifier
+        from vanexport.device.classify import load_classifier
         clf = load_classifier({str(b0_onnx_64)!r})
         x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 64, 64)).astype(np.float32)
         np.save("out.npy", clf.logits(x))

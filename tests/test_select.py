@@ -1,8 +1,8 @@
 """Backend selection order, with manifests of engines built for other devices."""
 import pytest
 
-from vanexport.runtime.select import Candidate, Device, choose, plan_fits
-from vanexport.trt.environment import GpuInfo
+from vanexport.device.select import Candidate, Device, choose, plan_fits
+from vanexport.machine import GpuInfo
 
 H100 = GpuInfo("NVIDIA H100 80GB HBM3", "9.0")
 ORIN = GpuInfo("Orin", "8.7")
@@ -12,20 +12,20 @@ T4 = GpuInfo("Tesla T4", "7.5")
 def plan_manifest(trt="10.16.1.11", cc="9.0", precision="fp16", vc=False, hw="none", gpu="NVIDIA H100 80GB HBM3",
                   name="van.plan"):
     """An engine manifest as `vanexport trt` writes it (trt.manifest.EngineManifest), for a device we are not."""
-    from vanexport.trt.manifest import EngineManifest
+    from vanexport.formats.engine_manifest import EngineManifest
 
-    return EngineManifest(
+    return EngineManifest.from_dict(dict(
         plan={"file": name, "sha256": "0" * 64, "bytes": 1}, source_onnx={"sha256": "1" * 64, "precision": precision},
         tensorrt={"version": trt, "version_compatible": vc, "hardware_compatibility": hw},
         gpu={"name": gpu, "compute_capability": cc}, precision=precision,
         inputs=[{"name": "input", "dtype": "float32", "shape": [-1, 3, 224, 224]}],
         outputs=[{"name": "logits", "dtype": "float32", "shape": [-1, 1000]}], preprocessing={}, num_classes=1000,
-        model={}, build={}, vanexport_version="0.1.0").to_dict()
+        model={}, build={}, vanexport_version="0.1.0"))
 
 
 def plan(name, validated=None, **kw):
     m = plan_manifest(name=name, **kw)
-    return Candidate("plan", f"/b/engines/{name}", m["precision"], m, validated)
+    return Candidate("plan", f"/b/engines/{name}", m.precision, m, validated)
 
 
 ONNX = [Candidate("onnx", "/b/onnx/m_fp32.onnx", "fp32", None, True),
@@ -79,7 +79,7 @@ def test_no_tensorrt_no_gpu_means_onnx_runtime_cpu():
     (plan_manifest(cc="8.6"), Device("10.16.1.11", (H100,)), False, "built for compute capability 8.6"),
     (plan_manifest(cc="9.0"), Device("10.16.1.11", ()), False, "no CUDA GPU"),
     (plan_manifest(), Device(None, (H100,)), False, "TensorRT is not installed"),
-    ({"precision": "fp16"}, Device("10.16.1.11", (H100,)), False, "its manifest is incomplete"),
+    (None, Device("10.16.1.11", (H100,)), False, "it has no manifest"),
 ])
 def test_plan_fits(manifest, device, fits, why):
     ok, reason = plan_fits(manifest, device)
@@ -101,10 +101,10 @@ def test_loader_falls_back_when_the_best_backend_does_not_start(b0_bundle, tmp_p
     ONNX Runtime runs, and the result says why the plan was not used."""
     import shutil
 
-    from vanexport.runtime.classify import load_classifier
-    from vanexport.ship.archive import read_bundle
+    from vanexport.device.classify import load_classifier
+    from vanexport.device.archive import read_bundle
     from vanexport.ship.bundle import add_engine_to_bundle
-    from vanexport.trt.manifest import manifest_path, write_manifest
+    from vanexport.formats.engine_manifest import manifest_path, write_manifest
 
     bundle = tmp_path / "b.tar.gz"
     shutil.copy(b0_bundle[0], bundle)
@@ -125,15 +125,16 @@ def test_classifier_respects_an_engine_profile(b0_onnx_64):
     import numpy as np
 
     from vanexport.model.variants import Preprocessing
-    from vanexport.runtime.classify import Classifier
+    from vanexport.device.classify import Classifier
     from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
-    from vanexport.runtime.select import Choice
+    from vanexport.device.select import Choice
+    from vanexport.formats.engine_manifest import Profile
 
     ort = OnnxRuntimeBackend(b0_onnx_64)
     seen = []
 
     class ProfiledBackend:  # the attribute the TensorRT backend exposes, around a real ONNX Runtime session
-        profile = {"min": [1, 3, 64, 64], "opt": [2, 3, 64, 64], "max": [3, 3, 64, 64]}
+        profile = Profile([1, 3, 64, 64], [2, 3, 64, 64], [3, 3, 64, 64])
 
         def __call__(self, x):
             seen.append(len(x))

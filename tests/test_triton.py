@@ -7,16 +7,17 @@ pytest.importorskip("tritonclient", reason="tritonclient (Triton's model-config 
 
 from vanexport.errors import VanexportError  # noqa: E402
 from vanexport.files import sha256_file  # noqa: E402
-from vanexport.ship.archive import read_bundle  # noqa: E402
-from vanexport.ship.bundle import add_engine_to_bundle, open_bundle  # noqa: E402
+from vanexport.device.archive import read_bundle  # noqa: E402
+from vanexport.device.bundle import open_bundle  # noqa: E402
+from vanexport.ship.bundle import add_engine_to_bundle  # noqa: E402
 from vanexport.ship.triton import model_config_pb2, parse_model_config, triton_repository  # noqa: E402
 
 
 @pytest.fixture
 def bundle_with_plans(tmp_path, b0_bundle, make_manifest):
     """The b0 bundle plus two FP16 plans for two GPU architectures (opaque bytes: never parsed here)."""
-    from vanexport.trt.environment import GpuInfo
-    from vanexport.trt.manifest import manifest_path, write_manifest
+    from vanexport.machine import GpuInfo
+    from vanexport.formats.engine_manifest import Profile, TensorSpec, manifest_path, write_manifest
 
     bundle = tmp_path / "b.tar.gz"
     shutil.copy(b0_bundle[0], bundle)
@@ -25,8 +26,8 @@ def bundle_with_plans(tmp_path, b0_bundle, make_manifest):
         plan = tmp_path / f"van_b0_64_fp16_sm{cc.replace('.', '')}.plan"
         plan.write_bytes(f"plan for {gpu}".encode())
         m = make_manifest(plan, gpu=GpuInfo(gpu, cc), source_sha=onnx_sha)
-        m.inputs = [{"name": "input", "dtype": "float32", "shape": [-1, 3, 64, 64],
-                     "profile": {"min": [1, 3, 64, 64], "opt": [8, 3, 64, 64], "max": [16, 3, 64, 64]}}]
+        m.inputs = [TensorSpec("input", "float32", [-1, 3, 64, 64],
+                               Profile([1, 3, 64, 64], [8, 3, 64, 64], [16, 3, 64, 64]))]
         write_manifest(m, manifest_path(plan))
         add_engine_to_bundle(bundle, plan)
     return bundle

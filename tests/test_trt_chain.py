@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from vanexport.errors import VanexportError
-from vanexport.export.metadata import read_metadata
+from vanexport.formats.onnx_metadata import read_metadata
 from vanexport.files import sha256_file
-from vanexport.trt import chain, environment
+from vanexport import machine, pipeline
 from vanexport.trt.build import EngineResult
-from vanexport.trt.chain import converted_is_current, export_trt, plan_reuse_problem
-from vanexport.trt.environment import GpuInfo
-from vanexport.trt.manifest import manifest_path, write_manifest
+from vanexport.pipeline import converted_is_current, export_trt, plan_reuse_problem
+from vanexport.machine import GpuInfo
+from vanexport.formats.engine_manifest import manifest_path, write_manifest
 from vanexport.trt.settings import BuildSettings
 
 A10 = GpuInfo("NVIDIA A10", "8.6", "12.4")
@@ -41,14 +41,14 @@ def builds(tmp_path, monkeypatch, fp32_onnx):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "engines").mkdir()
     shutil.copy(fp32_onnx, tmp_path / "engines" / "van_b0_224.onnx")
-    monkeypatch.setattr(environment, "require_tensorrt", lambda device=0: (SimpleNamespace(__version__="10.16.1.11"), A10))
+    monkeypatch.setattr(machine, "require_tensorrt", lambda device=0: (SimpleNamespace(__version__="10.16.1.11"), A10))
     calls = []
 
     def build_engine(source, settings, output, **kwargs):
         calls.append(SimpleNamespace(source=Path(source), settings=settings, output=Path(output), kwargs=kwargs))
         return EngineResult(str(output), "0" * 64, str(manifest_path(output)), {}, False, {})
 
-    monkeypatch.setattr(chain, "build_engine", build_engine)
+    monkeypatch.setattr(pipeline, "build_engine", build_engine)
     return calls
 
 
@@ -105,7 +105,7 @@ def test_a_current_plan_is_reused_without_building(builds, make_manifest, capsys
     r = export_trt(precision="fp16")
     assert _stages(r) == [("onnx", True), ("fp16", True), ("engine", True)] and len(builds) == 1
     assert r.engine["manifest"]["plan"]["sha256"] == sha256_file(call.output)
-    from vanexport.report import render_trt
+    from vanexport.cli.render import render_trt
 
     render_trt(r.to_dict())
     out = capsys.readouterr().out
@@ -145,7 +145,7 @@ def test_int8_chain_calibrates_once(builds, tmp_path):
     assert converted_is_current(int8, "int8", src_sha, recipe)
     assert not converted_is_current(int8, "int8", src_sha, {**recipe, "num_calib": 8})
     (calib / "coffee.png").unlink()
-    assert chain._calibration_sha256(calib) != settings["calibration_sha256"]
+    assert pipeline.precision_recipe("int8", calib=calib, num_calib=4)["calibration_sha256"] != settings["calibration_sha256"]
     assert not converted_is_current(int8, "int8", "0" * 64, recipe)
 
 
@@ -199,7 +199,7 @@ def test_build_engine_checks_its_inputs_before_tensorrt_does(fp32_onnx, tmp_path
     with pytest.raises(VanexportError, match="takes only 224x224 images, not 256"):
         build_engine(fp32_onnx, BuildSettings(img_size=256), tmp_path / "x.plan")
     t4 = GpuInfo("Tesla T4", "7.5")
-    monkeypatch.setattr(environment, "require_tensorrt", lambda device=0: (SimpleNamespace(__version__="10.16.1.11"), t4))
+    monkeypatch.setattr(machine, "require_tensorrt", lambda device=0: (SimpleNamespace(__version__="10.16.1.11"), t4))
     with pytest.raises(VanexportError, match="--hw-compat ampere.* needs an Ampere or newer GPU to build on; this Tesla T4"):
         build_engine(fp32_onnx, BuildSettings(hw_compat="ampere+"), tmp_path / "x.plan")
     assert not list(tmp_path.iterdir())

@@ -10,15 +10,15 @@ from click.testing import CliRunner
 
 from vanexport.cli import cli
 from vanexport.errors import VanexportError
-from vanexport.trt import environment
-from vanexport.trt.environment import cuda_gpu, import_tensorrt, require_tensorrt
+from vanexport import machine
+from vanexport.machine import cuda_gpu, import_tensorrt, require_tensorrt
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
 
 def _has_driver() -> bool:
     try:
-        environment._load_libcuda()
+        machine._load_libcuda()
         return True
     except VanexportError:
         return False
@@ -75,7 +75,7 @@ class FakeLibcuda:
 
 
 def test_gpu_name_and_compute_capability_from_the_driver(monkeypatch):
-    monkeypatch.setattr(environment, "_load_libcuda", lambda: FakeLibcuda())
+    monkeypatch.setattr(machine, "_load_libcuda", lambda: FakeLibcuda())
     gpu = cuda_gpu(0)
     assert (gpu.name, gpu.compute_capability, gpu.driver_cuda_version, gpu.cc) == ("NVIDIA A10", "8.6", "12.4", (8, 6))
     with pytest.raises(VanexportError, match=r"no CUDA device 1 \(1 visible\)"):
@@ -88,7 +88,7 @@ def test_gpu_name_and_compute_capability_from_the_driver(monkeypatch):
     (999, r"cannot initialise CUDA \(CUDA_ERROR_UNKNOWN\)"),
 ])
 def test_driver_failures_are_named(monkeypatch, code, message):
-    monkeypatch.setattr(environment, "_load_libcuda", lambda: FakeLibcuda(init_result=code))
+    monkeypatch.setattr(machine, "_load_libcuda", lambda: FakeLibcuda(init_result=code))
     with pytest.raises(VanexportError, match=message):
         cuda_gpu()
 
@@ -102,15 +102,15 @@ def test_tensorrt_commands_fail_fast_in_one_line_and_write_nothing(tmp_path, mon
     r = CliRunner().invoke(cli, [a.format(tmp=tmp_path) for a in args] + ["--json"])
     assert r.exit_code == 2 and r.stdout == ""
     assert r.stderr.strip().splitlines() == ["error: TensorRT is not installed (no 'tensorrt' Python package): "
-                                             + environment.TENSORRT_HINT]
+                                             + machine.TENSORRT_HINT]
     assert set(tmp_path.rglob("*")) == before  # nothing exported before failing: no engines/ folder either
 
 
 def test_inspect_a_plan_without_tensorrt_still_reads_its_manifest(tmp_path, monkeypatch, make_manifest):
-    from vanexport.trt.manifest import manifest_path, write_manifest
+    from vanexport.formats.engine_manifest import manifest_path, write_manifest
 
-    monkeypatch.setattr(environment, "import_tensorrt", lambda: (_ for _ in ()).throw(
-        VanexportError("TensorRT is not installed (no 'tensorrt' Python package)", environment.TENSORRT_HINT)))
+    monkeypatch.setattr(machine, "import_tensorrt", lambda: (_ for _ in ()).throw(
+        VanexportError("TensorRT is not installed (no 'tensorrt' Python package)", machine.TENSORRT_HINT)))
     plan = tmp_path / "m.plan"
     plan.write_bytes(b"x" * 1000)
     write_manifest(make_manifest(plan), manifest_path(plan))

@@ -6,8 +6,8 @@ import pytest
 
 from vanexport.errors import VanexportError
 from vanexport.files import sha256_file
-from vanexport.trt.environment import GpuInfo
-from vanexport.trt.manifest import (SCHEMA, check_loadable, check_plan_hash, compatibility_problem,
+from vanexport.machine import GpuInfo
+from vanexport.formats.engine_manifest import (SCHEMA, check_loadable, check_plan_hash, compatibility_problem,
                                     compatibility_warnings, manifest_path, read_manifest, write_manifest)
 
 A10 = GpuInfo("NVIDIA A10", "8.6", "12.4")

@@ -8,10 +8,12 @@ import pytest
 
 from vanexport.errors import VanexportError
 from vanexport.runtime.tensorrt_backend import check_in_profile
-from vanexport.trt.engine import describe_parser_error, layer_rows, member_name
-from vanexport.validate import InputGroup, groups_within_profile
+from vanexport.runtime.tensorrt_engine import layer_rows, member_name
+from vanexport.trt.builder import describe_parser_error
+from vanexport.check.inputs import InputGroup, groups_within_profile
+from vanexport.formats.engine_manifest import Profile
 
-PROFILE = {"min": [1, 3, 224, 224], "opt": [8, 3, 224, 224], "max": [32, 3, 224, 224]}
+PROFILE = Profile([1, 3, 224, 224], [8, 3, 224, 224], [32, 3, 224, 224])
 
 
 def test_shapes_inside_the_profile_pass():
@@ -31,7 +33,7 @@ def test_a_request_outside_the_profile_names_the_profile(shape, hint):
                                "optimization profile (min 1x3x224x224, opt 8x3x224x224, max 32x3x224x224)")
     assert e.value.hint.startswith(hint)
     with pytest.raises(VanexportError, match="send at least 4 images per call"):
-        check_in_profile((2, 3, 224, 224), {**PROFILE, "min": [4, 3, 224, 224]})
+        check_in_profile((2, 3, 224, 224), Profile([4, 3, 224, 224], PROFILE.opt, PROFILE.max))
 
 
 class ParserError:
@@ -97,7 +99,7 @@ def test_validation_inputs_are_recut_to_the_engine_profile():
               InputGroup("random b3 224x224", [rng.normal(size=(3, 3, 224, 224)) for _ in range(2)]),
               InputGroup("random b3 160x160", [rng.normal(size=(3, 3, 160, 160))]),
               InputGroup("photos 224x224", [rng.normal(size=(4, 3, 224, 224)), rng.normal(size=(4, 3, 224, 224))])]
-    out = groups_within_profile(groups, {"min": [2, 3, 224, 224], "opt": [2, 3, 224, 224], "max": [2, 3, 224, 224]})
+    out = groups_within_profile(groups, Profile([2, 3, 224, 224], [2, 3, 224, 224], [2, 3, 224, 224]))
     assert [g.label for g in out] == ["random b1 224x224", "random b3 224x224", "photos 224x224"]
     for g, original in zip(out, [groups[0], groups[1], groups[3]]):
         assert all(b.shape[0] == 2 for b in g.batches)
@@ -106,5 +108,5 @@ def test_validation_inputs_are_recut_to_the_engine_profile():
         assert np.array_equal(flat[:n], np.concatenate(original.batches))  # same images, in order
         assert all(np.array_equal(x, flat[n - 1]) for x in flat[n:])  # padding repeats the last image
         assert g.size == n  # and is not counted in the metrics
-    wide = groups_within_profile(groups, {"min": [1, 3, 128, 128], "opt": [8, 3, 224, 224], "max": [32, 3, 256, 256]})
+    wide = groups_within_profile(groups, Profile([1, 3, 128, 128], [8, 3, 224, 224], [32, 3, 256, 256]))
     assert [len(g.batches[0]) for g in wide] == [1, 3, 3, 4]  # the original batching, all sizes kept

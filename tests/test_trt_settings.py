@@ -130,7 +130,7 @@ def test_polygraphy_create_config_gets_tensorrt_enums(tmp_path):
     """The real Polygraphy loader, constructed as the build does (it needs TensorRT only when called)."""
     from polygraphy.backend.trt import CreateConfig, PostprocessConfig
 
-    from vanexport.trt.engine import make_config
+    from vanexport.trt.builder import make_config
 
     s = BuildSettings(workspace_gib=2, hw_compat="ampere+", opt_level=1, version_compatible=True)
     options = config_options(s, s.profile_shapes(DYNAMIC_BATCH, 224), "input", "strong")

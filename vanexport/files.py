@@ -1,4 +1,4 @@
-"""Small file helpers: atomic writes and hashes, so no command leaves a half-written file."""
+"""Small file helpers: atomic writes, hashes and the cache folder, so no command leaves a half-written file."""
 from __future__ import annotations
 
 import contextlib
@@ -9,6 +9,13 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import VanexportError
+
+
+def cache_dir() -> Path:
+    """Where downloads and unpacked bundles are kept: $VANEXPORT_CACHE, else $XDG_CACHE_HOME/vanexport."""
+    root = os.environ.get("VANEXPORT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "vanexport")
+    return Path(root)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

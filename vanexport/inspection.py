@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .errors import VanexportError
 from .files import sha256_file
+from .formats.names import kind_of
 
 
 @dataclass
@@ -25,15 +26,13 @@ class InspectReport:
 
 
 def inspect_file(path) -> InspectReport:
-    from .validate import PLAN_SUFFIXES
-
     path = Path(path)
     if not path.is_file():
         raise VanexportError(f"'{path}' not found", "pass an .onnx file or a TensorRT .plan")
-    suffix = path.suffix.lower()
-    if suffix == ".onnx":
+    kind = kind_of(path)
+    if kind == "onnx":
         return inspect_onnx(path)
-    if suffix in PLAN_SUFFIXES:
+    if kind == "plan":
         return inspect_plan(path)
     raise VanexportError(f"cannot inspect '{path.name}'", "pass an .onnx file or a TensorRT .plan")
 
@@ -50,14 +49,10 @@ def _dtype(elem_type: int) -> str:
 
 
 def inspect_onnx(path) -> InspectReport:
-    import onnx
+    from .formats.onnx_metadata import load_onnx
 
     path = Path(path)
-    try:
-        proto = onnx.load(str(path))
-    except Exception as e:  # protobuf DecodeError and friends
-        raise VanexportError(f"'{path}' is not a readable ONNX file ({str(e).splitlines()[0][:120]})",
-                             "export it again with `vanexport onnx`") from e
+    proto = load_onnx(path)
     graph = proto.graph
     initializers = {i.name for i in graph.initializer}
     # Weights live in initializers and, after some exporters' constant folding, in Constant nodes.
@@ -96,7 +91,7 @@ def _numel(tensor) -> int:
 
 def inspect_plan(path) -> InspectReport:
     """The manifest and checks need no TensorRT; the per-layer table does (and a plan that fits this machine)."""
-    from .trt.manifest import compatibility_problem, read_manifest
+    from .formats.engine_manifest import compatibility_problem, read_manifest
 
     path = Path(path)
     digest = sha256_file(path)
@@ -105,13 +100,13 @@ def inspect_plan(path) -> InspectReport:
         manifest = read_manifest(path)
     except VanexportError as e:
         return InspectReport(str(path), "plan", path.stat().st_size, digest, {"manifest": None}, [str(e)])
-    details = {"manifest": manifest.to_dict(), "hash_ok": digest == manifest.plan.get("sha256"), "layers": None}
+    details = {"manifest": manifest.to_dict(), "hash_ok": digest == manifest.plan.sha256, "layers": None}
     if not details["hash_ok"]:
         notes.append(f"the plan does not match its manifest (sha256 {digest[:12]}, manifest "
-                     f"{str(manifest.plan.get('sha256'))[:12]}): it was modified or replaced")
+                     f"{manifest.plan.sha256[:12]}): it was modified or replaced")
     try:
-        from .trt import engine as trt_engine
-        from .trt.environment import require_tensorrt, tensorrt_version
+        from .machine import require_tensorrt, tensorrt_version
+        from .runtime import tensorrt_engine as trt_engine
 
         trt, gpu = require_tensorrt()
     except VanexportError as e:
@@ -124,8 +119,8 @@ def inspect_plan(path) -> InspectReport:
     elif details["hash_ok"]:
         logger = trt_engine.collecting_logger(trt)
         runtime, engine = trt_engine.deserialize(trt, logger, path.read_bytes(),
-                                                 host_code=bool(manifest.tensorrt.get("version_compatible")),
-                                                 dla_core=manifest.tensorrt.get("dla_core"))
+                                                 host_code=manifest.tensorrt.version_compatible,
+                                                 dla_core=manifest.tensorrt.dla_core)
         details["layers"] = trt_engine.engine_layers(trt, engine)
         details["device_memory_bytes"] = int(getattr(engine, "device_memory_size_v2", 0) or 0)
         del engine, runtime

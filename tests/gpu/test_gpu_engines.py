@@ -17,7 +17,7 @@ from vanexport.errors import VanexportError
 
 def _what_is_missing() -> str | None:
     from vanexport.runtime.tensorrt_backend import cuda_torch
-    from vanexport.trt.environment import require_tensorrt
+    from vanexport.machine import require_tensorrt
 
     try:
         require_tensorrt()
@@ -47,7 +47,7 @@ def workdir(tmp_path_factory):
 def engines(digits, workdir):
     """One engine per precision from the digits model's FP32 ONNX (64x64, 10 classes), validated on held-out
     images while being built."""
-    from vanexport.trt.chain import export_trt
+    from vanexport.pipeline import export_trt
 
     return {p: export_trt(digits.onnx, precision=p, weights=digits.weights, images=digits.heldout_dir,
                           calib=digits.calib_dir if p == "int8" else None, num_calib=256)
@@ -60,7 +60,7 @@ def heldout(digits):
     import torch
 
     from vanexport.data.images import label_indices, load_folder
-    from vanexport.export.metadata import read_metadata
+    from vanexport.formats.onnx_metadata import read_metadata
     from vanexport.model.factory import load_model
 
     meta = read_metadata(digits.onnx)
@@ -77,9 +77,9 @@ def _run(backend, x, batch=32):
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_engine_matches_pytorch(engines, heldout, precision):
-    from vanexport import metrics
+    from vanexport.check import metrics
     from vanexport.runtime.tensorrt_backend import TensorRTBackend
-    from vanexport.trt.environment import import_tensorrt
+    from vanexport.machine import import_tensorrt
 
     r = engines[precision]
     m = r.engine["manifest"]
@@ -134,7 +134,7 @@ def test_a_request_outside_the_profile_is_a_clear_error(engines):
 ])
 def test_plans_that_do_not_fit_are_refused_before_tensorrt_sees_them(engines, tmp_path, edit, message):
     from vanexport.runtime.tensorrt_backend import TensorRTBackend
-    from vanexport.trt.manifest import manifest_path
+    from vanexport.formats.engine_manifest import manifest_path
 
     src = engines["fp16"].engine["path"]
     plan = tmp_path / "copy.plan"
@@ -152,7 +152,7 @@ def test_plans_that_do_not_fit_are_refused_before_tensorrt_sees_them(engines, tm
 
 
 def test_a_second_run_reuses_the_plan_and_the_timing_cache_exists(engines, digits):
-    from vanexport.trt.chain import export_trt
+    from vanexport.pipeline import export_trt
 
     again = export_trt(digits.onnx, precision="fp16", weights=digits.weights, images=digits.heldout_dir)
     assert again.engine["reused"] and again.engine["sha256"] == engines["fp16"].engine["sha256"]
@@ -211,7 +211,7 @@ def test_portable_builds_say_so_and_still_load(engines, digits, workdir):
 
 def test_weak_typing_where_the_installed_tensorrt_has_it(digits, workdir):
     from vanexport.trt.build import build_engine
-    from vanexport.trt.environment import import_tensorrt
+    from vanexport.machine import import_tensorrt
     from vanexport.trt.settings import BuildSettings
 
     trt = import_tensorrt()
@@ -229,8 +229,8 @@ def test_parser_errors_name_the_node(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from vanexport.trt import engine as trt_engine
-    from vanexport.trt.environment import import_tensorrt
+    from vanexport.runtime import tensorrt_engine as trt_engine
+    from vanexport.machine import import_tensorrt
 
     graph = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["y"], name="fine"),

@@ -1,8 +1,7 @@
-"""The model files a benchmark runs, made once per variant on first use and kept in a work folder.
+"""The model files a benchmark runs, made once per variant on first use (through the pipeline) in a work folder.
 
-FP32 ONNX comes from `export_onnx`; FP16 and INT8 ONNX from `vanexport.export.precision` and TensorRT plans from
-`vanexport.trt`, both imported only when a row needs them, so a build without them still benchmarks the rest and
-says why a row was skipped.
+Rows that need a file which cannot be made here (no calibration images, no TensorRT) are skipped with the reason;
+a file that failed to be made fails its rows, not the benchmark.
 """
 from __future__ import annotations
 
@@ -15,14 +14,13 @@ class Skipped(Exception):
 
 
 class Artifacts:
-    def __init__(self, workdir: Path, variant: str, weights: str | None, *, num_classes: int | None, img_size: int,
-                 seed: int, calib=None, num_calib: int = 256, max_batch: int = 1,
+    def __init__(self, workdir: Path, source, *, img_size: int, calib=None, num_calib: int = 256, max_batch: int = 1,
                  progress: Callable[[str], None] | None = None):
-        self.workdir, self.variant, self.weights = Path(workdir), variant, weights
-        self.num_classes, self.img_size, self.seed = num_classes, img_size, seed
-        self.calib, self.num_calib, self.max_batch = calib, num_calib, max_batch
+        """`source`: the pipeline.ModelSource of the variant (loaded once, shared with the PyTorch reference)."""
+        self.workdir, self.source = Path(workdir), source
+        self.img_size, self.calib, self.num_calib, self.max_batch = img_size, calib, num_calib, max_batch
         self.step = progress or (lambda msg: None)
-        self._made: dict[tuple, Path | Exception] = {}  # a failure is remembered, not retried for every batch
+        self._made: dict[tuple, object] = {}  # a failure is remembered, not retried for every batch
 
     def get(self, kind: str, precision: str) -> Path:
         """The file for ("onnx" | "plan", precision); raises Skipped, or the error that made it fail."""
@@ -35,41 +33,34 @@ class Artifacts:
         made = self._made[key]
         if isinstance(made, Exception):
             raise made
-        return made
+        return Path(made.path)
 
-    def _name(self, suffix: str) -> Path:
-        return self.workdir / f"van_{self.variant}_{self.img_size}{suffix}"
+    def _artifact(self, kind: str, precision: str):
+        self.get(kind, precision)
+        return self._made[(kind, precision)]
 
-    def _onnx(self, precision: str) -> Path:
+    def _onnx(self, precision: str):
+        from ..pipeline import ensure_onnx, ensure_precision
+
+        variant = self.source.load()[1].name
         if precision == "fp32":
-            from ..export.onnx import export_onnx
-
-            self.step(f"exporting VAN-{self.variant} to ONNX")
+            self.step(f"exporting VAN-{variant} to ONNX")
             # Validation is the benchmark's own fidelity check (same inputs as the timing), so not repeated here.
-            return Path(export_onnx(self.variant, self.weights, num_classes=self.num_classes, img_size=self.img_size,
-                                    output=self._name(".onnx"), validate=False, seed=self.seed).path)
-        try:
-            from ..export.precision import convert_fp16, quantize_int8
-        except ImportError:
-            raise Skipped(f"this vanexport has no {precision.upper()} conversion (vanexport.export.precision)") from None
-        fp32 = self.get("onnx", "fp32")
-        if precision == "fp16":
-            self.step(f"converting VAN-{self.variant} to FP16")
-            return Path(convert_fp16(fp32, output=self._name("_fp16.onnx")).path)
-        if self.calib is None:
+            return ensure_onnx(self.source, self.workdir / f"van_{variant}_{self.img_size}.onnx",
+                               img_size=self.img_size, validate=False)[0]
+        if precision == "int8" and self.calib is None:
             raise Skipped("INT8 needs calibration images: pass --calib DIR")
-        self.step(f"quantizing VAN-{self.variant} to INT8 ({self.num_calib} calibration images)")
-        return Path(quantize_int8(fp32, self.calib, output=self._name("_int8.onnx"), num_calib=self.num_calib).path)
+        fp32 = self._artifact("onnx", "fp32")
+        self.step(f"converting VAN-{variant} to {precision.upper()}"
+                  + (f" ({self.num_calib} calibration images)" if precision == "int8" else ""))
+        return ensure_precision(fp32, precision, calib=self.calib, num_calib=self.num_calib)[0]
 
-    def _plan(self, precision: str) -> Path:
-        try:
-            from ..trt.build import build_engine
-            from ..trt.settings import BuildSettings
-        except ImportError:
-            raise Skipped("this vanexport has no TensorRT engine builder (vanexport.trt.build)") from None
-        onnx_path = self.get("onnx", precision)
-        self.step(f"building a TensorRT {precision.upper()} engine for VAN-{self.variant} (batch 1..{self.max_batch})")
+    def _plan(self, precision: str):
+        from ..pipeline import ensure_plan
+        from ..trt.settings import BuildSettings
+
+        onnx = self._artifact("onnx", precision)
+        self.step(f"building a TensorRT {precision.upper()} engine (batch 1..{self.max_batch})")
         settings = BuildSettings(precision=precision, min_batch=1, opt_batch=self.max_batch, max_batch=self.max_batch)
         # Not validated at build time: the benchmark checks every row against PyTorch on its own inputs.
-        return Path(build_engine(onnx_path, settings, output=self._name(f"_{precision}.plan"),
-                                 timing_cache=self.workdir / "timing.cache", validate=False).path)
+        return ensure_plan(onnx, settings, timing_cache=self.workdir / "timing.cache", validate=False)[0]

@@ -9,8 +9,8 @@ import importlib.util
 from dataclasses import asdict, dataclass, field
 
 from ..errors import VanexportError
+from ..formats.names import PRECISIONS
 
-PRECISIONS = ("fp32", "fp16", "int8")
 BACKEND_ALIASES = {"torch": "torch", "pytorch": "torch", "ort": "onnxruntime", "onnxruntime": "onnxruntime",
                    "trt": "tensorrt", "tensorrt": "tensorrt"}
 DEVICES = ("cpu", "cuda")
@@ -70,11 +70,10 @@ class Machine:
     cuda_devices: int = 0
     ort_providers: list[str] = field(default_factory=list)
     tensorrt: bool = False  # the tensorrt Python package
-    tensorrt_backend: bool = False  # vanexport.runtime.tensorrt_backend (issue 4)
 
     @classmethod
     def probe(cls) -> "Machine":
-        from ..info import ort_providers
+        from ..machine import ort_providers
 
         cuda = 0
         try:
@@ -83,8 +82,7 @@ class Machine:
             cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
         except ImportError:
             pass
-        return cls(cuda_devices=cuda, ort_providers=ort_providers(), tensorrt=_importable("tensorrt"),
-                   tensorrt_backend=_importable("vanexport.runtime.tensorrt_backend"))
+        return cls(cuda_devices=cuda, ort_providers=ort_providers(), tensorrt=_importable("tensorrt"))
 
 
 def _importable(module: str) -> bool:
@@ -103,8 +101,6 @@ def skip_reason(target: Target, machine: Machine, calib) -> str | None:
             "reinstall onnxruntime"
         return f"ONNX Runtime has no {target.provider}: {hint}"
     if target.backend == "tensorrt":
-        if not machine.tensorrt_backend:
-            return "this vanexport has no TensorRT backend (vanexport/runtime/tensorrt_backend.py)"
         if not machine.tensorrt:
             return "TensorRT is not installed: pip install 'vanexport[gpu]' (JetPack ships it on Jetson)"
     if target.precision == "int8" and target.backend != "torch" and calib is None:

@@ -15,12 +15,9 @@ FLOAT_BYTES = 4
 
 
 def _session(model, threads: int | None):
-    import onnxruntime as ort
+    from ..runtime.onnxruntime_backend import make_session
 
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
+    return make_session(model, threads=threads)
 
 
 def _best_seconds(run, repeats: int, warmup: int = 2) -> float:

@@ -72,8 +72,8 @@ def benchmark(variants=None, weights: str | None = None, *, backends=None, preci
     for `seconds` (at least 10 calls). `calib` (a folder of images) enables INT8 rows. `on_row(done, total,
     label)` is called before each row, `progress(message)` for preparation steps.
     """
-    from ..model.factory import load_model
     from ..model.variants import DEFAULT_VARIANT, check_img_size, get_variant
+    from ..pipeline import ModelSource
     from .artifacts import Artifacts
 
     step = progress or (lambda msg: None)
@@ -91,8 +91,8 @@ def benchmark(variants=None, weights: str | None = None, *, backends=None, preci
         variants = [DEFAULT_VARIANT]
     elif not variants:  # the checkpoint says which variant it is
         step("reading the checkpoint")
-        preloaded = load_model(None, weights, num_classes, seed=seed, quiet=True)
-        variants = [preloaded[1].name]
+        preloaded = ModelSource(None, weights, num_classes, seed)
+        variants = [preloaded.load()[1].name]
     cases = plan_cases(variants, batches, backends, precisions, device)
     machine = Machine.probe()
     settings = {"variants": variants, "weights": weights, "batches": batches, "img_size": img_size,
@@ -106,21 +106,23 @@ def benchmark(variants=None, weights: str | None = None, *, backends=None, preci
     with tempfile.TemporaryDirectory(prefix="vanexport-bench-") as tmp:
         for variant in variants:
             step(f"loading VAN-{variant} (the PyTorch FP32 reference)")
-            model, v, info = preloaded or load_model(variant, weights, num_classes, seed=seed, quiet=True)
+            source = preloaded or ModelSource(variant, weights, num_classes, seed)
+            model, v, info = source.load()
             preloaded = None
             if info.is_random:
                 warnings.append(f"VAN-{v.name} has random weights (seed {seed}): speed is real, but top-1 agreement "
                                 "is measured on meaningless logits; pass --weights for fidelity that means something")
             work = Path(tmp) / v.name
             work.mkdir()
-            arts = Artifacts(work, v.name, weights, num_classes=num_classes, img_size=img_size, seed=seed,
-                             calib=calib, num_calib=num_calib, max_batch=max(batches), progress=step)
+            arts = Artifacts(work, source, img_size=img_size, calib=calib, num_calib=num_calib,
+                             max_batch=max(batches), progress=step)
             torch_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
             for batch in batches:
                 pool = input_pool(v.preprocessing.at_size(img_size), batch, seed)
                 pool_path = work / f"pool_bs{batch}.npy"
                 np.save(pool_path, pool)
-                reference = functools.cache(lambda: _reference_logits(model, pool))  # not computed if every row is skipped
+                # not computed if every row is skipped
+                reference = functools.cache(functools.partial(_reference_logits, model, pool))
                 group = []
                 for case in (c for c in cases if c.variant == v.name and c.batch == batch):
                     if on_row:
@@ -130,7 +132,7 @@ def benchmark(variants=None, weights: str | None = None, *, backends=None, preci
                     rows.append(row)
                 _add_speedups(group)
                 pool_path.unlink()
-            del model
+            del model, source, arts
         if on_row:
             on_row(len(rows), len(cases), "done")
     warnings += _row_warnings(rows)
@@ -256,8 +258,8 @@ def _child_env() -> dict:
 
 
 def _fidelity(outputs: np.ndarray, reference: np.ndarray, precision: str, device: str) -> tuple[dict, list[str]]:
-    from .. import metrics
-    from ..validate import verdict_failures
+    from ..check import metrics
+    from ..check.tolerances import abs_ok, verdict_failures
 
     num_classes = reference.shape[-1]
     m = metrics.compare_logits(outputs.reshape(-1, num_classes), reference.reshape(-1, num_classes))
@@ -266,15 +268,14 @@ def _fidelity(outputs: np.ndarray, reference: np.ndarray, precision: str, device
     if not np.isfinite(outputs).all():
         return m, ["NaN/inf logits"]
     tol = fidelity_tolerance(precision, device)
-    abs_ok = m["max_abs_err"] <= tol.atol or bool(tol.rtol and m["max_rel_err"] <= tol.rtol)
-    return m, verdict_failures(m, tol, abs_ok)
+    return m, verdict_failures(m, tol, abs_ok(m, tol))
 
 
 def fidelity_tolerance(precision: str, device: str):
-    """The verdict a row must pass: vanexport.validate's thresholds for its precision."""
+    """The verdict a row must pass: the check's thresholds for its precision."""
     import dataclasses
 
-    from ..validate import TOLERANCES
+    from ..check.tolerances import TOLERANCES
 
     if precision == "fp32" and device == "cuda":
         # PyTorch and TensorRT run FP32 convolutions in TF32 on Ampere and newer by default: judge by cosine.
@@ -329,7 +330,7 @@ def _loadavg() -> float | None:
 def bench_environment(threads: int | None) -> dict:
     """Where the numbers were measured: CPU, cores, threads, GPU, memory, versions, load, date."""
     from .. import __version__
-    from ..info import gpus, ort_providers, package_versions
+    from ..machine import gpus, ort_providers, package_versions
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {

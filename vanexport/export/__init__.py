@@ -1,1 +1,1 @@
-"""PyTorch -> ONNX, simplification, and metadata."""
+"""PyTorch -> ONNX: export, simplification, and the check against PyTorch before the file is written."""

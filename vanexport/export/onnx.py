@@ -13,13 +13,14 @@ import numpy as np
 from .. import __version__
 from ..errors import ValidationFailed, VanexportError
 from ..files import atomic_output, check_output_path, sha256_file
+from ..formats.names import DEFAULT_FOLDER, model_stem
+from ..formats.onnx_metadata import ModelMetadata, write_metadata
+from ..model.factory import random_weights_warning
 from ..model.variants import DEFAULT_VARIANT, check_img_size, get_variant
-from .metadata import ModelMetadata, write_metadata
 
 SUPPORTED_OPSETS = range(17, 21)  # 17: one LayerNormalization op (TensorRT's normalisation layer); 20: Gelu op
 EXPORTERS = ("torchscript", "dynamo")
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
-DEFAULT_FOLDER = Path("engines")
 
 
 @dataclass
@@ -44,23 +45,21 @@ class ExportResult:
 def default_output_path(variant: str, img_size: int, batch: int | None, dynamic_hw: bool,
                         precision: str = "fp32", folder: Path = DEFAULT_FOLDER) -> Path:
     """Named from what it contains: van_b0_224.onnx (dynamic batch), van_b0_224_bs4.onnx, van_b0_dynhw.onnx."""
-    name = f"van_{variant}_" + ("dynhw" if dynamic_hw else str(img_size))
-    if batch:
-        name += f"_bs{batch}"
-    if precision != "fp32":
-        name += f"_{precision}"
-    return folder / f"{name}.onnx"
+    name = model_stem(variant, img_size, batch, dynamic_hw)
+    return Path(folder) / (f"{name}_{precision}.onnx" if precision != "fp32" else f"{name}.onnx")
 
 
 def export_onnx(variant: str | None = None, weights: str | None = None, *, num_classes: int | None = None,
                 img_size: int = 224, batch: int | None = None, dynamic_hw: bool = False, opset: int = 17,
                 simplify: bool = True, output: str | Path | None = None, validate: bool = True,
-                exporter: str = "torchscript", seed: int = 0,
+                exporter: str = "torchscript", seed: int = 0, loaded=None,
                 progress: Callable[[str], None] | None = None) -> ExportResult:
     """Export a VAN to ONNX and check it against PyTorch.
 
     `batch=None` exports a dynamic batch axis; `batch=N` a static batch of N. `dynamic_hw` makes H and W
-    dynamic too (multiples of 32). Nothing is written unless every step, validation included, succeeds.
+    dynamic too (multiples of 32). `loaded`: the (model, variant, WeightsInfo) of `load_model`, when the caller
+    has loaded it already (the pipeline loads a model once for every stage). Nothing is written unless every
+    step, validation included, succeeds.
     """
     step = progress or (lambda msg: None)
     check_img_size(img_size)
@@ -79,14 +78,18 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
         check_output_path(out_path)
 
     t0 = time.perf_counter()
-    step("loading the model")
-    from ..model.factory import load_model
-
     caught: list[str] = []
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        model, v, info = load_model(variant if variant or weights else DEFAULT_VARIANT, weights, num_classes, seed=seed)
-    caught += [str(x.message) for x in w if issubclass(x.category, UserWarning)]
+    if loaded is None:
+        step("loading the model")
+        from ..model.factory import load_model
+
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            loaded = load_model(variant if variant or weights else DEFAULT_VARIANT, weights, num_classes, seed=seed)
+        caught += [str(x.message) for x in w if issubclass(x.category, UserWarning)]
+    elif loaded[2].is_random:
+        caught.append(random_weights_warning(loaded[1].name, seed))
+    model, v, info = loaded
     if out_path is None:
         out_path = default_output_path(v.name, img_size, batch, dynamic_hw)
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,10 +135,14 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
         onnx.save(proto, str(tmp))
         if validate:
             step("validating against PyTorch (ONNX Runtime CPU)")
-            from ..validate import TOLERANCES, compare_onnx, default_input_groups
+            from ..check.compare import compare
+            from ..check.inputs import default_input_groups
+            from ..check.tolerances import TOLERANCES
+            from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
 
             groups = default_input_groups(input_shape, img_size, v.preprocessing, seed=seed)
-            report = compare_onnx(tmp, model, groups, TOLERANCES["fp32"], INPUT_NAME, OUTPUT_NAME)
+            report = compare(OnnxRuntimeBackend(tmp), model, groups, TOLERANCES["fp32"], str(tmp),
+                             output_name=OUTPUT_NAME)
             if not report.passed:
                 raise ValidationFailed(
                     f"the ONNX file does not match PyTorch: {'; '.join(report.failures)}; nothing was written",

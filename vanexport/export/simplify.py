@@ -22,9 +22,9 @@ def simplify(model_proto, check_inputs: list[dict[str, np.ndarray]], atol: float
 
 
 def _max_output_diff(a, b, inputs) -> float:
-    from ..runtime.onnxruntime_backend import session_from_proto
+    from ..runtime.onnxruntime_backend import make_session
 
-    sa, sb = session_from_proto(a), session_from_proto(b)
+    sa, sb = make_session(a), make_session(b)
     return max(float(np.abs(sa.run(None, feed)[0] - sb.run(None, feed)[0]).max()) for feed in inputs)
 
 

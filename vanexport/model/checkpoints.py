@@ -2,7 +2,7 @@
 
 Layouts: official (`.pth.tar`, weights under `state_dict`), weights under `model` or at the top level,
 `module.` prefixes (DataParallel), mmpretrain (`backbone.blocks1...`) and Hugging Face transformers
-(`van.encoder.stages...`). Key maps are in ../shared/VAN_FACTS.md.
+(`van.encoder.stages...`).
 """
 from __future__ import annotations
 
@@ -17,15 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import VanexportError
-from ..files import atomic_output, sha256_file
+from ..files import atomic_output, cache_dir, sha256_file
 
 _WRAPPER_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema", "module")
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("VANEXPORT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "vanexport")
-    return Path(root)
 
 
 def is_url(spec: str) -> bool:

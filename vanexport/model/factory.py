@@ -82,6 +82,11 @@ def _measure_batchnorm_statistics(model, batch) -> None:
     model.eval()
 
 
+def random_weights_warning(variant: str, seed: int) -> str:
+    return (f"no --weights given: VAN-{variant} has random weights (seed {seed}); "
+            "its outputs are meaningless, use it only to test the pipeline")
+
+
 def load_model(variant: str | Variant | None = None, weights: str | None = None, num_classes: int | None = None,
                seed: int = DEFAULT_SEED, quiet: bool = False):
     """Return (model in eval mode, variant, WeightsInfo).
@@ -94,8 +99,7 @@ def load_model(variant: str | Variant | None = None, weights: str | None = None,
         model = create_model(v, num_classes or 1000)
         randomize(model, seed)
         if not quiet:
-            warnings.warn(f"no --weights given: VAN-{v.name} has random weights (seed {seed}); "
-                          "its outputs are meaningless, use it only to test the pipeline", stacklevel=2)
+            warnings.warn(random_weights_warning(v.name, seed), stacklevel=2)
         sd_hash = checkpoints.weights_sha256(model.state_dict())
         return model, v, WeightsInfo(f"random(seed={seed})", "random", sd_hash, num_classes or 1000)
 

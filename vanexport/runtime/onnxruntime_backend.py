@@ -1,35 +1,42 @@
-"""ONNX Runtime sessions (CPU unless asked otherwise)."""
+"""ONNX Runtime: the one place sessions are created (CPU unless asked otherwise), and the backend around one."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import VanexportError
 
-
-def session_from_proto(model_proto, providers=("CPUExecutionProvider",)):
-    import onnxruntime as ort
-
-    return ort.InferenceSession(model_proto.SerializeToString(), providers=list(providers))
+CPU = ("CPUExecutionProvider",)
 
 
-def session_from_path(path, providers=("CPUExecutionProvider",), threads: int | None = None):
+def make_session(model, providers=CPU, *, threads: int | None = None, spinning: bool | None = None):
+    """An InferenceSession for `model` (a path, serialized bytes, or a ModelProto).
+
+    `threads`: intra-op threads (None: one per physical core, ONNX Runtime's default). `spinning=False` lets idle
+    threads sleep: slower wake-up at batch 1, but many short-lived sessions on a busy machine no longer steal each
+    other's cores (None: ONNX Runtime's default, spinning).
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
+    if spinning is not None:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    source = model.SerializeToString() if hasattr(model, "SerializeToString") else \
+        model if isinstance(model, bytes) else str(model)
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=list(providers))
+        return ort.InferenceSession(source, sess_options=opts, providers=list(providers))
     except Exception as e:  # ORT raises its own Fail/InvalidGraph types from C++
-        raise VanexportError(f"ONNX Runtime cannot load '{path}' ({str(e).splitlines()[0][:160]})",
+        what = f"'{model}'" if isinstance(source, str) else "the model"
+        raise VanexportError(f"ONNX Runtime cannot load {what} ({str(e).splitlines()[0][:160]})",
                              "check the file with `vanexport inspect`, or export it again") from e
 
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, path, providers=("CPUExecutionProvider",), threads: int | None = None):
-        self.session = session_from_path(path, providers, threads)
+    def __init__(self, model, providers=CPU, threads: int | None = None, spinning: bool | None = None):
+        self.session = make_session(model, providers, threads=threads, spinning=spinning)
         self.input_name = self.session.get_inputs()[0].name
         # An FP16 graph converted without keep_io_types takes and returns float16.
         self.input_dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32

@@ -34,12 +34,12 @@ def _fmt(shape) -> str:
     return "x".join(str(d) for d in shape)
 
 
-def check_in_profile(shape, profile: dict, name: str = "input") -> None:
+def check_in_profile(shape, profile, name: str = "input") -> None:
     """A clear error, naming the profile, for a shape the engine was not built for (TensorRT would only log an
     error and return False, or crash later on unset shapes)."""
-    lo, opt, hi = profile["min"], profile["opt"], profile["max"]
-    if len(shape) == len(lo) and all(a <= s <= b for s, a, b in zip(shape, lo, hi)):
+    if profile.fits(shape):
         return
+    lo, opt, hi = profile.min, profile.opt, profile.max
     problem = (f"input '{name}' of shape {_fmt(shape)} is outside the engine's optimization profile "
                f"(min {_fmt(lo)}, opt {_fmt(opt)}, max {_fmt(hi)})")
     if len(shape) != len(lo):
@@ -61,9 +61,9 @@ class TensorRTBackend:
     device = "cuda"
 
     def __init__(self, plan_path, device: int = 0, manifest=None):
-        from ..trt import engine as trt_engine
-        from ..trt.environment import require_tensorrt, tensorrt_version
-        from ..trt.manifest import check_loadable, read_manifest
+        from ..formats.engine_manifest import check_loadable, read_manifest
+        from ..machine import require_tensorrt, tensorrt_version
+        from . import tensorrt_engine as trt_engine
 
         self.path = Path(plan_path)
         if not self.path.is_file():
@@ -76,8 +76,8 @@ class TensorRTBackend:
         self.logger = trt_engine.collecting_logger(trt)
         with torch.cuda.device(self._device):
             self.runtime, self.engine = trt_engine.deserialize(
-                trt, self.logger, self.path.read_bytes(), host_code=bool(self.manifest.tensorrt.get("version_compatible")),
-                dla_core=self.manifest.tensorrt.get("dla_core"))
+                trt, self.logger, self.path.read_bytes(), host_code=self.manifest.tensorrt.version_compatible,
+                dla_core=self.manifest.tensorrt.dla_core)
             self.context = self.engine.create_execution_context()
             if self.context is None:
                 raise VanexportError(f"TensorRT cannot create an execution context for {self.path.name} "
@@ -86,13 +86,13 @@ class TensorRTBackend:
         self.inputs, self.outputs = trt_engine.engine_io(trt, self.engine)
         if len(self.inputs) != 1:
             raise VanexportError(f"{self.path.name} has {len(self.inputs)} inputs", "expected one image input (a VAN)")
-        self.input_name = self.inputs[0]["name"]
-        self.profile = self.inputs[0]["profile"]
+        self.input_name = self.inputs[0].name
+        self.profile = self.inputs[0].profile
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         torch = self._torch
         check_in_profile(x.shape, self.profile, self.input_name)
-        host = torch.from_numpy(np.ascontiguousarray(x, dtype=np.dtype(self.inputs[0]["dtype"])))
+        host = torch.from_numpy(np.ascontiguousarray(x, dtype=np.dtype(self.inputs[0].dtype)))
         with torch.cuda.device(self._device), torch.cuda.stream(self.stream):
             x_dev = host.to(self._device, non_blocking=True)  # queued on self.stream, before the engine
             if not self.context.set_input_shape(self.input_name, tuple(x.shape)):
@@ -101,11 +101,11 @@ class TensorRTBackend:
             self.context.set_tensor_address(self.input_name, x_dev.data_ptr())
             outputs = {}
             for out in self.outputs:
-                shape = tuple(int(d) for d in self.context.get_tensor_shape(out["name"]))
-                outputs[out["name"]] = torch.empty(shape, dtype=getattr(torch, out["dtype"]), device=self._device)
-                self.context.set_tensor_address(out["name"], outputs[out["name"]].data_ptr())
+                shape = tuple(int(d) for d in self.context.get_tensor_shape(out.name))
+                outputs[out.name] = torch.empty(shape, dtype=getattr(torch, out.dtype), device=self._device)
+                self.context.set_tensor_address(out.name, outputs[out.name].data_ptr())
             if not self.context.execute_async_v3(self.stream.cuda_stream):
                 raise VanexportError(f"TensorRT failed to run {self.path.name} ({self.logger.last_error()})",
                                      "run with --debug; check GPU memory with nvidia-smi")
             self.stream.synchronize()
-        return outputs[self.outputs[0]["name"]].float().cpu().numpy()
+        return outputs[self.outputs[0].name].float().cpu().numpy()

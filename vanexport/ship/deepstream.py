@@ -56,7 +56,7 @@ def softmax_onnx(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     import onnx
     from onnx import helper
 
-    from ..export.metadata import read_metadata, write_metadata
+    from ..formats.onnx_metadata import read_metadata, write_metadata
 
     model = onnx.load(str(src))
     graph = model.graph
@@ -78,7 +78,7 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
                       batch_size: int = 1, threshold: float = 0.5, gpu_id: int = 0, secondary: bool = False,
                       progress: Callable[[str], None] | None = None) -> DeepStreamResult:
     """Write `output` (config_infer.txt), `<stem>_labels.txt` and the softmax ONNX beside it."""
-    from .bundle import open_bundle
+    from ..device.bundle import open_bundle
 
     step = progress or (lambda msg: None)
     out = check_output_path(output)
@@ -92,7 +92,7 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
     if precision is None:  # FP16 where the bundle has it: the usual DeepStream choice on Jetson and dGPU
         precision = "fp16" if "fp16" in b.precisions else "fp32"
     src = b.onnx(precision)
-    shape = b.manifest["io"]["input"]["shape"]
+    shape = b.manifest.io_input.shape
     if isinstance(shape[0], int) and batch_size != shape[0]:
         raise VanexportError(f"the ONNX file has a static batch of {shape[0]}", f"pass --batch-size {shape[0]}")
     if not all(isinstance(d, int) for d in shape[1:]):

@@ -16,10 +16,12 @@ from ..errors import ValidationFailed
 
 def build_into_bundle(bundle, settings, *, device: int = 0, progress: Callable[[str], None] | None = None) -> dict:
     """Build a `settings.precision` engine from `bundle`'s ONNX file of that precision, check it, add it."""
+    from ..device.bundle import check_engine_against_bundle, open_bundle
+    from ..formats.names import plan_path
+    from ..machine import require_tensorrt
     from ..runtime.tensorrt_backend import TensorRTBackend
-    from ..trt.build import build_engine, default_plan_path
-    from ..trt.environment import require_tensorrt
-    from .bundle import add_engine_to_bundle, check_engine_against_bundle, open_bundle
+    from ..trt.build import build_engine
+    from .bundle import add_engine_to_bundle
 
     step = progress or (lambda msg: None)
     require_tensorrt(device)  # fail in one line before unpacking anything
@@ -31,11 +33,12 @@ def build_into_bundle(bundle, settings, *, device: int = 0, progress: Callable[[
         cache = work / "timing.cache"
         if b.timing_cache is not None:
             shutil.copyfile(b.timing_cache, cache)  # reuse the timings of earlier builds on this kind of device
-        built = build_engine(onnx, settings, output=default_plan_path(onnx, settings.precision, folder=work),
+        built = build_engine(onnx, settings, output=plan_path(onnx, settings.precision, folder=work),
                              timing_cache=cache, validate=False, device=device, progress=step)
         step(f"checking the engine against the bundled {settings.precision.upper()} ONNX outputs")
         backend = TensorRTBackend(built.path, device=device)
-        check = check_engine_against_bundle(b, backend, settings.precision, max_batch=backend.profile["max"][0])
+        check = check_engine_against_bundle(b, backend, settings.precision, max_batch=backend.profile.max[0],
+                                            min_batch=backend.profile.min[0])
         del backend
         if not check["passed"]:
             raise ValidationFailed(f"the engine built on this device does not match the bundled ONNX: "

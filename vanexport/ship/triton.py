@@ -124,8 +124,7 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
     """Write model folders for `bundle` into the Triton model repository `output` (created if needed)."""
     from google.protobuf import text_format
 
-    from ..runtime.select import engine_summary
-    from .bundle import open_bundle
+    from ..device.bundle import open_bundle
 
     step = progress or (lambda msg: None)
     if max_batch < 1 or instances < 1:
@@ -135,29 +134,29 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
     b = open_bundle(bundle)
     m = b.manifest
     base = name or f"van_{b.variant}"
-    io, out_name = m["io"]["input"], m["io"]["output"]["name"]
-    static = isinstance(io["shape"][0], int)
+    io, out_name = m.io_input.to_dict(), m.io_output.name
+    static = b.static_batch is not None
     warns: list[str] = []
     if static:
-        warns.append(f"the ONNX file has a static batch of {io['shape'][0]}: max_batch_size 0, no dynamic batching")
+        warns.append(f"the ONNX file has a static batch of {b.static_batch}: max_batch_size 0, no dynamic batching")
 
-    plans: dict[str, list[dict]] = {}
+    plans: dict[str, list] = {}
     for e in b.engines:
-        plans.setdefault(e["precision"], []).append(e)
+        plans.setdefault(e.entry.precision, []).append(e)
     # (model name, platform, {file in version folder: source}, config)
     models = [(base, "onnxruntime", {"model.onnx": b.onnx(precision)},
                _config(pb2, base, PLATFORMS["onnxruntime"], io, b.num_classes, out_name, 0 if static else max_batch,
                        "cpu" if cpu else "gpu", instances, max_queue_delay_us, []))]
     for prec, engines in sorted(plans.items()):
-        by_cc: dict[str, dict] = {}
+        by_cc: dict[str, object] = {}
         for e in engines:
-            if e["compute_capability"] in by_cc:
-                warns.append(f"two {prec} plans for compute capability {e['compute_capability']}: "
-                             f"keeping {Path(e['file']).name}")
-            by_cc[e["compute_capability"]] = e
-        files = {f"model_sm{cc.replace('.', '')}.plan": Path(e["plan_path"]) for cc, e in sorted(by_cc.items())}
+            cc = e.manifest.gpu.compute_capability
+            if cc in by_cc:
+                warns.append(f"two {prec} plans for compute capability {cc}: keeping {e.plan_path.name}")
+            by_cc[cc] = e
+        files = {f"model_sm{cc.replace('.', '')}.plan": e.plan_path for cc, e in sorted(by_cc.items())}
         first = next(iter(files))
-        profile = _profile(engines[0]["plan_manifest"], io)
+        profile = _profile(engines[0].manifest, io)
         mb = 0 if static else profile["max_batch"] or max_batch
         models.append((f"{base}_trt_{prec}", "tensorrt", files,
                        _config(pb2, f"{base}_trt_{prec}", PLATFORMS["tensorrt"], dict(io, shape=profile["shape"]),
@@ -176,7 +175,7 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
         text = f"# Triton model config written by vanexport {__version__} from {Path(bundle).name}\n" + \
             text_format.MessageToString(cfg)
         parse_model_config(text)  # the written text, read back with Triton's schema
-        _write_model_dir(repo / model_name, text, files, b.file(m["labels"]["file"]))
+        _write_model_dir(repo / model_name, text, files, b.file(m.labels.file))
         records.append({"name": model_name, "backend": backend, "platform": cfg.platform, "path": str(repo / model_name),
                         "max_batch_size": cfg.max_batch_size, "instance_kind": "cpu" if cpu and backend != "tensorrt" else "gpu",
                         "files": sorted(["config.pbtxt", "labels.txt"] + [f"1/{f}" for f in files]),
@@ -184,13 +183,13 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
     return TritonResult(str(repo), records, "tritonclient model_config.proto (inference.ModelConfig)", warns)
 
 
-def _profile(plan_manifest: dict, io: dict) -> dict:
+def _profile(plan_manifest, io: dict) -> dict:
     """Batch range and input shape (Triton dims) from the optimisation profile in a plan's manifest."""
-    inputs = [i for i in plan_manifest.get("inputs", []) if i.get("name") == io["name"]]
-    profile = inputs[0].get("profile") if inputs else None
+    inputs = [i for i in plan_manifest.inputs if i.name == io["name"]]
+    profile = inputs[0].profile if inputs else None
     if not profile:
         return {"max_batch": None, "opt_batch": None, "shape": list(io["shape"])}
-    lo, opt, hi = profile["min"], profile["opt"], profile["max"]
+    lo, opt, hi = profile.min, profile.opt, profile.max
     # dims that differ between min and max are dynamic
     return {"max_batch": hi[0], "opt_batch": opt[0], "shape": [a if a == b else "dynamic" for a, b in zip(lo, hi)]}
 

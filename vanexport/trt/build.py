@@ -11,10 +11,11 @@ from typing import Callable
 from .. import __version__
 from ..errors import ValidationFailed, VanexportError
 from ..files import atomic_output, check_output_path, sha256_file
-from .manifest import EngineManifest, manifest_path, write_manifest
+from ..formats.engine_manifest import (BuildRecord, EngineManifest, PlanFile, SourceOnnx, TensorRTInfo, manifest_path,
+                                       write_manifest)
+from ..formats.names import plan_path as default_plan_path
 from .settings import BuildSettings, config_options, network_flags, typing_mode
 
-DEFAULT_FOLDER = Path("engines")
 AUTO = "auto"  # timing cache beside the plan
 TIMING_CACHE_NAME = "timing.cache"
 
@@ -32,15 +33,6 @@ class EngineResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def default_plan_path(onnx_path, precision: str, folder: Path = DEFAULT_FOLDER) -> Path:
-    """engines/van_b0_224_fp16.onnx -> engines/van_b0_224_fp16.plan; an FP32 ONNX gets _fp32 (or _fp16 when it is
-    built with weak typing) so the plan's name always says its precision."""
-    stem = Path(onnx_path).stem
-    if not stem.endswith(f"_{precision}"):
-        stem += f"_{precision}"
-    return folder / f"{stem}.plan"
 
 
 def timing_cache_path(plan_path, timing_cache) -> Path | None:
@@ -61,14 +53,15 @@ def check_source_precision(meta_precision: str, settings: BuildSettings) -> None
 
 def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, *, timing_cache=AUTO,
                  validate: bool = True, weights: str | None = None, images: str | None = None, device: int = 0,
-                 progress: Callable[[str], None] | None = None) -> EngineResult:
+                 reference=None, progress: Callable[[str], None] | None = None) -> EngineResult:
     """Build a TensorRT plan from an ONNX file made by vanexport, write its manifest beside it, and check it
-    against the PyTorch reference. Nothing is written unless every step (validation included) succeeds.
+    against the PyTorch reference (`reference`, when the caller has it loaded; else rebuilt from the metadata).
+    Nothing is written unless every step (validation included) succeeds.
 
     `timing_cache`: "auto" (engines/timing.cache beside the plan), a path, or None for none. It is read before
     and written after the build (TensorRT merges new timings into it).
     """
-    from ..export.metadata import read_metadata
+    from ..formats.onnx_metadata import read_metadata
 
     step = progress or (lambda msg: None)
     settings = settings or BuildSettings()
@@ -85,8 +78,9 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
     if cache is not None and timing_cache != AUTO:
         check_output_path(cache)
 
-    from . import engine as trt_engine
-    from .environment import AMPERE, require_tensorrt, tensorrt_version
+    from ..machine import AMPERE, require_tensorrt, tensorrt_version
+    from ..runtime import tensorrt_engine as trt_engine
+    from . import builder
 
     trt, gpu = require_tensorrt(device)
     mode = typing_mode(trt, settings)
@@ -101,21 +95,21 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
     t0 = time.perf_counter()
     step(f"parsing {onnx_path} with TensorRT {version} "
          f"({'strongly typed' if mode == 'strong' else 'weak typing: ' + settings.precision.upper() + ' builder flag'})")
-    network = trt_engine.parse_onnx(trt, logger, onnx_path, network_flags(trt, mode))
+    network = builder.parse_onnx(trt, logger, onnx_path, network_flags(trt, mode))
     t_parse = time.perf_counter()
 
     step(f"building the {settings.precision.upper()} engine on {gpu.name} (batch {shapes['min'][0]}..{shapes['max'][0]}, "
          f"opt {shapes['opt'][0]}; timing cache {cache or 'off'})")
     with contextlib.ExitStack() as stack:
         cache_in = stack.enter_context(open(cache, "rb")) if cache is not None and cache.is_file() else None
-        monitor = trt_engine.progress_monitor(trt, step) if progress else None
-        config = trt_engine.make_config(trt, config_options(settings, shapes, meta.input_name, mode), cache_in,
+        monitor = builder.progress_monitor(trt, step) if progress else None
+        config = builder.make_config(trt, config_options(settings, shapes, meta.input_name, mode), cache_in,
                                         settings.dla_core, monitor)
         if cache is None:
-            plan_bytes = trt_engine.build_serialized(trt, logger, network, config)
+            plan_bytes = builder.build_serialized(trt, logger, network, config)
         else:
             with atomic_output(cache) as tmp_cache, open(tmp_cache, "w+b") as cache_out:
-                plan_bytes = trt_engine.build_serialized(trt, logger, network, config, save_timing_cache=cache_out)
+                plan_bytes = builder.build_serialized(trt, logger, network, config, save_timing_cache=cache_out)
     t_build = time.perf_counter()
     runtime, engine = trt_engine.deserialize(trt, logger, plan_bytes, host_code=settings.version_compatible,
                                              dla_core=settings.dla_core)
@@ -126,21 +120,20 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
     with atomic_output(out) as tmp_plan:
         tmp_plan.write_bytes(plan_bytes)
         manifest = EngineManifest(
-            plan={"file": out.name, "sha256": sha256_file(tmp_plan), "bytes": len(plan_bytes)},
-            source_onnx={"path": str(onnx_path), "sha256": sha256_file(onnx_path), "precision": meta.precision},
-            tensorrt={"version": version, "version_compatible": settings.version_compatible,
-                      "hardware_compatibility": settings.hw_compat, "typing": mode, "dla_core": settings.dla_core},
-            gpu=gpu.to_dict(), precision=settings.precision, inputs=inputs, outputs=outputs,
+            plan=PlanFile(out.name, sha256_file(tmp_plan), len(plan_bytes)),
+            source_onnx=SourceOnnx(str(onnx_path), sha256_file(onnx_path), meta.precision),
+            tensorrt=TensorRTInfo(version, settings.version_compatible, settings.hw_compat, mode, settings.dla_core),
+            gpu=gpu, precision=settings.precision, inputs=inputs, outputs=outputs,
             preprocessing=meta.preprocessing, num_classes=meta.num_classes, model=asdict(meta),
-            build={"settings": settings.to_dict(), "timing_cache": str(cache) if cache else None,
-                   "seconds": round(t_build - t0, 3),
-                   "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
+            build=BuildRecord(settings.to_dict(), str(cache) if cache else None, round(t_build - t0, 3),
+                              datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")),
             vanexport_version=__version__)
         if validate:
             step("validating against PyTorch (TensorRT on the GPU, PyTorch on the CPU)")
-            from ..validate import validate_plan
+            from ..check.validate import validate_plan
 
-            report = validate_plan(tmp_plan, weights=weights, images=images, manifest=manifest, device=device)
+            report = validate_plan(tmp_plan, weights=weights, images=images, manifest=manifest, device=device,
+                                   reference=reference)
             if not report.passed:
                 raise ValidationFailed(f"the engine does not match PyTorch: {'; '.join(report.failures)}; "
                                        "nothing was written",
@@ -149,6 +142,6 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
         write_manifest(manifest, manifest_path(out))
     t_end = time.perf_counter()
     seconds = {"parse": t_parse - t0, "build": t_build - t_parse, "validate": t_end - t_build, "total": t_end - t0}
-    return EngineResult(str(out), manifest.plan["sha256"], str(manifest_path(out)), manifest.to_dict(), False,
+    return EngineResult(str(out), manifest.plan.sha256, str(manifest_path(out)), manifest.to_dict(), False,
                         {k: round(v, 3) for k, v in seconds.items()}, report.to_dict() if report else None,
                         logger.warnings[-5:])

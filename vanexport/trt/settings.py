@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from ..errors import VanexportError
+from ..formats.names import PRECISIONS
 from ..model.variants import check_img_size
 
-PRECISIONS = ("fp32", "fp16", "int8")
 # CLI spelling -> trt.HardwareCompatibilityLevel member
 HW_COMPAT = {"none": "NONE", "ampere+": "AMPERE_PLUS", "same-cc": "SAME_COMPUTE_CAPABILITY"}
 DEFAULT_BATCHES = (1, 8, 32)  # min, opt, max for a dynamic batch axis

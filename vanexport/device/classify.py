@@ -13,10 +13,9 @@ from typing import Callable
 import numpy as np
 
 from ..errors import VanexportError
+from ..formats.names import kind_of
+from ..runtime.batching import batch_limits, run_batched
 from . import select
-
-BUNDLE_SUFFIXES = (".tar.gz", ".tgz")
-PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 
 
 @dataclass
@@ -29,19 +28,6 @@ class PredictResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def run_batched(backend, x: np.ndarray, static_batch: int | None = None, batch: int = 8) -> np.ndarray:
-    """Run `backend` over `x` in chunks; a static-batch model gets its last chunk padded by repeating an image."""
-    n = static_batch or batch
-    out = []
-    for i in range(0, len(x), n):
-        chunk = x[i:i + n]
-        k = len(chunk)
-        if static_batch and k < n:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], n - k, axis=0)])
-        out.append(np.asarray(backend(chunk))[:k])
-    return np.concatenate(out).astype(np.float32, copy=False)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -64,9 +50,9 @@ class Classifier:
         return d
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        profile = getattr(self.backend, "profile", None)  # a TensorRT engine takes at most its profile's max batch
-        batch = min(8, profile["max"][0]) if profile else 8
-        return run_batched(self.backend, np.asarray(x, np.float32), self.static_batch, batch)
+        # a TensorRT engine takes its profile's batch range; a static-batch ONNX only its batch
+        size, min_size = batch_limits(self.static_batch, getattr(self.backend, "profile", None))
+        return run_batched(self.backend, np.asarray(x, np.float32), size, min_size)
 
     def classify(self, images, topk: int = 5) -> list[list[dict]]:
         """PIL images or HxWx3 uint8 arrays -> for each, the top-k classes with softmax probabilities."""
@@ -94,18 +80,18 @@ def load_classifier(model: str | os.PathLike, *, backend: str = "auto", precisio
     if not path.exists():
         raise VanexportError(f"model '{path}' not found", "pass a bundle (.tar.gz), an .onnx file or a .plan")
     device = device or select.probe_device()
-    name = path.name.lower()
-    if name.endswith(BUNDLE_SUFFIXES):
+    kind = kind_of(path)
+    if kind == "bundle":
         step(f"checking and unpacking {path.name}")
         candidates, info = _from_bundle(path)
-    elif name.endswith(".onnx"):
+    elif kind == "onnx":
         candidates, info = [select.Candidate("onnx", str(path), precision or "unknown")], None
-    elif name.endswith(PLAN_SUFFIXES):
+    elif kind == "plan":
         candidates, info = _from_plan(path)
     else:
         raise VanexportError(f"cannot tell what '{path.name}' is", "pass a bundle (.tar.gz), an .onnx file or a .plan")
 
-    choices = select.choose(candidates, device, backend, None if name.endswith(".onnx") else precision)
+    choices = select.choose(candidates, device, backend, None if kind == "onnx" else precision)
     failures: list[str] = []
     for choice in choices:
         try:
@@ -128,7 +114,7 @@ def _start(choice: select.Choice):
     c = choice.candidate
     if choice.backend == "tensorrt":
         try:
-            from .tensorrt_backend import TensorRTBackend
+            from ..runtime.tensorrt_backend import TensorRTBackend
 
             return TensorRTBackend(c.path)
         except VanexportError:
@@ -140,7 +126,7 @@ def _start(choice: select.Choice):
         import onnxruntime  # noqa: F401
     except ImportError as e:
         raise VanexportError("ONNX Runtime is not installed", "pip install onnxruntime (or onnxruntime-gpu)") from e
-    from .onnxruntime_backend import OnnxRuntimeBackend
+    from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     if choice.backend == "onnxruntime-cuda":
         runner = OnnxRuntimeBackend(c.path, providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
@@ -151,38 +137,34 @@ def _start(choice: select.Choice):
 
 
 def _from_bundle(path: Path):
-    from ..ship.bundle import open_bundle
+    from .bundle import open_bundle
 
     b = open_bundle(path)
-    cands = [select.Candidate("onnx", str(b.file(m["file"])), m["precision"], None,
-                              (m.get("validation") or {}).get("passed")) for m in b.manifest["models"]]
-    for e in b.engines:
-        cands.append(select.Candidate("plan", e["plan_path"], e["precision"], e["plan_manifest"],
-                                      (e.get("validation") or {}).get("passed")))
-    shape = b.manifest["io"]["input"]["shape"]
-    return cands, {"labels": b.labels, "preprocessing": b.preprocessing,
-                   "static_batch": shape[0] if isinstance(shape[0], int) else None}
+    cands = [select.Candidate("onnx", str(b.file(m.file)), m.precision, None, m.validated) for m in b.manifest.models]
+    cands += [select.Candidate("plan", str(e.plan_path), e.entry.precision, e.manifest, e.entry.validated)
+              for e in b.engines]
+    return cands, {"labels": b.labels, "preprocessing": b.preprocessing, "static_batch": b.static_batch}
 
 
 def _from_plan(path: Path):
     from ..data.labels import default_labels
+    from ..formats.engine_manifest import read_manifest
     from ..model.variants import Preprocessing
-    from ..trt.manifest import read_manifest
 
     m = read_manifest(path)
     labels, _ = default_labels(int(m.num_classes))
-    return [select.Candidate("plan", str(path), m.precision, m.to_dict(), (m.validation or {}).get("passed"))], {
+    return [select.Candidate("plan", str(path), m.precision, m, m.validated)], {
         "labels": labels, "preprocessing": Preprocessing.from_dict(m.preprocessing), "static_batch": None}
 
 
 def _onnx_info(runner, path: Path) -> dict:
     from ..data.labels import default_labels
-    from ..export.metadata import ModelMetadata
+    from ..formats.onnx_metadata import ModelMetadata
 
     meta = ModelMetadata.from_props(runner.metadata)
     labels, _ = default_labels(meta.num_classes)
     return {"labels": labels, "preprocessing": meta.preprocess, "precision": meta.precision,
-            "static_batch": None if meta.dynamic_batch else int(meta.input_shape[0])}
+            "static_batch": meta.static_batch}
 
 
 def read_images(paths) -> tuple[list, list[str], list[str]]:

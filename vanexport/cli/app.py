@@ -1,7 +1,4 @@
-"""The `vanexport` command line: a thin click layer over the Python API.
-
-Nothing heavy is imported here at module level, so `vanexport --help` stays instant.
-"""
+"""The click app: a thin layer over the Python API. Heavy modules are imported inside each command."""
 from __future__ import annotations
 
 import json
@@ -11,8 +8,8 @@ import warnings
 
 import click
 
-from . import __version__
-from .errors import VanexportError
+from .. import __version__
+from ..errors import VanexportError
 
 VARIANT_NAMES = ("b0", "b1", "b2", "b3", "b4", "b5", "b6")
 
@@ -116,8 +113,8 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
     """
     if batch is not None and dynamic_batch:
         raise VanexportError("--batch and --dynamic-batch contradict each other", "pass only one of them")
-    from .export.onnx import export_onnx
-    from .report import render_export
+    from ..export.onnx import export_onnx
+    from .render import render_export
 
     result = export_onnx(variant, weights, num_classes=num_classes, img_size=img_size, batch=batch,
                          dynamic_hw=dynamic_hw, opset=opset, simplify=not no_simplify, output=output,
@@ -177,9 +174,9 @@ def trt(model, variant, weights, precision, calib, num_calib, min_batch, opt_bat
       vanexport trt engines/van_b0_224.onnx --fp32 --max-batch 8 --hw-compat ampere+
       vanexport trt --bundle van_b0_bundle.tar.gz --fp16   # on the device
     """
-    from .report import render_trt
-    from .trt.chain import export_trt
-    from .trt.settings import BuildSettings
+    from .render import render_trt
+    from ..pipeline import export_trt
+    from ..trt.settings import BuildSettings
 
     settings = BuildSettings(precision=precision or "fp32", min_batch=min_batch, opt_batch=opt_batch,
                              max_batch=max_batch, img_size=img_size, min_img_size=min_img_size,
@@ -192,8 +189,8 @@ def trt(model, variant, weights, precision, calib, num_calib, min_batch, opt_bat
         if clashes:
             raise VanexportError(f"--bundle builds from the bundle's own files; {', '.join(clashes)} cannot be used "
                                  "with it", "drop them (the bundle's ONNX, check images and outputs are used)")
-        from .report import render_device_build
-        from .ship.on_device import build_into_bundle
+        from .render import render_device_build
+        from ..ship.on_device import build_into_bundle
 
         _emit(build_into_bundle(bundle, settings, device=device, progress=_progress), as_json, render_device_build)
         return
@@ -210,8 +207,8 @@ def trt(model, variant, weights, precision, calib, num_calib, min_batch, opt_bat
 def inspect_cmd(path, as_json):
     """What is in an ONNX file (I/O, opset, op histogram, metadata, parameters) or a TensorRT plan (manifest,
     whether it fits this machine, per-layer table when TensorRT is installed)."""
-    from .inspection import inspect_file
-    from .report import render_inspect
+    from ..inspection import inspect_file
+    from .render import render_inspect
 
     _emit(inspect_file(path).to_dict(), as_json, render_inspect)
 
@@ -233,8 +230,8 @@ def validate(model, weights, images, atol, rtol, as_json):
     The verdict fits the file's precision: FP32 by max abs error; FP16 by top-1 agreement and cosine; INT8 by
     top-1 agreement and accuracy drop (class subfolders in --images give labels). Exit code 1 when it fails.
     """
-    from .report import render_validation
-    from .validate import validate as run_validate
+    from .render import render_validation
+    from ..check.validate import validate as run_validate
 
     report = run_validate(model, weights=weights, images=images, atol=atol, rtol=rtol)
     _finish(report, as_json, render_validation, failed=not report.passed)
@@ -282,10 +279,10 @@ def bench(variants, weights, num_classes, backends, precisions, batches, img_siz
     Example:
       vanexport bench --variant b0,b1 --batch 1,8 --backends torch,ort --csv bench.csv --plot bench.png
     """
-    from .bench.output import check_plot_path, write_csv, write_json, write_plot
-    from .bench.run import DEFAULT_SECONDS, benchmark
-    from .files import check_output_path
-    from .report import render_bench
+    from ..bench.output import check_plot_path, write_csv, write_json, write_plot
+    from ..bench.run import DEFAULT_SECONDS, benchmark
+    from ..files import check_output_path
+    from .render import render_bench
 
     if iters is not None and seconds is not None:
         raise VanexportError("--iters and --seconds contradict each other", "pass only one of them")
@@ -363,8 +360,8 @@ def bundle(variant, weights, model, precision, calib, num_calib, images, engines
     Example:
       vanexport bundle --variant b0 --weights official --precision fp32,fp16 -o van_b0_bundle.tar.gz
     """
-    from .report import render_bundle
-    from .ship.bundle import make_bundle
+    from .render import render_bundle
+    from ..ship.bundle import make_bundle
 
     result = make_bundle(variant, weights, model=model, precisions=precision, calib=calib, num_calib=num_calib,
                          images=images, engines=engines, timing_cache=timing_cache, labels=labels,
@@ -379,8 +376,8 @@ def bundle(variant, weights, model, precision, calib, num_calib, images, engines
 @common
 def unpack(bundle_path, output, as_json):
     """Check a bundle (paths, links, sha256 of every file, schema version) and unpack it; nothing on failure."""
-    from .report import render_unpack
-    from .ship.bundle import unpack_bundle
+    from .render import render_unpack
+    from ..device.bundle import unpack_bundle
 
     _emit(unpack_bundle(bundle_path, output), as_json, render_unpack)
 
@@ -400,8 +397,8 @@ def predict(images, model, topk, backend, precision, as_json):
     Example:
       vanexport predict cat.jpg dog.png --model van_b0_bundle.tar.gz --topk 3
     """
-    from .report import render_predict
-    from .runtime.classify import predict as run_predict
+    from .render import render_predict
+    from ..device.classify import predict as run_predict
 
     result = run_predict(images, model, topk=topk, backend=backend, precision=precision, progress=_progress)
     for f in result.skipped_images:
@@ -424,8 +421,8 @@ def predict(images, model, topk, backend, precision, as_json):
 @common
 def triton(bundle_path, output, name, precision, max_batch, instances, cpu, max_queue_delay_us, force, as_json):
     """Write a Triton model repository (ONNX Runtime, and TensorRT where the bundle has plans)."""
-    from .report import render_triton
-    from .ship.triton import triton_repository
+    from .render import render_triton
+    from ..ship.triton import triton_repository
 
     result = triton_repository(bundle_path, output, name=name, precision=precision, max_batch=max_batch,
                                instances=instances, cpu=cpu, max_queue_delay_us=max_queue_delay_us, force=force,
@@ -446,8 +443,8 @@ def triton(bundle_path, output, name, precision, max_batch, instances, cpu, max_
 @common
 def deepstream(bundle_path, output, precision, batch_size, threshold, gpu_id, secondary, as_json):
     """Write a DeepStream nvinfer classifier config, its label file and a softmax ONNX."""
-    from .report import render_deepstream
-    from .ship.deepstream import deepstream_config
+    from .render import render_deepstream
+    from ..ship.deepstream import deepstream_config
 
     result = deepstream_config(bundle_path, output, precision=precision, batch_size=batch_size, threshold=threshold,
                                gpu_id=gpu_id, secondary=secondary, progress=_progress)
@@ -474,8 +471,8 @@ def fp16(model, keep_fp32, fp16_layernorm, fp16_io, images, weights, output, as_
     Example:
       vanexport fp16 engines/van_b0_224.onnx --images heldout/
     """
-    from .export.precision import convert_fp16
-    from .report import render_precision
+    from ..precision.fp16 import convert_fp16
+    from .render import render_precision
 
     result = convert_fp16(model, output, keep_fp32=keep_fp32, keep_io_types=not fp16_io, layernorm_fp16=fp16_layernorm,
                           images=images, weights=weights, progress=_progress)
@@ -507,8 +504,8 @@ def quantize(model, int8, calib, num_calib, method, exclude, images, weights, ou
     Example:
       vanexport quantize engines/van_b0_224.onnx --int8 --calib calib/ --images heldout/
     """
-    from .export.precision import quantize_int8
-    from .report import render_precision
+    from ..precision.int8 import quantize_int8
+    from .render import render_precision
 
     result = quantize_int8(model, calib, output, num_calib=num_calib, method=method, exclude=exclude, images=images,
                            weights=weights, progress=_progress)
@@ -539,8 +536,8 @@ def sensitivity(model, calib, images, use_fp16, mode, depth, num_calib, method, 
     Example:
       vanexport sensitivity engines/van_b0_224.onnx --calib calib/ --images heldout/
     """
-    from .report import render_sensitivity
-    from .analysis import sensitivity as run_sensitivity
+    from .render import render_sensitivity
+    from ..precision.sensitivity import sensitivity as run_sensitivity
 
     report = run_sensitivity(model, calib, images=images, precision="fp16" if use_fp16 else "int8", mode=mode,
                              depth=depth, num_calib=num_calib, method=method, num_images=num_images,
@@ -552,8 +549,8 @@ def sensitivity(model, calib, images, use_fp16, mode, depth, num_calib, method, 
 @common
 def info(as_json):
     """Versions, ONNX Runtime providers, GPUs, and what each command is missing."""
-    from .info import environment_info
-    from .report import render_info
+    from ..machine import environment_info
+    from .render import render_info
 
     _emit(environment_info(), as_json, render_info)
 

@@ -52,3 +52,12 @@ def merge(rows: list[dict]) -> dict:
         "top1_agree": sum(wi * r["top1_agree"] for wi, r in zip(w, rows)),
         "top5_agree": sum(wi * r["top5_agree"] for wi, r in zip(w, rows)),
     }
+
+
+def accuracy(labelled: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict:
+    """Top-1 accuracy of candidate and reference against labels, from (candidate, reference, labels) groups."""
+    cand = np.concatenate([c for c, _, _ in labelled])
+    ref = np.concatenate([r for _, r, _ in labelled])
+    y = np.concatenate([lb for _, _, lb in labelled])
+    ref_acc, cand_acc = float((ref.argmax(1) == y).mean()), float((cand.argmax(1) == y).mean())
+    return {"n": int(len(y)), "reference": ref_acc, "candidate": cand_acc, "drop_points": 100 * (ref_acc - cand_acc)}

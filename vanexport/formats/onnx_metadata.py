@@ -1,11 +1,16 @@
-"""What an exported ONNX file says about itself (ONNX `metadata_props`), so later stages need no flags."""
+"""What an exported ONNX file says about itself (ONNX `metadata_props`), so later stages need no flags.
+
+The record is plain Python; reading it from a file imports onnx (or, on a device without onnx, take the props from
+an ONNX Runtime session: `ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)`)."""
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from ..errors import VanexportError
 from ..model.variants import Preprocessing
+from .names import model_stem
 
 
 @dataclass
@@ -42,6 +47,15 @@ class ModelMetadata:
     def dynamic_hw(self) -> bool:
         return not isinstance(self.input_shape[2], int)
 
+    @property
+    def static_batch(self) -> int | None:
+        return None if self.dynamic_batch else int(self.input_shape[0])
+
+    @property
+    def stem(self) -> str:
+        """van_b0_224, van_b0_224_bs4, van_b0_dynhw: what the file holds, without its precision."""
+        return model_stem(self.variant, self.img_size, self.static_batch, self.dynamic_hw)
+
     def to_props(self) -> dict[str, str]:
         d = asdict(self)
         extra = d.pop("extra")
@@ -76,9 +90,23 @@ def write_metadata(model_proto, meta: ModelMetadata) -> None:
 
 
 def read_metadata(model_or_path) -> ModelMetadata:
-    import onnx
-
+    """The metadata of an ONNX model proto or file (a one-line VanexportError when the file is not ONNX)."""
     proto = model_or_path
     if not hasattr(model_or_path, "metadata_props"):
-        proto = onnx.load(str(model_or_path), load_external_data=False)
+        proto = load_onnx(model_or_path, load_external_data=False)
     return ModelMetadata.from_props({p.key: p.value for p in proto.metadata_props})
+
+
+def load_onnx(path, load_external_data: bool = True):
+    """onnx.load, with a missing or unreadable file as a one-line VanexportError."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise VanexportError(f"model file '{path}' not found", "pass an .onnx file made by `vanexport onnx`")
+    try:
+        return onnx.load(str(path), load_external_data=load_external_data)
+    except Exception as e:  # protobuf DecodeError and friends
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        raise VanexportError(f"'{path}' is not a readable ONNX file ({first})",
+                             "export it again with `vanexport onnx`") from e

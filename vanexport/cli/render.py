@@ -159,7 +159,7 @@ def render_info(d: dict) -> None:
         for g in d["gpus"]:
             c.print(f"GPU {g['index']}: {g['name']} (compute capability {g['compute_capability']}, {g['memory_gib']} GiB)")
     else:
-        c.print("GPU: none visible to PyTorch")
+        c.print("GPU: none (no NVIDIA driver or no CUDA device)")
     for cmd, st in d["commands"].items():
         c.print(f"  vanexport {cmd:<12} " + ("[green]ready[/green]" if st["ok"] else
                                              f"[red]missing {', '.join(st['missing'])}[/red]"))
@@ -168,7 +168,7 @@ def render_info(d: dict) -> None:
 
 
 def render_bundle(r: dict) -> None:
-    from .ship.bundle import fidelity_summary
+    from ..ship.bundle import fidelity_summary
 
     c = _console()
     c.print(f"VAN-{r['variant']} bundle -> [bold]{r['path']}[/bold] ({r['size_bytes'] / 1e6:.1f} MB, "

@@ -14,9 +14,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import metrics
-from .errors import VanexportError
-from .export import graph as g
+from ..check import metrics
+from ..check.tolerances import TOLERANCES, passes
+from ..errors import VanexportError
+from ..runtime.batching import run_batched
+from . import graph as g
 
 MODES = ("only", "leave-out")
 
@@ -51,9 +53,11 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
     `calib`: calibration folder or .npz (INT8). `images`: held-out folder to measure on (default: the calib
     folder, which flatters INT8). `depth`: how coarse a group is (1: `/block1.0`, 2: `/block1.0/attn`).
     """
-    from .data.images import label_indices, load_folder
-    from .export.precision import Calibrator, copy_model, fp16_model, load_fp32_source
-    from .validate import TOLERANCES
+    from ..data.images import label_indices, load_folder
+    from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from .common import copy_model, load_fp32_source
+    from .fp16 import fp16_model
+    from .int8 import Calibrator
 
     step = progress or (lambda m: None)
     t0 = time.perf_counter()
@@ -74,12 +78,11 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
         notes.append("measured on the calibration images (pass --images with held-out images for an honest ranking)")
     data = load_folder(folder, meta.preprocess, limit=num_images, shuffle_seed=seed if num_images else None)
     labels = label_indices(data.labels, meta.num_classes)
-    static = meta.input_shape[0] if not meta.dynamic_batch else None
+    size = meta.static_batch or 32
 
     def run(path) -> np.ndarray:
-        session = _session(path)
-        return np.concatenate([session.run(None, {meta.input_name: b})[0] for b in _batches(data.array, static)])[
-            :len(data.array)]
+        # idle threads sleep: dozens of short-lived sessions on a shared machine, throughput matters
+        return run_batched(OnnxRuntimeBackend(path, spinning=False), data.array, size, meta.static_batch or 1)
 
     step(f"FP32 reference on {len(data.array)} images from '{folder}'")
     reference = run(onnx_path)
@@ -91,7 +94,7 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
         if labels is not None:
             ref_acc, acc = float((reference.argmax(1) == labels).mean()), float((logits.argmax(1) == labels).mean())
             row.update(reference_accuracy=ref_acc, accuracy=acc, accuracy_drop=100 * (ref_acc - acc))
-        row["passed"] = _passes(row, tol)
+        row["passed"] = passes(row, tol)
         return row
 
     if precision == "int8":
@@ -153,14 +156,6 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
                              round(time.perf_counter() - t0, 2), notes)
 
 
-def _passes(row: dict, tol) -> bool:
-    ok = tol.min_top1_agree is None or row["top1_agree"] >= tol.min_top1_agree
-    ok = ok and (tol.min_cosine is None or row["min_cosine"] >= tol.min_cosine)
-    if tol.max_accuracy_drop is not None and "accuracy_drop" in row:
-        ok = ok and row["accuracy_drop"] <= tol.max_accuracy_drop
-    return bool(ok)
-
-
 def _cost(row: dict, baseline: dict, mode: str) -> dict:
     """What converting a group costs, in the order groups are ranked: accuracy points (when labels exist),
     then top-1 agreement, then the cosine gap. "only": the loss with just this group converted;
@@ -174,21 +169,3 @@ def _cost(row: dict, baseline: dict, mode: str) -> dict:
         base = loss(baseline)
         here = {k: base[k] - here[k] for k in base}
     return {k: round(v, 9) for k, v in here.items()}
-
-
-def _session(path):
-    """A CPU session whose idle threads sleep: dozens of short runs on a shared machine, throughput matters."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def _batches(x: np.ndarray, static: int | None, n: int = 32):
-    n = static or n
-    for i in range(0, len(x), n):
-        b = x[i:i + n]
-        if static and len(b) < static:
-            b = np.concatenate([b, np.repeat(b[-1:], static - len(b), axis=0)])
-        yield b

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..info import ort_providers
-from ..trt.environment import GpuInfo
+from ..errors import VanexportError
+from ..formats.engine_manifest import EngineManifest, compatibility_problem
+from ..machine import GpuInfo, cuda_gpu, ort_providers
 
 BACKENDS = ("tensorrt", "onnxruntime-cuda", "onnxruntime-cpu")
 GPU_PRECISIONS = ("int8", "fp16", "fp32")  # fastest first on a GPU
@@ -36,7 +37,7 @@ class Candidate:
     kind: str  # "onnx" | "plan"
     path: str
     precision: str
-    manifest: dict | None = None
+    manifest: EngineManifest | None = None
     validated: bool | None = None  # None: no validation recorded
 
 
@@ -52,40 +53,24 @@ class Choice:
                 "reason": self.reason, "skipped": list(self.skipped)}
 
 
-def engine_summary(manifest: dict) -> dict:
-    """The facts of an engine manifest (as `vanexport trt` writes it) that say where a plan may run."""
-    trt, gpu = manifest.get("tensorrt") or {}, manifest.get("gpu") or {}
-    return {
-        "precision": manifest.get("precision"),
-        "tensorrt_version": trt.get("version"),
-        "version_compatible": bool(trt.get("version_compatible", False)),
-        "hardware_compatibility": trt.get("hardware_compatibility", "none"),
-        "gpu_name": gpu.get("name"),
-        "compute_capability": gpu.get("compute_capability"),
-        "onnx_sha256": (manifest.get("source_onnx") or {}).get("sha256"),
-        "plan_sha256": (manifest.get("plan") or {}).get("sha256"),
-    }
-
-
-def plan_fits(manifest: dict, device: Device) -> tuple[bool, str]:
+def plan_fits(manifest: EngineManifest, device: Device) -> tuple[bool, str]:
     """Can this machine load the plan? (yes/no, and the reason in a few words). The rules are the TensorRT
-    loader's own (`trt.manifest.compatibility_problem`)."""
-    from ..trt.manifest import EngineManifest, compatibility_problem
-
+    loader's own (`formats.engine_manifest.compatibility_problem`)."""
     if device.tensorrt is None:
         return False, "TensorRT is not installed"
     if not device.gpus:
         return False, "no CUDA GPU"
+    if manifest is None:
+        return False, "it has no manifest"
     try:
-        m = EngineManifest.from_dict(manifest)
-        problem = compatibility_problem(m, device.tensorrt, device.gpus[0])
-    except (ValueError, TypeError, KeyError) as e:
+        problem = compatibility_problem(manifest, device.tensorrt, device.gpus[0])
+    except (ValueError, TypeError) as e:
         return False, f"its manifest is incomplete ({e})"
     if problem:
         return False, problem[0]
     gpu = device.gpus[0]
-    how = "Ampere+ plan" if m.tensorrt.get("hardware_compatibility") == "ampere+" else \
-        f"compute capability {m.gpu['compute_capability']} matches"
+    how = "Ampere+ plan" if manifest.tensorrt.hardware_compatibility == "ampere+" else \
+        f"compute capability {manifest.gpu.compute_capability} matches"
     return True, f"TensorRT {device.tensorrt}, {how} on {gpu.name}"
 
 
@@ -110,7 +95,7 @@ def choose(candidates: list[Candidate], device: Device, backend: str = "auto",
 
     if "tensorrt" in wanted:
         for c in _by_precision([c for c in pool if c.kind == "plan"], GPU_PRECISIONS):
-            ok, why = plan_fits(c.manifest or {}, device)
+            ok, why = plan_fits(c.manifest, device)
             if ok:
                 choices.append(Choice("tensorrt", c, f"TensorRT plan {Path(c.path).name} fits: {why}"))
             else:
@@ -150,9 +135,6 @@ def _tensorrt_version() -> str | None:
 
 
 def _gpus() -> list[GpuInfo]:
-    from ..errors import VanexportError
-    from ..trt.environment import cuda_gpu
-
     try:
         return [cuda_gpu(0)]  # the device the TensorRT backend runs on
     except VanexportError:

@@ -1,0 +1,77 @@
+"""The one comparison path: any backend and the PyTorch reference run on the same batches; Polygraphy's Comparator
+gives the tolerance verdict, `metrics` adds what a user needs to trust it (cosine, top-1/top-5 agreement)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..logs import quiet_polygraphy
+from . import metrics
+from .inputs import InputGroup
+from .tolerances import Tolerance, verdict_failures
+
+
+@dataclass
+class ValidationReport:
+    model: str
+    precision: str
+    reference: str
+    tolerance: dict
+    groups: list[dict]
+    overall: dict
+    polygraphy_passed: bool
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+    accuracy: dict | None = None  # top-1 against labels: reference, candidate, drop in points
+    notes: list[str] = field(default_factory=list)
+    runtime: str = "ONNX Runtime CPU"  # what ran the candidate
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare(candidate, reference_model, groups: list[InputGroup], tolerance: Tolerance, model: str, *,
+            output_name: str = "logits", reference_label: str = "pytorch",
+            runtime: str = "ONNX Runtime CPU") -> ValidationReport:
+    """Run `candidate` (a Backend: ONNX Runtime, TensorRT, ...) and the PyTorch `reference_model` on every batch of
+    `groups`; compare their outputs through Polygraphy (max abs/rel against atol/rtol) and our metrics."""
+    from polygraphy.comparator import Comparator, IterationResult, RunResults, SimpleCompareFunc
+
+    from ..runtime.torch_backend import TorchBackend
+
+    torch_run = TorchBackend(reference_model)
+    batches = [b for g in groups for b in g.batches]
+    results = RunResults()
+    results.append((candidate.name, [IterationResult({output_name: candidate(b)}, runner_name=candidate.name)
+                                     for b in batches]))
+    results.append((reference_label, [IterationResult({output_name: torch_run(b)}, runner_name=reference_label)
+                                      for b in batches]))
+    with quiet_polygraphy():
+        compare_func = SimpleCompareFunc(atol=tolerance.atol, rtol=tolerance.rtol, check_error_stat="max")
+        polygraphy_passed = bool(Comparator.compare_accuracy(results, compare_func=compare_func))
+    candidate_out = [it[output_name] for it in results[0][1]]
+    reference_out = [it[output_name] for it in results[1][1]]
+    return report(model, candidate_out, reference_out, groups, tolerance, polygraphy_passed, reference_label, runtime)
+
+
+def report(model: str, candidate_out: list, reference_out: list, groups: list[InputGroup], tolerance: Tolerance,
+           polygraphy_passed: bool, reference_label: str, runtime: str) -> ValidationReport:
+    """Per-group metrics and the verdict from the outputs of every batch, in the order of `groups`."""
+    rows, labelled, i = [], [], 0
+    for g in groups:
+        n = len(g.batches)
+        cand = np.concatenate(candidate_out[i:i + n])[:g.size]
+        ref = np.concatenate(reference_out[i:i + n])[:g.size]
+        rows.append({"group": g.label, **metrics.compare_logits(cand, ref)})
+        if g.labels is not None:
+            labelled.append((cand, ref, g.labels))
+        i += n
+    overall = metrics.merge(rows)
+    accuracy = metrics.accuracy(labelled) if labelled else None
+    failures = verdict_failures(overall, tolerance, polygraphy_passed, accuracy)
+    notes = []
+    if tolerance.max_accuracy_drop is not None and accuracy is None:
+        notes.append("accuracy drop not checked: the images have no class labels (use class subfolders)")
+    return ValidationReport(model, tolerance.precision, reference_label, asdict(tolerance), rows, overall,
+                            polygraphy_passed, not failures, failures, accuracy, notes, runtime)

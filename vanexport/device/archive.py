@@ -1,0 +1,191 @@
+"""Reading bundle archives: unpacking that checks everything before it keeps a byte.
+
+Unpacking refuses, with one line and nothing extracted: members with absolute paths or `..`, links (a link
+pointing outside the bundle is named as such), devices and pipes, duplicate names, files not listed in
+manifest.json or missing from the archive, files whose sha256 differs from the manifest, and manifests of a
+newer schema version than this vanexport reads. Files are written by this module (never `tarfile.extract`) into
+a fresh folder that is deleted on any failure.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import tarfile
+import tempfile
+import zlib
+from pathlib import Path
+
+from ..errors import VanexportError
+from ..files import sha256_file
+from ..formats.bundle_manifest import MANIFEST, SCHEMA_VERSION, NewerSchema, check_envelope
+from ..formats.records import member_path
+
+_CHUNK = 1 << 20
+
+
+class UnsafeBundle(VanexportError):
+    """An archive that is malformed, tampered with, or trying to write outside its folder."""
+
+
+def check_member_name(name: str, archive: str = "") -> str:
+    """The member name as a safe relative POSIX path, or an UnsafeBundle error. Tar writers differ in how they
+    spell a folder (`./a/`, `a/`), so `.` and empty parts are dropped before the name is checked."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if name.startswith("/"):
+        parts.insert(0, "")  # keep an absolute name absolute
+    try:
+        return member_path("/".join(parts) if parts else "")
+    except ValueError as e:
+        _refuse(archive, f"member {e}")
+
+
+def _refuse(archive: str, problem: str):
+    where = f"bundle '{archive}'" if archive else "bundle"
+    raise UnsafeBundle(f"refusing {where}: {problem}",
+                       "nothing was extracted; get the bundle again from its source (it is damaged or was tampered with)")
+
+
+def _check_link(m: tarfile.TarInfo, name: str, archive: str) -> None:
+    target = m.linkname
+    # A symlink's target is relative to its own folder; a hard link's to the archive root.
+    base = posixpath.dirname(name) if m.issym() else ""
+    resolved = posixpath.normpath(posixpath.join(base, target))
+    if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+        _refuse(archive, f"member '{name}' is a link pointing outside the bundle (-> {target})")
+    _refuse(archive, f"member '{name}' is a link (-> {target}); bundles hold only regular files")
+
+
+def _open_tar(path: Path) -> tarfile.TarFile:
+    if not path.is_file():
+        raise VanexportError(f"bundle '{path}' not found", "pass a .tar.gz made by `vanexport bundle`")
+    try:
+        return tarfile.open(path, "r:gz")
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise UnsafeBundle(f"'{path}' is not a readable .tar.gz ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})",
+                           "pass a bundle made by `vanexport bundle`; download it again if it was cut short") from e
+
+
+def _check_manifest(data: bytes, archive: str) -> dict:
+    try:
+        manifest = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        _refuse(archive, f"{MANIFEST} is not valid JSON")
+    try:
+        check_envelope(manifest)
+    except NewerSchema as e:
+        raise VanexportError(
+            f"bundle '{archive}' uses bundle schema {e.version}, made by vanexport {e.made_by}; "
+            f"this vanexport reads schema {SCHEMA_VERSION} at most",
+            "upgrade vanexport on this machine (pip install -U vanexport); nothing was extracted") from None
+    except ValueError as e:
+        _refuse(archive, str(e))
+    return manifest
+
+
+def read_bundle(archive: str | os.PathLike, extract_to: str | os.PathLike | None = None) -> dict:
+    """Check a bundle archive completely and return its manifest; with `extract_to` (a folder that must not
+    exist yet), also unpack it there. On any failure the folder does not exist afterwards."""
+    path = Path(archive)
+    tar = _open_tar(path)
+    dest = Path(extract_to) if extract_to is not None else None
+    created = False
+    try:
+        with tar:
+            try:
+                members = tar.getmembers()
+            except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+                raise UnsafeBundle(f"'{path}' is a damaged .tar.gz ({e})", "download the bundle again") from e
+            files: dict[str, tarfile.TarInfo] = {}
+            for m in members:
+                name = check_member_name(m.name, str(path))
+                if m.issym() or m.islnk():
+                    _check_link(m, name, str(path))
+                if m.isdir():
+                    continue
+                if not m.isfile():
+                    _refuse(str(path), f"member '{name}' is not a regular file (device, pipe or other special file)")
+                if name in files:
+                    _refuse(str(path), f"member '{name}' appears twice")
+                files[name] = m
+            if MANIFEST not in files:
+                _refuse(str(path), f"it has no {MANIFEST}, so it is not a vanexport bundle")
+            manifest = _check_manifest(tar.extractfile(files[MANIFEST]).read(), str(path))
+            listed = manifest["files"]
+            for name in files:
+                if name != MANIFEST and name not in listed:
+                    _refuse(str(path), f"member '{name}' is not listed in {MANIFEST}")
+            for name in listed:
+                if name not in files:
+                    _refuse(str(path), f"file '{name}' listed in {MANIFEST} is missing from the archive")
+            if dest is not None:
+                dest.mkdir(parents=False, exist_ok=False)
+                created = True
+            for name, m in files.items():
+                target = dest / name if dest is not None else None
+                digest = _copy_hashing(tar.extractfile(m), target)
+                if name != MANIFEST and digest != _expected_sha(listed[name]):
+                    _refuse(str(path), f"file '{name}' does not match its sha256 in {MANIFEST}")
+    except BaseException:
+        if created:
+            shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _expected_sha(entry) -> str | None:
+    return entry.get("sha256") if isinstance(entry, dict) else None
+
+
+def _copy_hashing(src, target: Path | None) -> str:
+    h = hashlib.sha256()
+    out = None
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out = open(target, "xb")  # exclusive: a fresh folder, so nothing can be overwritten or followed
+    with contextlib.ExitStack() as stack:
+        if out is not None:
+            stack.enter_context(out)
+        while block := src.read(_CHUNK):
+            h.update(block)
+            if out is not None:
+                out.write(block)
+    return h.hexdigest()
+
+
+def extract_verified(archive: str | os.PathLike, dest: str | os.PathLike) -> dict:
+    """Unpack a checked bundle into `dest` (created; it must not exist or be empty) via a temp folder beside it."""
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise VanexportError(f"'{dest}' already exists and is not an empty folder", "choose a new folder with -o")
+    parent = dest.parent if str(dest.parent) else Path(".")
+    if not parent.is_dir():
+        raise VanexportError(f"folder '{parent}' does not exist", "create it first or choose another -o")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=parent))
+    tmp.rmdir()  # read_bundle creates it, so a failure leaves nothing behind
+    manifest = read_bundle(archive, tmp)
+    try:
+        if dest.exists():
+            dest.rmdir()
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def verify_tree(root: str | os.PathLike, manifest: dict) -> list[str]:
+    """Files under an unpacked bundle that are missing or differ from the manifest (empty when intact)."""
+    root = Path(root)
+    bad = []
+    for name, entry in manifest["files"].items():
+        p = root / name
+        if not p.is_file() or _file_sha(p) != _expected_sha(entry):
+            bad.append(name)
+    return bad
+
+
+def _file_sha(path: Path) -> str:
+    return sha256_file(path)

@@ -1,0 +1,46 @@
+"""What artifacts are called: precisions, file suffixes, the default folder, and names that say what a file holds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+PRECISIONS = ("fp32", "fp16", "int8")
+DEFAULT_FOLDER = Path("engines")
+PLAN_SUFFIXES = (".plan", ".engine", ".trt")
+BUNDLE_SUFFIXES = (".tar.gz", ".tgz")
+
+
+def model_stem(variant: str, img_size: int, batch: int | None = None, dynamic_hw: bool = False) -> str:
+    """van_b0_224 (dynamic batch), van_b0_224_bs4 (static batch), van_b0_dynhw (dynamic height and width)."""
+    return f"van_{variant}_" + ("dynhw" if dynamic_hw else str(img_size)) + (f"_bs{batch}" if batch else "")
+
+
+def with_precision(stem: str, precision: str) -> str:
+    """van_b0_224 -> van_b0_224_fp16; an FP32 name stays as it is."""
+    return stem if precision == "fp32" else f"{stem}_{precision}"
+
+
+def converted_path(onnx_path, precision: str) -> Path:
+    """engines/van_b0_224.onnx -> engines/van_b0_224_fp16.onnx / engines/van_b0_224_int8.onnx."""
+    p = Path(onnx_path)
+    return p.with_name(f"{p.stem}_{precision}{p.suffix or '.onnx'}")
+
+
+def plan_path(onnx_path, precision: str, folder: Path = DEFAULT_FOLDER) -> Path:
+    """engines/van_b0_224_fp16.onnx -> engines/van_b0_224_fp16.plan; an FP32 ONNX gets _fp32 (or _fp16 when it is
+    built with weak typing) so the plan's name always says its precision."""
+    stem = Path(onnx_path).stem
+    if not stem.endswith(f"_{precision}"):
+        stem += f"_{precision}"
+    return Path(folder) / f"{stem}.plan"
+
+
+def kind_of(path) -> str | None:
+    """"onnx", "plan" or "bundle" by the file name; None when the name says nothing."""
+    name = Path(path).name.lower()
+    if name.endswith(".onnx"):
+        return "onnx"
+    if name.endswith(PLAN_SUFFIXES):
+        return "plan"
+    if name.endswith(BUNDLE_SUFFIXES):
+        return "bundle"
+    return None

@@ -1,0 +1,213 @@
+"""What this machine has: packages, ONNX Runtime providers, NVIDIA GPUs and TensorRT, and what each command needs.
+
+GPUs are asked through the CUDA driver API (libcuda, via ctypes), which every machine with the driver has, so the
+answer needs neither PyTorch nor a CUDA toolkit. TensorRT problems are checked in the order a user fixes them: the
+TensorRT package, the NVIDIA driver, a CUDA device; each is one line saying what is missing and how to get it.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+import platform
+import sys
+from dataclasses import asdict, dataclass
+
+from .errors import VanexportError
+
+TENSORRT_HINT = ("install the GPU extra: pip install 'vanexport[gpu]' (TensorRT's libraries come from "
+                 "pypi.nvidia.com); on Jetson, TensorRT comes with JetPack (apt install python3-libnvinfer)")
+DRIVER_HINT = "install the NVIDIA driver (on Jetson: flash JetPack) and check that `nvidia-smi` works"
+
+AMPERE = (8, 0)  # compute capability of the first Ampere GPUs (HardwareCompatibilityLevel.AMPERE_PLUS)
+# cuda.h
+_CUDA_SUCCESS, _CUDA_ERROR_STUB_LIBRARY, _CUDA_ERROR_NO_DEVICE = 0, 34, 100
+_ATTR_CC_MAJOR, _ATTR_CC_MINOR = 75, 76
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    name: str
+    compute_capability: str  # "8.6"
+    driver_cuda_version: str = ""  # the newest CUDA version the driver supports, e.g. "12.4"
+    index: int = 0
+
+    @property
+    def cc(self) -> tuple[int, int]:
+        return parse_cc(self.compute_capability)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_cc(cc: str) -> tuple[int, int]:
+    major, _, minor = str(cc).partition(".")
+    return int(major), int(minor or 0)
+
+
+def import_tensorrt():
+    """The installed `tensorrt` module, or a one-line VanexportError."""
+    try:
+        import tensorrt
+    except ImportError as e:  # also raised when the package is there but libnvinfer cannot be loaded
+        missing = "no 'tensorrt' Python package" if getattr(e, "name", None) == "tensorrt" else str(e).splitlines()[0]
+        raise VanexportError(f"TensorRT is not installed ({missing})", TENSORRT_HINT) from e
+    return tensorrt
+
+
+def _load_libcuda():
+    names = ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so")
+    for name in names:
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    raise VanexportError("no NVIDIA driver (libcuda is not installed)", DRIVER_HINT)
+
+
+def _error_name(lib, code: int) -> str:
+    name = ctypes.c_char_p()
+    if lib.cuGetErrorName(code, ctypes.byref(name)) == _CUDA_SUCCESS and name.value:
+        return name.value.decode()
+    return f"CUDA error {code}"
+
+
+def _driver():
+    """libcuda, initialised, or a one-line VanexportError saying why not."""
+    lib = _load_libcuda()
+    rc = lib.cuInit(0)
+    if rc == _CUDA_ERROR_STUB_LIBRARY:
+        raise VanexportError("no NVIDIA driver (only the CUDA toolkit's stub libcuda was found)", DRIVER_HINT)
+    if rc == _CUDA_ERROR_NO_DEVICE:
+        raise VanexportError("no CUDA device (the NVIDIA driver is installed but sees no GPU)",
+                             "check `nvidia-smi` and CUDA_VISIBLE_DEVICES; run containers with --gpus all")
+    if rc != _CUDA_SUCCESS:
+        raise VanexportError(f"the NVIDIA driver cannot initialise CUDA ({_error_name(lib, rc)})",
+                             "check `nvidia-smi`; after a driver update, reboot")
+    return lib
+
+
+def _device_count(lib) -> int:
+    count = ctypes.c_int(0)
+    lib.cuDeviceGetCount(ctypes.byref(count))
+    return count.value
+
+
+def cuda_gpu(index: int = 0) -> GpuInfo:
+    """Name and compute capability of CUDA device `index`, straight from the driver."""
+    lib = _driver()
+    count = _device_count(lib)
+    if not 0 <= index < count:
+        raise VanexportError(f"no CUDA device {index} ({count} visible)",
+                             f"choose a device from 0 to {count - 1}" if count else
+                             "check `nvidia-smi` and CUDA_VISIBLE_DEVICES")
+    device, major, minor, version = ctypes.c_int(), ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+    name = ctypes.create_string_buffer(256)
+    lib.cuDeviceGet(ctypes.byref(device), index)
+    lib.cuDeviceGetName(name, len(name), device)
+    lib.cuDeviceGetAttribute(ctypes.byref(major), _ATTR_CC_MAJOR, device)
+    lib.cuDeviceGetAttribute(ctypes.byref(minor), _ATTR_CC_MINOR, device)
+    lib.cuDriverGetVersion(ctypes.byref(version))
+    return GpuInfo(name.value.decode(errors="replace"), f"{major.value}.{minor.value}",
+                   f"{version.value // 1000}.{version.value % 1000 // 10}", index)
+
+
+def gpu_memory_bytes(index: int = 0) -> int:
+    """Total memory of CUDA device `index` (cuDeviceTotalMem_v2)."""
+    lib = _driver()
+    device, total = ctypes.c_int(), ctypes.c_size_t()
+    lib.cuDeviceGet(ctypes.byref(device), index)
+    lib.cuDeviceTotalMem_v2(ctypes.byref(total), device)
+    return int(total.value)
+
+
+def require_tensorrt(device: int = 0):
+    """(tensorrt module, GpuInfo) or a one-line VanexportError naming what is missing. Call it before slow work."""
+    trt = import_tensorrt()
+    return trt, cuda_gpu(device)
+
+
+def tensorrt_version(trt) -> str:
+    return str(trt.__version__)
+
+
+PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "onnxscript", "polygraphy", "tensorrt",
+            "nvidia-modelopt", "numpy", "pillow", "click", "rich", "tritonclient")
+# What each command needs beyond numpy/click. A command is usable when all of these are present.
+NEEDS = {
+    "onnx": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim", "polygraphy"),
+    "validate": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "polygraphy"),
+    "fp16": ("onnx", "onnxruntime|onnxruntime-gpu"),
+    "quantize": ("onnx", "onnxruntime|onnxruntime-gpu", "pillow"),
+    "sensitivity": ("onnx", "onnxruntime|onnxruntime-gpu", "pillow"),
+    "trt": ("torch", "onnx", "polygraphy", "tensorrt"),  # and a CUDA GPU with its driver
+    "inspect": ("onnx",),  # TensorRT only for a plan's per-layer table
+    "bundle": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "polygraphy"),
+    "unpack": (),
+    "predict": ("onnxruntime|onnxruntime-gpu|tensorrt", "pillow"),  # no torch: what a device needs
+    "triton": ("tritonclient",),  # Triton's model-config schema
+    "deepstream": ("onnx",),
+    "bench": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim"),
+    "info": (),
+}
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    if out["tensorrt"] is None:  # JetPack installs TensorRT without pip metadata
+        try:
+            import tensorrt  # noqa: F401
+
+            out["tensorrt"] = tensorrt.__version__
+        except Exception:
+            pass
+    return out
+
+
+def gpus() -> list[dict]:
+    """Every CUDA device the driver sees (empty without a driver or a GPU)."""
+    try:
+        count = _device_count(_driver())
+    except VanexportError:
+        return []
+    out = []
+    for i in range(count):
+        g = cuda_gpu(i)
+        out.append({"index": i, "name": g.name, "compute_capability": g.compute_capability,
+                    "memory_gib": round(gpu_memory_bytes(i) / 2**30, 1)})
+    return out
+
+
+def ort_providers() -> list[str]:
+    try:
+        import onnxruntime
+
+        return list(onnxruntime.get_available_providers())
+    except Exception:
+        return []
+
+
+def environment_info() -> dict:
+    versions = package_versions()
+    problems = []
+    if versions["onnxruntime"] and versions["onnxruntime-gpu"]:
+        problems.append("onnxruntime and onnxruntime-gpu are both installed and share one folder: "
+                        "uninstall both, then install only one")
+    commands = {}
+    for cmd, needs in NEEDS.items():
+        missing = [n.split("|")[0] for n in needs if not any(versions.get(alt) for alt in n.split("|"))]
+        commands[cmd] = {"ok": not missing, "missing": missing}
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "packages": versions,
+        "onnxruntime_providers": ort_providers(),
+        "gpus": gpus(),
+        "commands": commands,
+        "problems": problems,
+    }

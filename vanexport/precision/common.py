@@ -1,0 +1,87 @@
+"""What the FP16 and INT8 converters share: the FP32 source they start from, the output they write, the metadata that
+says what the converted file is and where it came from, and its check against PyTorch."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import __version__
+from ..errors import ValidationFailed, VanexportError
+from ..files import check_output_path, sha256_file
+from ..formats.names import converted_path
+from ..formats.onnx_metadata import ModelMetadata, load_onnx, read_metadata, write_metadata
+
+
+@dataclass
+class PrecisionResult:
+    path: str
+    sha256: str
+    precision: str  # "fp16" or "int8"
+    source: str  # the FP32 ONNX it was made from
+    source_sha256: str
+    seconds: dict  # {"convert" (FP16) or "quantize" (INT8: calibration included): s, "validate": s, "total": s}
+    validation: dict | None = None  # a ValidationReport record when held-out images were given
+    kept_fp32: list[str] = field(default_factory=list)  # node names left in FP32 (FP16) / not quantized (INT8)
+    converted_nodes: int = 0  # nodes computing in FP16 / weighted nodes with Q/DQ inputs
+    calibration: dict | None = None  # INT8: method, images used, skipped, cache path and whether it was hit
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_fp32_source(onnx_path):
+    """(model proto, metadata, sha256) of an FP32 ONNX file written by `vanexport onnx`."""
+    path = Path(onnx_path)
+    if path.is_dir() or (path.exists() and path.suffix.lower() != ".onnx"):
+        raise VanexportError(f"'{path.name}' is not an .onnx file", "pass an FP32 .onnx file made by `vanexport onnx`")
+    proto = load_onnx(path)
+    meta = read_metadata(proto)
+    if meta.precision != "fp32":
+        raise VanexportError(f"'{path.name}' is already {meta.precision.upper()}",
+                             "convert the FP32 file it was made from (" + meta.extra.get("source", "see its metadata") + ")")
+    return proto, meta, sha256_file(path)
+
+
+def prepare_output(onnx_path, output, precision: str) -> Path:
+    out = Path(output) if output else converted_path(onnx_path, precision)
+    if Path(out).resolve() == Path(onnx_path).resolve():
+        raise VanexportError("the output would overwrite the FP32 source", "choose another -o path")
+    return check_output_path(out)
+
+
+def stamp(proto, meta: ModelMetadata, precision: str, source: Path, source_sha: str, settings: dict) -> None:
+    """The converted file describes itself like the FP32 one, plus its precision and where it came from."""
+    meta.precision = precision
+    meta.vanexport_version = __version__
+    meta.extra = {**meta.extra, "source": str(source), "source_sha256": source_sha,
+                  "precision_settings": json.dumps(settings, sort_keys=True)}
+    write_metadata(proto, meta)
+    proto.producer_name, proto.producer_version = "vanexport", __version__
+    proto.doc_string = f"VAN-{meta.variant} ({meta.num_classes} classes), {precision.upper()}, by vanexport {__version__}"
+
+
+def check_converted(tmp: Path, images, weights, precision: str, step, hint: str, reference=None) -> dict | None:
+    """Compare the converted file (still under its temporary name) with PyTorch FP32 on `images`; a failure
+    raises, so nothing is written."""
+    if images is None:
+        return None
+    step(f"validating {precision.upper()} against PyTorch FP32 on '{images}' (ONNX Runtime CPU)")
+    from ..check.validate import validate_onnx
+
+    report = validate_onnx(tmp, weights=weights, images=images, reference=reference)
+    if not report.passed:
+        raise ValidationFailed(f"the {precision.upper()} model fails its thresholds on '{images}': "
+                               + "; ".join(report.failures) + "; nothing was written", hint)
+    return report.to_dict()
+
+
+def copy_model(proto):
+    new = type(proto)()
+    new.CopyFrom(proto)
+    return new
+
+
+def seconds(**kw) -> dict:
+    return {k: round(v, 3) for k, v in kw.items() if v is not None}
