@@ -21,8 +21,15 @@ def b0():
     return model, {k: v.clone() for k, v in model.state_dict().items()}
 
 
+# Tests on the trained digits model are slow the first time (the model trains once per machine, then it is cached).
+SLOW_FIXTURES = {"digits"}
+
+
 def pytest_collection_modifyitems(config, items):
     os.environ.setdefault("VANEXPORT_TESTING", "1")
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +44,19 @@ def b0_onnx_64(tmp_path_factory):
         warnings.simplefilter("ignore")
         export_onnx("b0", None, img_size=64, output=out, validate=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def b0_onnx_224(tmp_path_factory):
+    """(ExportResult, path): a VAN-b0 (random weights, seed 0) exported at 224x224 with a dynamic batch, validated."""
+    import warnings
+
+    from vanexport.export.onnx import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx224") / "van_b0_224.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return export_onnx("b0", output=path), path
 
 
 @pytest.fixture(scope="session")

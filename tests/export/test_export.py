@@ -22,16 +22,18 @@ def _ort_vs_torch(path, model, batch, size, seed=0):
     return float(np.abs(out - ref).max())
 
 
-@pytest.fixture(scope="module")
-def b0_dynamic(tmp_path_factory):
-    path = tmp_path_factory.mktemp("onnx") / "b0.onnx"
-    return export_onnx("b0", output=path), path
+@pytest.fixture
+def b0_dynamic(b0_onnx_224):
+    return b0_onnx_224
 
 
-@pytest.mark.parametrize("variant", ["b0", "b1"])
-def test_export_matches_pytorch_at_batch_1_and_3(variant, tmp_path):
-    path = tmp_path / f"{variant}.onnx"
-    result = export_onnx(variant, output=path)
+@pytest.mark.parametrize("variant", ["b0", pytest.param("b1", marks=pytest.mark.slow)])
+def test_export_matches_pytorch_at_batch_1_and_3(variant, tmp_path, b0_onnx_224):
+    if variant == "b0":
+        result, path = b0_onnx_224
+    else:
+        path = tmp_path / f"{variant}.onnx"
+        result = export_onnx(variant, output=path)
     assert result.validation["passed"] and result.simplified
     model, _, _ = load_model(variant, None, quiet=True)
     for batch in (1, 3):
@@ -41,6 +43,7 @@ def test_export_matches_pytorch_at_batch_1_and_3(variant, tmp_path):
     assert groups == ["random b1 224x224", "random b3 224x224", "photos 224x224"]
 
 
+@pytest.mark.slow
 def test_dynamic_hw_export_runs_at_other_resolutions(tmp_path):
     path = tmp_path / "dyn.onnx"
     result = export_onnx("b0", img_size=192, dynamic_hw=True, output=path)
@@ -92,7 +95,7 @@ def test_simplify_failure_falls_back_with_a_warning(tmp_path, monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(onnxsim, "simplify", broken)
-    result = export_onnx("b0", output=tmp_path / "m.onnx")
+    result = export_onnx("b0", img_size=64, output=tmp_path / "m.onnx")
     assert not result.simplified and "onnxsim failed (boom)" in result.simplify_note
     assert any("keeping the unsimplified graph" in w for w in result.warnings)
     assert result.validation["passed"]
@@ -112,7 +115,7 @@ def test_simplify_that_changes_outputs_is_rejected(tmp_path, monkeypatch):
         return simplified, ok
 
     monkeypatch.setattr(onnxsim, "simplify", corrupting)
-    result = export_onnx("b0", output=tmp_path / "m.onnx")
+    result = export_onnx("b0", img_size=64, output=tmp_path / "m.onnx")
     assert not result.simplified and "changed the outputs" in result.simplify_note
 
 
@@ -165,7 +168,7 @@ def test_failed_validation_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setitem(v.TOLERANCES, "fp32", v.Tolerance("fp32", atol=0.0, rtol=0.0))
     out = tmp_path / "m.onnx"
     with pytest.raises(ValidationFailed, match="nothing was written"):
-        export_onnx("b0", output=out)
+        export_onnx("b0", img_size=64, output=out)
     assert list(tmp_path.iterdir()) == []
 
 

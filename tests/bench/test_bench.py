@@ -233,6 +233,7 @@ def cli_run(tmp_path_factory):
     return r, tmp
 
 
+@pytest.mark.slow
 def test_cli_run_json_structure_and_sanity(cli_run):
     r, _ = cli_run
     assert r.exit_code == 0, r.output
@@ -256,6 +257,7 @@ def test_cli_run_json_structure_and_sanity(cli_run):
         assert (row["status"] == "skipped") == bool(row["reason"])
 
 
+@pytest.mark.slow
 def test_cli_run_writes_csv_and_plot(cli_run):
     r, tmp = cli_run
     with open(tmp / "b.csv", newline="") as f:

@@ -19,7 +19,7 @@ def run():
 
 def test_onnx_json_then_validate(run, tmp_path):
     out = tmp_path / "b0.onnx"
-    r = run("onnx", "--variant", "b0", "-o", out, "--json")
+    r = run("onnx", "--variant", "b0", "--img-size", "64", "-o", out, "--json")
     assert r.exit_code == 0, r.output
     record = json.loads(r.stdout)
     assert record["path"] == str(out) and out.exists() and record["validation"]["passed"]
@@ -31,9 +31,9 @@ def test_onnx_json_then_validate(run, tmp_path):
 
 
 def test_onnx_report_shows_the_validation_table(run, tmp_path):
-    r = run("onnx", "--variant", "b0", "--batch", "2", "-o", tmp_path / "m.onnx")
+    r = run("onnx", "--variant", "b0", "--batch", "2", "--img-size", "64", "-o", tmp_path / "m.onnx")
     assert r.exit_code == 0
-    assert "photos 224x224" in r.stdout and "PASS" in r.stdout and "2x3x224x224" in r.stdout
+    assert "photos 64x64" in r.stdout and "PASS" in r.stdout and "2x3x64x64" in r.stdout
 
 
 @pytest.mark.parametrize("args, message", [
@@ -90,7 +90,8 @@ def test_real_subprocess_and_help_does_not_import_torch(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip().endswith("LIGHT") and "onnx" in r.stdout
     out = tmp_path / "sub.onnx"
-    r = subprocess.run([sys.executable, "-m", "vanexport", "onnx", "--variant", "b0", "-o", str(out), "--json"],
+    r = subprocess.run([sys.executable, "-m", "vanexport", "onnx", "--variant", "b0", "--img-size", "64", "-o", str(out),
+                        "--json"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["sha256"] and out.exists()
