@@ -5,7 +5,7 @@ VENV     ?= .venv
 BIN       = $(VENV)/bin
 GPU_VENV ?= .venv-gpu
 
-.PHONY: setup setup-gpu demo test test-gpu bench clean
+.PHONY: setup setup-gpu demo test test-fast test-gpu bench clean
 
 setup: $(VENV)/.installed
 
@@ -20,6 +20,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Without the tests marked slow (the trained digits model, b1 and dynamic-H/W exports, the real bench runs).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # CUDA PyTorch (PyPI's default Linux wheels), onnxruntime-gpu and TensorRT (whose libraries pip fetches from
 # pypi.nvidia.com). --system-site-packages lets JetPack's TensorRT and PyTorch show through on a Jetson.

@@ -1,6 +1,6 @@
 """What FP16 and INT8 cost on a trained VAN: held-out accuracy, top-1 agreement and cosine against the
 PyTorch FP32 model, and conversion time, for FP32 / FP16 / INT8 (entropy, max, percentile calibration).
-Then one INT8 sensitivity run. Writes benchmarks/results/precision.json and prints the README table.
+Then one INT8 sensitivity run. Writes benchmarks/results/precision.json and prints the table in docs/precision.md.
 
 The model is VAN-b0 trained on scikit-learn's digits (vanexport/zoo/digits.py; trained once, then cached),
 64x64 input, 10 classes; calibration on its 300-image calib split (256 used), measured on its 400 held-out
