@@ -59,8 +59,12 @@ class _Group(click.Group):
         previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:  # a bad flag or value: one line too, with where to look
+            command = f" {e.ctx.info_name}" if e.ctx is not None and e.ctx.parent is not None else ""
+            click.echo(f"error: {e.format_message()} (see 'vanexport{command} --help')", err=True)
+            sys.exit(2)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise  # click's own: usage errors, --help, --version
+            raise  # click's own: --help, --version
         except KeyboardInterrupt as e:
             what = "terminated" if isinstance(e, Terminated) else "interrupted"
             click.echo(f"{what} (no partial files were left)", err=True)
