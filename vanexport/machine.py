@@ -168,6 +168,17 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+def available_memory_bytes() -> int | None:
+    """Memory the kernel says a new allocation can get without swapping (MemAvailable); None where unknown."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def gpus() -> list[dict]:
     """Every CUDA device the driver sees (empty without a driver or a GPU)."""
     try:

@@ -3,8 +3,6 @@
 The maps below are written out independently of vanexport's loader (official -> layout here,
 layout -> official there), so a mistake in either shows up as a failed round trip.
 """
-import hashlib
-import pickle
 import re
 
 import pytest
@@ -156,22 +154,6 @@ def test_truncated_and_foreign_files(b0, tmp_path):
         load_model("b0", str(tmp_path / "missing.pth"))
     with pytest.raises(VanexportError, match="does not look like any VAN variant"):
         load_model(None, _save(tmp_path, {"patch_embed1.proj.weight": torch.zeros(8, 3, 7, 7)}, "odd.pth"))
-
-
-def test_download_from_a_file_url_with_checksum(b0, tmp_path, monkeypatch):
-    _, sd = b0
-    src = _save(tmp_path, {"state_dict": sd}, "van_tiny_754.pth.tar")
-    url = "file://" + src
-    digest = hashlib.sha256(open(src, "rb").read()).hexdigest()
-    dest = checkpoints.download(url, sha256=digest)
-    assert dest.read_bytes() == open(src, "rb").read() and dest.parent.name == "checkpoints"
-    assert checkpoints.download(url, sha256=digest) == dest  # cached
-    assert checkpoints.download(url, sha256=digest[:8], dest_dir=tmp_path / "prefix").exists()  # OpenMMLab style
-    with pytest.raises(VanexportError, match="corrupt"):
-        checkpoints.download(url, sha256="0" * 64, dest_dir=tmp_path / "other")
-    assert not any((tmp_path / "other").iterdir())  # nothing half-written
-    with pytest.raises(VanexportError, match="cannot download"):
-        checkpoints.download("file://" + str(tmp_path / "absent.pth"))
 
 
 def test_weights_official_uses_the_registry_url(b0, tmp_path, monkeypatch):

@@ -7,7 +7,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import VanexportError
+from ..files import work_folder
 from .cases import BACKEND_ALIASES, DEVICES, PRECISIONS, Case, Machine, parse_list, plan_cases, skip_reason
 from .stats import UNSTABLE_SPREAD, summarize
 
@@ -83,6 +83,11 @@ def benchmark(variants=None, weights: str | None = None, *, backends=None, preci
     _check_settings(batches, img_size, warmup, iters, seconds, threads, device, calib, num_calib)
     check_img_size(img_size)
     variants = [get_variant(v).name for v in (variants or [])]
+    from ..machine import available_memory_bytes
+    from ..model.variants import check_fits_in_memory
+
+    for v in variants or [DEFAULT_VARIANT]:
+        check_fits_in_memory(get_variant(v), img_size, max(batches), available_memory_bytes(), "benchmarking")
     if weights is not None and len(variants) > 1:
         raise VanexportError("--weights belong to one variant but several --variant were given",
                              "benchmark one variant per checkpoint")
@@ -95,6 +100,10 @@ def benchmark(variants=None, weights: str | None = None, *, backends=None, preci
         variants = [preloaded.load()[1].name]
     cases = plan_cases(variants, batches, backends, precisions, device)
     machine = Machine.probe()
+    reasons = {skip_reason(c.target, machine, calib) for c in cases}
+    if None not in reasons:  # not one row can run: say why, before loading or exporting anything
+        raise VanexportError("no requested benchmark can run on this machine (" + "; ".join(sorted(reasons)) + ")",
+                             "ask for backends this machine has (--backends torch,ort), or install what is missing")
     settings = {"variants": variants, "weights": weights, "batches": batches, "img_size": img_size,
                 "backends": backends, "precisions": precisions, "device": device, "warmup": warmup,
                 "iters": iters, "seconds": None if iters else seconds, "threads": threads,
@@ -103,7 +112,7 @@ def benchmark(variants=None, weights: str | None = None, *, backends=None, preci
     warnings = _machine_warnings(env)
 
     rows: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="vanexport-bench-") as tmp:
+    with work_folder() as tmp:
         for variant in variants:
             step(f"loading VAN-{variant} (the PyTorch FP32 reference)")
             source = preloaded or ModelSource(variant, weights, num_classes, seed)

@@ -52,7 +52,9 @@ def validate_onnx(path, weights=None, images=None, atol=None, rtol=None, seed: i
     model = reference if reference is not None else reference_model(meta, weights)
     tol = with_overrides(TOLERANCES[meta.precision], atol, rtol)
     groups = check_groups(meta, images, seed, static_batch=meta.static_batch)
-    report = compare(OnnxRuntimeBackend(path), model, groups, tol, str(path), output_name=meta.output_name)
+    backend = OnnxRuntimeBackend(path)
+    backend.check_matches(meta, path.name)
+    report = compare(backend, model, groups, tol, str(path), output_name=meta.output_name)
     report.notes += _calibration_notes(meta, images)
     return report
 

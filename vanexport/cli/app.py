@@ -1,9 +1,14 @@
 """The click app: a thin layer over the Python API. Heavy modules are imported inside each command."""
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import os
+import re
+import signal
 import sys
+import threading
 import warnings
 
 import click
@@ -14,21 +19,65 @@ from ..errors import VanexportError
 VARIANT_NAMES = ("b0", "b1", "b2", "b3", "b4", "b5", "b6")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process was, so that every `finally` (temp files, work folders) runs as on Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+_DISK_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+              errno.EFBIG: "file too large for this file system (or the process's file size limit)"}
+_OUT_OF_MEMORY = ("not enough memory", "out of memory", "bad allocation", "bad_alloc", "cannot allocate memory")
+
+
+def one_line(e: BaseException) -> tuple[str, int]:
+    """The line a user sees for an exception, and the exit code: 2 for what the user or the machine can fix,
+    1 for our own bugs (with the way to the traceback)."""
+    if isinstance(e, VanexportError):
+        return f"error: {e}", 2
+    if isinstance(e, OSError) and e.errno in _DISK_FULL:
+        where = f" writing '{e.filename}'" if e.filename else ""
+        return f"error: {_DISK_FULL[e.errno]}{where}: free some space, or write elsewhere (-o, TMPDIR)", 2
+    text = str(e).strip()
+    first = (text.splitlines() or [""])[0][:300]
+    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and any(k in text.lower() for k in _OUT_OF_MEMORY)):
+        return ("error: out of memory" + (f" ({first})" if first else "")
+                + ": try a smaller --img-size or --batch, or close other programs"), 2
+    return f"internal error: {type(e).__name__}: {first} (rerun with --debug for the traceback)", 1
+
+
 class _Group(click.Group):
-    """Turns user errors into one line on stderr and exit code 2 (a traceback only with --debug)."""
+    """Turns every failure into one line on stderr: exit code 2 for user and machine problems, 1 for internal
+    errors (a traceback only with --debug); SIGTERM and Ctrl-C clean up and say so."""
 
     def invoke(self, ctx):
         _route_warnings()
+        debug = ctx.meta.get("vanexport.debug") or os.environ.get("VANEXPORT_DEBUG", "") not in ("", "0")
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
         try:
             return super().invoke(ctx)
-        except VanexportError as e:
-            if ctx.meta.get("vanexport.debug") or os.environ.get("VANEXPORT_DEBUG", "") not in ("", "0"):
-                raise
-            click.echo(f"error: {e}", err=True)
+        except click.UsageError as e:  # a bad flag or value: one line too, with where to look
+            command = f" {e.ctx.info_name}" if e.ctx is not None and e.ctx.parent is not None else ""
+            click.echo(f"error: {e.format_message()} (see 'vanexport{command} --help')", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted (no partial files were left)", err=True)
-            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise  # click's own: --help, --version
+        except KeyboardInterrupt as e:
+            what = "terminated" if isinstance(e, Terminated) else "interrupted"
+            click.echo(f"{what} (no partial files were left)", err=True)
+            sys.exit(143 if isinstance(e, Terminated) else 130)
+        except Exception as e:
+            if debug or ctx.meta.get("vanexport.debug"):
+                raise
+            line, code = one_line(e)
+            click.echo(line, err=True)
+            sys.exit(code)
+        finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, previous)
 
 
 def _set_debug(ctx, param, value):
@@ -52,6 +101,30 @@ def common(f):
     """--json and --debug on every command."""
     return click.option("--json", "as_json", is_flag=True, help="Print a JSON record on stdout instead of a report.")(
         debug_option(f))
+
+
+def pin_weights(weights: str | None, sha256: str | None) -> str | None:
+    """--weights X --sha256 HEX -> 'X#sha256=HEX' (the form the model loader checks)."""
+    if sha256 is None:
+        return weights
+    if not re.fullmatch(r"[0-9a-fA-F]{8,64}", sha256):
+        raise VanexportError(f"--sha256 {sha256!r} is not a sha256 digest", "give 8 to 64 hex digits")
+    if weights is None:
+        raise VanexportError("--sha256 pins --weights, but no --weights was given", "pass --weights PATH|URL|official")
+    return f"{weights}#sha256={sha256.lower()}"
+
+
+def weights_options(help_text: str):
+    """--weights and --sha256 (a pin on the checkpoint file), handed to the command as one `weights` spec."""
+    def decorate(f):
+        @functools.wraps(f)
+        def command(*args, weights=None, sha256=None, **kwargs):
+            return f(*args, weights=pin_weights(weights, sha256), **kwargs)
+
+        command = click.option("--sha256", metavar="HEX", help="Pin the checkpoint file: its sha256 (or its first "
+                               "8+ hex digits) must match, or nothing is loaded.")(command)
+        return click.option("--weights", metavar="PATH|URL|official", help=help_text)(command)
+    return decorate
 
 
 def _progress(msg: str) -> None:
@@ -88,7 +161,7 @@ def cli():
 @cli.command()
 @click.option("--variant", type=click.Choice(VARIANT_NAMES, case_sensitive=False), default=None,
               help="VAN variant [default: b0, or guessed from --weights].")
-@click.option("--weights", metavar="PATH|URL|official", help="Checkpoint (any layout), URL, or 'official'. "
+@weights_options("Checkpoint (any layout), URL, or 'official'. "
               "Without it the weights are random (seed --seed).")
 @click.option("--num-classes", type=int, help="Classifier size [default: from the checkpoint, else 1000].")
 @click.option("--img-size", type=int, default=224, show_default=True, help="Input height = width (multiple of 32).")
@@ -126,7 +199,7 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
 @click.argument("model", type=click.Path(dir_okay=False), required=False)
 @click.option("--variant", type=click.Choice(VARIANT_NAMES, case_sensitive=False), default=None,
               help="Without MODEL: VAN variant to export [default: b0, or guessed from --weights].")
-@click.option("--weights", metavar="PATH|URL|official", help="Without MODEL: checkpoint to export (random weights "
+@weights_options("Without MODEL: checkpoint to export (random weights "
               "without it). With MODEL: the weights it was exported from, for validation.")
 @click.option("--fp32", "precision", flag_value="fp32", help="FP32 engine.")
 @click.option("--fp16", "precision", flag_value="fp16", help="FP16 engine, built from the mixed-precision ONNX.")
@@ -247,7 +320,7 @@ def _int_list(text: str, flag: str) -> list[int]:
 @cli.command()
 @click.option("--variant", "variants", multiple=True, metavar="b0[,b1..]",
               help="VAN variant(s), repeated or comma-separated [default: b0, or guessed from --weights].")
-@click.option("--weights", metavar="PATH|URL|official", help="Checkpoint (any layout), URL, or 'official' "
+@weights_options("Checkpoint (any layout), URL, or 'official' "
               "[default: random weights, seed --seed: real speed, meaningless top-1].")
 @click.option("--num-classes", type=int, help="Classifier size [default: from the checkpoint, else 1000].")
 @click.option("--backends", metavar="torch,ort,trt", help="Backends to time [default: all].")
@@ -329,7 +402,7 @@ def _progress_bar():
 @cli.command()
 @click.option("--variant", type=click.Choice(VARIANT_NAMES, case_sensitive=False), default=None,
               help="VAN variant [default: b0, or guessed from --weights].")
-@click.option("--weights", metavar="PATH|URL|official", help="Checkpoint (any layout), URL, or 'official' "
+@weights_options("Checkpoint (any layout), URL, or 'official' "
               "[default: random weights, for testing the pipeline only].")
 @click.option("--model", "model", type=click.Path(dir_okay=False), help="Bundle this FP32 ONNX file (made by "
               "`vanexport onnx`) instead of exporting.")

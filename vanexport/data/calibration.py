@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VanexportError
-from ..files import sha256_file
+from ..files import regular_file, sha256_file
+from ..machine import available_memory_bytes
 from ..model.variants import Preprocessing
 
 
@@ -28,7 +29,8 @@ def open_calibration(calib: str | Path) -> CalibrationSet:
     from .images import list_images
 
     path = Path(calib)
-    if path.is_file() and path.suffix.lower() == ".npz":
+    if path.suffix.lower() == ".npz" and not path.is_dir():
+        regular_file(path, "calibration data", "pass a folder of images or an .npz of preprocessed batches")
         return CalibrationSet(str(path), "npz", sha256_file(path), 1)
     if not path.exists():
         raise VanexportError(f"calibration data '{path}' not found",
@@ -66,10 +68,18 @@ def load_calibration(cset: CalibrationSet, pre: Preprocessing, num: int, seed: i
 
 
 def _read_npz(path: Path, pre: Preprocessing, num: int) -> np.ndarray:
+    import zipfile
+
     try:
         with np.load(path, allow_pickle=False) as z:
+            # what each array expands to, from the zip directory, before decompressing any (a zip bomb is small)
+            expanded = sum(info.file_size for info in z.zip.infolist())
+            budget = available_memory_bytes()
+            if budget is not None and expanded > budget // 2:
+                raise VanexportError(f"'{path}' expands to {expanded / 2**30:.1f} GiB, more than half the memory "
+                                     f"available ({budget / 2**30:.1f} GiB)", "pass fewer or smaller batches")
             arrays = [z[k] for k in z.files]
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise VanexportError(f"'{path}' is not a readable .npz ({e})", "save batches with numpy.savez") from e
     want = (3, pre.input_size, pre.input_size)
     for a in arrays:

@@ -1,4 +1,8 @@
-"""Where images come from: a folder (recursive, ImageFolder-style), or the photos scikit-image ships."""
+"""Where images come from: a folder (recursive, ImageFolder-style), or the photos scikit-image ships.
+
+Images come from users and devices, so opening one is defensive (`open_image`): regular files only, Pillow's
+decompression-bomb limit enforced (a small PNG can declare 30000 x 30000 pixels), the EXIF orientation applied
+(phone photos are stored sideways). A file that fails is skipped and counted, never a crash."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VanexportError
+from ..files import regular_file
 from ..model.variants import Preprocessing
 from .preprocess import preprocess_image, resize_and_crop
 
@@ -26,6 +31,26 @@ class ImageSet:
     skipped: list[str] = field(default_factory=list)
 
 
+def open_image(path: str | Path):
+    """The image at `path` as an RGB PIL image, upright; one of `UNREADABLE` when it is not a usable image."""
+    import warnings
+
+    from PIL import Image, ImageOps
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # past the limit: refuse, not just warn
+        with Image.open(regular_file(path, "image", "pass image files or folders")) as im:
+            return ImageOps.exif_transpose(im).convert("RGB")
+
+
+def unreadable_errors() -> tuple[type[BaseException], ...]:
+    """What `open_image` raises for a file that is not a usable image (Pillow imported lazily)."""
+    from PIL import Image, UnidentifiedImageError
+
+    return (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, VanexportError,
+            Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
@@ -39,9 +64,8 @@ def load_folder(folder: str | Path, pre: Preprocessing, limit: int | None = None
 
     With `limit`, reading stops after that many readable images; `shuffle_seed` then picks them in a seeded
     random order instead of sorted order, so every class subfolder is represented."""
-    from PIL import Image, UnidentifiedImageError
-
     folder = Path(folder)
+    unreadable = unreadable_errors()
     arrays, names, labels, skipped = [], [], [], []
     paths = list_images(folder)
     if shuffle_seed is not None:
@@ -50,9 +74,8 @@ def load_folder(folder: str | Path, pre: Preprocessing, limit: int | None = None
         if limit is not None and len(arrays) >= limit:
             break
         try:
-            with Image.open(path) as im:
-                arrays.append(preprocess_image(im, pre))
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            arrays.append(preprocess_image(open_image(path), pre))
+        except unreadable:
             skipped.append(str(path))
             continue
         rel = path.relative_to(folder)
@@ -75,19 +98,17 @@ def sample_photos(pre: Preprocessing, names=SAMPLE_PHOTOS) -> ImageSet:
 def check_crops(pre: Preprocessing, folder: str | Path | None = None, limit: int = 16) -> tuple[np.ndarray, list[str]]:
     """Resized, centre-cropped 8-bit RGB images (N, H, W, 3) to ship as check inputs: the sample photos, or up to
     `limit` images of `folder`. Storing the crops (not floats) keeps them small and exact."""
-    from PIL import Image, UnidentifiedImageError
-
     if folder is None:
         photos = _sample_rgb(SAMPLE_PHOTOS)
         return np.stack([resize_and_crop(a, pre) for a in photos.values()]), list(photos)
     crops, names = [], []
+    unreadable = unreadable_errors()
     for path in list_images(folder):
         if len(crops) >= limit:
             break
         try:
-            with Image.open(path) as im:
-                crops.append(resize_and_crop(im, pre))
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            crops.append(resize_and_crop(open_image(path), pre))
+        except unreadable:
             continue
         names.append(str(path.relative_to(folder)))
     if not crops:

@@ -5,6 +5,7 @@ import functools
 from pathlib import Path
 
 from ..errors import VanexportError
+from ..files import regular_file
 
 _IMAGENET_FILE = Path(__file__).with_name("imagenet1k_classes.tsv")
 # Where the shipped names come from (regenerate with tools/make_imagenet_labels.py).
@@ -30,10 +31,11 @@ def imagenet_synsets() -> list[str]:
 
 def read_labels(path: str | Path, num_classes: int | None = None) -> list[str]:
     """One class name per line (blank lines at the end are ignored); the count must fit the model."""
-    path = Path(path)
-    if not path.is_file():
-        raise VanexportError(f"labels file '{path}' not found", "pass a text file with one class name per line")
-    labels = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+    path = regular_file(path, "labels file", "pass a text file with one class name per line")
+    try:
+        labels = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+    except UnicodeDecodeError:
+        raise VanexportError(f"labels file '{path}' is not UTF-8 text", "pass a text file with one class name per line") from None
     labels = [line.strip() for line in labels]
     if num_classes is not None and len(labels) != num_classes:
         raise VanexportError(f"labels file '{path}' has {len(labels)} lines but the model has {num_classes} classes",

@@ -1,10 +1,13 @@
 """Reading bundle archives: unpacking that checks everything before it keeps a byte.
 
 Unpacking refuses, with one line and nothing extracted: members with absolute paths or `..`, links (a link
-pointing outside the bundle is named as such), devices and pipes, duplicate names, files not listed in
-manifest.json or missing from the archive, files whose sha256 differs from the manifest, and manifests of a
-newer schema version than this vanexport reads. Files are written by this module (never `tarfile.extract`) into
-a fresh folder that is deleted on any failure.
+pointing outside the bundle is named as such), devices and pipes, duplicate names, a file with another member
+inside it (`x` and `x/y`), files not listed in manifest.json or missing from the archive, a member whose size
+differs from the one listed, archives that would expand beyond a cap (`VANEXPORT_MAX_BUNDLE_GB`, default 16) or
+beyond the free disk space, files whose sha256 differs from the manifest, and manifests of a newer schema version
+than this vanexport reads. Sizes are checked from the tar headers before any data is read; files are written by
+this module (never `tarfile.extract`), never beyond their listed size, into a fresh folder that is deleted on any
+failure.
 """
 from __future__ import annotations
 
@@ -15,16 +18,26 @@ import os
 import posixpath
 import shutil
 import tarfile
-import tempfile
 import zlib
 from pathlib import Path
 
 from ..errors import VanexportError
-from ..files import sha256_file
+from ..files import regular_file, sha256_file, temp_folder_beside
 from ..formats.bundle_manifest import MANIFEST, SCHEMA_VERSION, NewerSchema, check_envelope
 from ..formats.records import member_path
 
 _CHUNK = 1 << 20
+MANIFEST_MAX_BYTES = 16 * 2**20  # a manifest lists files; it is never megabytes long
+DEFAULT_MAX_GB = 16.0
+
+
+def max_bundle_bytes() -> int:
+    """How much a bundle may expand to: $VANEXPORT_MAX_BUNDLE_GB (default 16)."""
+    try:
+        return int(float(os.environ.get("VANEXPORT_MAX_BUNDLE_GB", DEFAULT_MAX_GB)) * 2**30)
+    except ValueError:
+        raise VanexportError(f"VANEXPORT_MAX_BUNDLE_GB={os.environ['VANEXPORT_MAX_BUNDLE_GB']!r} is not a number",
+                             "set it to a size in GB, e.g. 16") from None
 
 
 class UnsafeBundle(VanexportError):
@@ -60,8 +73,7 @@ def _check_link(m: tarfile.TarInfo, name: str, archive: str) -> None:
 
 
 def _open_tar(path: Path) -> tarfile.TarFile:
-    if not path.is_file():
-        raise VanexportError(f"bundle '{path}' not found", "pass a .tar.gz made by `vanexport bundle`")
+    regular_file(path, "bundle", "pass a .tar.gz made by `vanexport bundle`")
     try:
         return tarfile.open(path, "r:gz")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
@@ -69,13 +81,14 @@ def _open_tar(path: Path) -> tarfile.TarFile:
                            "pass a bundle made by `vanexport bundle`; download it again if it was cut short") from e
 
 
-def _check_manifest(data: bytes, archive: str) -> dict:
+def _check_manifest(data: bytes, archive: str) -> tuple[dict, dict]:
+    """(the manifest, its listed files), or a refusal."""
     try:
         manifest = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         _refuse(archive, f"{MANIFEST} is not valid JSON")
     try:
-        check_envelope(manifest)
+        return manifest, check_envelope(manifest)
     except NewerSchema as e:
         raise VanexportError(
             f"bundle '{archive}' uses bundle schema {e.version}, made by vanexport {e.made_by}; "
@@ -83,7 +96,40 @@ def _check_manifest(data: bytes, archive: str) -> dict:
             "upgrade vanexport on this machine (pip install -U vanexport); nothing was extracted") from None
     except ValueError as e:
         _refuse(archive, str(e))
-    return manifest
+
+
+def _members(tar: tarfile.TarFile, archive: str) -> dict[str, tarfile.TarInfo]:
+    """Every regular file of the archive by its checked name, reading headers one at a time: an archive that
+    expands beyond the cap is refused at the header that crosses it, before its data is decompressed."""
+    cap, total = max_bundle_bytes(), 0
+    files: dict[str, tarfile.TarInfo] = {}
+    while True:
+        try:
+            m = tar.next()
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            raise UnsafeBundle(f"'{archive}' is a damaged .tar.gz ({e})", "download the bundle again") from e
+        if m is None:
+            break
+        name = check_member_name(m.name, archive)
+        if m.issym() or m.islnk():
+            _check_link(m, name, archive)
+        if m.isdir():
+            continue
+        if not m.isfile():
+            _refuse(archive, f"member '{name}' is not a regular file (device, pipe or other special file)")
+        if name in files:
+            _refuse(archive, f"member '{name}' appears twice")
+        total += m.size
+        if total > cap:
+            _refuse(archive, f"it expands to more than {cap / 2**30:g} GB (set VANEXPORT_MAX_BUNDLE_GB to allow more)")
+        files[name] = m
+    for name in files:
+        parent = posixpath.dirname(name)
+        while parent:
+            if parent in files:
+                _refuse(archive, f"member '{name}' lies inside '{parent}', which is a file")
+            parent = posixpath.dirname(parent)
+    return files
 
 
 def read_bundle(archive: str | os.PathLike, extract_to: str | os.PathLike | None = None) -> dict:
@@ -95,39 +141,30 @@ def read_bundle(archive: str | os.PathLike, extract_to: str | os.PathLike | None
     created = False
     try:
         with tar:
-            try:
-                members = tar.getmembers()
-            except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-                raise UnsafeBundle(f"'{path}' is a damaged .tar.gz ({e})", "download the bundle again") from e
-            files: dict[str, tarfile.TarInfo] = {}
-            for m in members:
-                name = check_member_name(m.name, str(path))
-                if m.issym() or m.islnk():
-                    _check_link(m, name, str(path))
-                if m.isdir():
-                    continue
-                if not m.isfile():
-                    _refuse(str(path), f"member '{name}' is not a regular file (device, pipe or other special file)")
-                if name in files:
-                    _refuse(str(path), f"member '{name}' appears twice")
-                files[name] = m
+            files = _members(tar, str(path))
             if MANIFEST not in files:
                 _refuse(str(path), f"it has no {MANIFEST}, so it is not a vanexport bundle")
-            manifest = _check_manifest(tar.extractfile(files[MANIFEST]).read(), str(path))
-            listed = manifest["files"]
-            for name in files:
-                if name != MANIFEST and name not in listed:
+            if files[MANIFEST].size > MANIFEST_MAX_BYTES:
+                _refuse(str(path), f"its {MANIFEST} is {files[MANIFEST].size / 2**20:.0f} MB long")
+            manifest, listed = _check_manifest(tar.extractfile(files[MANIFEST]).read(), str(path))
+            for name, m in files.items():
+                if name == MANIFEST:
+                    continue
+                if name not in listed:
                     _refuse(str(path), f"member '{name}' is not listed in {MANIFEST}")
+                if m.size != listed[name].size:
+                    _refuse(str(path), f"member '{name}' holds {m.size} bytes but {MANIFEST} lists {listed[name].size}")
             for name in listed:
                 if name not in files:
                     _refuse(str(path), f"file '{name}' listed in {MANIFEST} is missing from the archive")
             if dest is not None:
+                _check_free_space(dest.parent if str(dest.parent) else Path("."), sum(m.size for m in files.values()))
                 dest.mkdir(parents=False, exist_ok=False)
                 created = True
             for name, m in files.items():
                 target = dest / name if dest is not None else None
-                digest = _copy_hashing(tar.extractfile(m), target)
-                if name != MANIFEST and digest != _expected_sha(listed[name]):
+                digest = _copy_hashing(tar.extractfile(m), target, m.size)
+                if name != MANIFEST and digest != listed[name].sha256:
                     _refuse(str(path), f"file '{name}' does not match its sha256 in {MANIFEST}")
     except BaseException:
         if created:
@@ -136,20 +173,33 @@ def read_bundle(archive: str | os.PathLike, extract_to: str | os.PathLike | None
     return manifest
 
 
+def _check_free_space(folder: Path, needed: int) -> None:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if needed > free:
+        raise VanexportError(f"unpacking needs {needed / 1e6:.1f} MB but '{folder}' has only {free / 1e6:.1f} MB free",
+                             "free some space, or unpack elsewhere (-o, or VANEXPORT_CACHE for the cache)")
+
+
 def _expected_sha(entry) -> str | None:
     return entry.get("sha256") if isinstance(entry, dict) else None
 
 
-def _copy_hashing(src, target: Path | None) -> str:
+def _copy_hashing(src, target: Path | None, size: int) -> str:
+    """sha256 of exactly `size` bytes of `src`, written to `target` when given (never more than that)."""
     h = hashlib.sha256()
     out = None
     if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
         out = open(target, "xb")  # exclusive: a fresh folder, so nothing can be overwritten or followed
+    left = size
     with contextlib.ExitStack() as stack:
         if out is not None:
             stack.enter_context(out)
-        while block := src.read(_CHUNK):
+        while left > 0 and (block := src.read(min(_CHUNK, left))):
+            left -= len(block)
             h.update(block)
             if out is not None:
                 out.write(block)
@@ -164,7 +214,7 @@ def extract_verified(archive: str | os.PathLike, dest: str | os.PathLike) -> dic
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.is_dir():
         raise VanexportError(f"folder '{parent}' does not exist", "create it first or choose another -o")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=parent))
+    tmp = temp_folder_beside(dest)
     tmp.rmdir()  # read_bundle creates it, so a failure leaves nothing behind
     manifest = read_bundle(archive, tmp)
     try:

@@ -162,6 +162,7 @@ def _onnx_info(runner, path: Path) -> dict:
     from ..formats.onnx_metadata import ModelMetadata
 
     meta = ModelMetadata.from_props(runner.metadata)
+    runner.check_matches(meta, path.name)
     labels, _ = default_labels(meta.num_classes)
     return {"labels": labels, "preprocessing": meta.preprocess, "precision": meta.precision,
             "static_batch": meta.static_batch}
@@ -169,25 +170,23 @@ def _onnx_info(runner, path: Path) -> dict:
 
 def read_images(paths) -> tuple[list, list[str], list[str]]:
     """Open image files (folders are searched recursively); returns images, their names, and unreadable files."""
-    from PIL import Image, UnidentifiedImageError
-
-    from ..data.images import list_images
+    from ..data.images import list_images, open_image, unreadable_errors
 
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
             files += list_images(p)
-        elif p.is_file():
-            files.append(p)
+        elif p.exists() or p.is_symlink():
+            files.append(p)  # a pipe or device is refused (and counted) when it is opened
         else:
             raise VanexportError(f"image '{p}' not found", "pass image files or folders")
     images, names, bad = [], [], []
+    unreadable = unreadable_errors()
     for f in files:
         try:
-            with Image.open(f) as im:
-                images.append(im.convert("RGB"))
+            images.append(open_image(f))
             names.append(str(f))
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        except unreadable:
             bad.append(str(f))
     if not images:
         raise VanexportError("none of the images could be read" + (f" ({', '.join(bad[:3])})" if bad else ""),

@@ -16,7 +16,7 @@ from ..files import atomic_output, check_output_path, sha256_file
 from ..formats.names import DEFAULT_FOLDER, model_stem
 from ..formats.onnx_metadata import ModelMetadata, write_metadata
 from ..model.factory import random_weights_warning
-from ..model.variants import DEFAULT_VARIANT, check_img_size, get_variant
+from ..model.variants import DEFAULT_VARIANT, check_fits_in_memory, check_img_size, get_variant
 
 SUPPORTED_OPSETS = range(17, 21)  # 17: one LayerNormalization op (TensorRT's normalisation layer); 20: Gelu op
 EXPORTERS = ("torchscript", "dynamo")
@@ -73,6 +73,11 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
         raise VanexportError(f"batch size {batch} is not positive", "pass --batch 1 or more, or --dynamic-batch")
     if variant is not None:
         variant = get_variant(variant).name
+    from ..machine import available_memory_bytes
+
+    available = available_memory_bytes()
+    # before loading (a download can be large); without --variant, b0 (the smallest) is a lower bound
+    check_fits_in_memory(get_variant(variant or DEFAULT_VARIANT), img_size, max(batch or 3, 3), available, "exporting")
     out_path = Path(output) if output else None
     if out_path:
         check_output_path(out_path)
@@ -90,6 +95,7 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
     elif loaded[2].is_random:
         caught.append(random_weights_warning(loaded[1].name, seed))
     model, v, info = loaded
+    check_fits_in_memory(v, img_size, max(batch or 3, 3), available, "exporting")
     if out_path is None:
         out_path = default_output_path(v.name, img_size, batch, dynamic_hw)
         out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from ..errors import VanexportError
+from ..files import regular_file
 from ..model.variants import Preprocessing
 from .names import model_stem
 
@@ -101,9 +101,7 @@ def load_onnx(path, load_external_data: bool = True):
     """onnx.load, with a missing or unreadable file as a one-line VanexportError."""
     import onnx
 
-    path = Path(path)
-    if not path.is_file():
-        raise VanexportError(f"model file '{path}' not found", "pass an .onnx file made by `vanexport onnx`")
+    path = regular_file(path, "model file", "pass an .onnx file made by `vanexport onnx`")
     try:
         return onnx.load(str(path), load_external_data=load_external_data)
     except Exception as e:  # protobuf DecodeError and friends

@@ -10,66 +10,19 @@ import hashlib
 import os
 import pickle
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import VanexportError
-from ..files import atomic_output, cache_dir, sha256_file
+from ..files import regular_file
 
 _WRAPPER_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema", "module")
-
-
-def is_url(spec: str) -> bool:
-    return urllib.parse.urlparse(str(spec)).scheme in ("http", "https", "file")
-
-
-def download(url: str, sha256: str | None = None, dest_dir: Path | None = None, progress: bool = True) -> Path:
-    """Download `url` into the cache (once), show a progress bar, check its sha256 (or a prefix of it) when known."""
-    dest_dir = Path(dest_dir or cache_dir() / "checkpoints")
-    name = Path(urllib.parse.urlparse(url).path).name or "checkpoint.pth"
-    dest = dest_dir / name
-    if dest.exists() and (sha256 is None or sha256_file(dest).startswith(sha256)):
-        return dest
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        response = urllib.request.urlopen(url, timeout=60)
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        raise VanexportError(f"cannot download {url} ({reason})",
-                             "check the network, or download the file yourself and pass --weights PATH") from e
-    total = int(response.headers.get("Content-Length") or 0) or None
-    h = hashlib.sha256()
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-    from rich.console import Console
-    console = Console(stderr=True)
-    with response, atomic_output(dest) as tmp, open(tmp, "wb") as out, Progress(
-            "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            console=console, disable=not (progress and console.is_terminal), transient=True) as bar:
-        task = bar.add_task(f"downloading {name}", total=total)
-        while block := response.read(1 << 20):
-            out.write(block)
-            h.update(block)
-            bar.advance(task, len(block))
-        out.flush()
-        if sha256 is not None and not h.hexdigest().startswith(sha256):
-            raise VanexportError(f"download of {url} is corrupt (sha256 {h.hexdigest()[:12]}..., expected {sha256[:12]}...)",
-                                 "try again; the partial file was discarded")
-    return dest
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """torch.load with weights_only=True, turning every failure into a one-line VanexportError."""
     import torch
 
-    path = Path(path)
-    if not path.exists():
-        raise VanexportError(f"weights file '{path}' not found",
-                             "pass an existing checkpoint, a URL, or --weights official")
-    if path.is_dir():
-        raise VanexportError(f"weights path '{path}' is a folder", "pass the checkpoint file itself")
+    path = regular_file(path, "weights file", "pass an existing checkpoint file, a URL, or --weights official")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

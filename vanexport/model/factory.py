@@ -5,6 +5,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from ..errors import VanexportError
+from ..files import regular_file
 from . import checkpoints
 from .variants import Variant, get_variant, variant_from_shapes
 
@@ -129,15 +130,23 @@ def load_model(variant: str | Variant | None = None, weights: str | None = None,
 
 
 def _resolve(weights: str, variant) -> tuple[str, str]:
-    if weights == "official":
+    """(local file, source to record) for `weights`: 'official', a URL or a path, each optionally pinned with
+    '#sha256=HEX'. A pinned local file is checked before it is read."""
+    from . import download
+
+    spec, pin = download.split_pin(weights)
+    if spec == "official":
         v = get_variant(variant or "b0") if not isinstance(variant, Variant) else variant
         if not v.checkpoint_url:
             raise VanexportError(f"no official checkpoint URL is known for VAN-{v.name}",
                                  "download its weights yourself and pass --weights PATH")
-        return str(checkpoints.download(v.checkpoint_url, v.checkpoint_sha256)), v.checkpoint_url
-    if checkpoints.is_url(weights):
-        return str(checkpoints.download(weights)), weights
-    return weights, weights
+        return str(download.download(v.checkpoint_url, pin or v.checkpoint_sha256)), v.checkpoint_url
+    if download.is_url(spec):
+        return str(download.download(spec, pin)), spec
+    if pin:
+        download.check_pin(regular_file(spec, "weights file", "pass an existing checkpoint file"), pin,
+                           f"weights file '{spec}'")
+    return spec, spec
 
 
 def _load_strict(model, sd: dict, v: Variant, guessed: Variant | None, path) -> None:

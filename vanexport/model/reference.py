@@ -32,7 +32,7 @@ def forget() -> None:
 def reference_model(meta, weights: str | None = None):
     """The PyTorch model for `meta` (a ModelMetadata). Random weights are rebuilt from their seed;
     checkpoint weights come from `weights` or, if still there, the file recorded at export time."""
-    from .checkpoints import is_url
+    from .download import is_url, split_pin
     from .factory import load_model
 
     key = (meta.variant, int(meta.num_classes), meta.weights_sha256)
@@ -43,7 +43,8 @@ def reference_model(meta, weights: str | None = None):
         model, _, info = load_model(meta.variant, None, meta.num_classes, seed=int(seed.group(1)), quiet=True)
     else:
         source = weights or meta.weights_source
-        if not source or not (is_url(source) or source == "official" or Path(source).exists()):
+        spec = split_pin(source)[0] if source else source
+        if not spec or not (is_url(spec) or spec == "official" or Path(spec).exists()):
             raise VanexportError(f"the weights this model was exported from ({meta.weights_source}) are not here",
                                  "pass them with --weights PATH")
         model, _, info = load_model(meta.variant, source, meta.num_classes, quiet=True)

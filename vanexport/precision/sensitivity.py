@@ -6,7 +6,6 @@ weights are needed. Calibration runs once (cached like `quantize`); every varian
 """
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 from ..check import metrics
 from ..check.tolerances import TOLERANCES, passes
 from ..errors import VanexportError
+from ..files import work_folder
 from ..runtime.batching import run_batched
 from . import graph as g
 
@@ -107,7 +107,7 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
         raise VanexportError("no named module groups found in the graph",
                              "export the model with `vanexport onnx` (TorchScript exporter names nodes by module)")
     calibration = None
-    with tempfile.TemporaryDirectory(prefix="vanexport-sens-") as tmp:
+    with work_folder() as tmp:
         if precision == "int8":
             calibrator = Calibrator(proto, meta, src_sha, calib, num_calib, method, seed,
                                     cache_folder=Path(onnx_path).parent, cache_stem=Path(onnx_path).stem + "_int8")

@@ -43,6 +43,23 @@ class OnnxRuntimeBackend:
         self.providers = self.session.get_providers()
         self.device = "cuda" if self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
 
+    def check_matches(self, meta, name: str) -> None:
+        """Refuse a file whose graph does not have the input, output and class count its metadata promises
+        (edited, or written by something else): running it would mislabel every image."""
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        problem = None
+        if inputs != [meta.input_name]:
+            problem = f"its graph takes {inputs} but its metadata says '{meta.input_name}'"
+        elif meta.output_name not in outputs:
+            problem = f"its graph gives {sorted(outputs)} but its metadata says '{meta.output_name}'"
+        elif isinstance(outputs[meta.output_name][-1], int) and outputs[meta.output_name][-1] != meta.num_classes:
+            problem = (f"its graph gives {outputs[meta.output_name][-1]} classes but its metadata says "
+                       f"{meta.num_classes}")
+        if problem:
+            raise VanexportError(f"'{name}' does not match its own metadata: {problem}",
+                                 "export it again with `vanexport onnx` (the file was changed after export)")
+
     @property
     def metadata(self) -> dict[str, str]:
         """The file's metadata_props (what vanexport wrote), read without the `onnx` package."""

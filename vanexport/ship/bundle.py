@@ -18,7 +18,6 @@ import hashlib
 import io
 import os
 import platform
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -27,7 +26,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import VanexportError
-from ..files import atomic_output, check_output_path, sha256_file
+from ..files import atomic_output, check_output_path, sha256_file, work_folder
 from ..formats.bundle_manifest import (SCHEMA_VERSION, BundleManifest, CheckEntry, EngineEntry, FileEntry,
                                        LabelsEntry, ModelInfo, OnnxEntry, TensorIO)
 from ..formats.engine_manifest import manifest_path, read_manifest
@@ -97,8 +96,7 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
     def check(path, reference) -> dict | None:
         return validate_onnx(path, weights, images, seed=seed, reference=reference).to_dict() if validate else None
 
-    with tempfile.TemporaryDirectory(prefix="vanexport-bundle-") as work:
-        work = Path(work)
+    with work_folder() as work:
         reference, exported = None, None
         if model is not None:
             fp32 = onnx_artifact(model)
@@ -211,8 +209,8 @@ def add_engine_to_bundle(bundle: str | os.PathLike, plan: str | os.PathLike, man
     plan_path, manifest_file = _check_engine_files(plan, manifest)
     if timing_cache is not None and not Path(timing_cache).is_file():
         raise VanexportError(f"timing cache '{timing_cache}' not found", "pass the cache file the build wrote")
-    with tempfile.TemporaryDirectory(prefix="vanexport-bundle-") as work:
-        root = Path(work) / "b"
+    with work_folder() as work:
+        root = work / "b"
         step(f"checking {bundle}")
         old = open_bundle(bundle, root).manifest
         entry = _engine_entry(plan_path, manifest_file, {m.sha256: m.file for m in old.models})

@@ -7,11 +7,11 @@ PyTorch or weights needed on the device) and only then added to the bundle, atom
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 from ..errors import ValidationFailed
+from ..files import work_folder
 
 
 def build_into_bundle(bundle, settings, *, device: int = 0, progress: Callable[[str], None] | None = None) -> dict:
@@ -28,8 +28,7 @@ def build_into_bundle(bundle, settings, *, device: int = 0, progress: Callable[[
     step(f"checking {bundle}")
     b = open_bundle(bundle)
     onnx = b.onnx(settings.precision)
-    with tempfile.TemporaryDirectory(prefix="vanexport-device-build-") as work:
-        work = Path(work)
+    with work_folder() as work:
         cache = work / "timing.cache"
         if b.timing_cache is not None:
             shutil.copyfile(b.timing_cache, cache)  # reuse the timings of earlier builds on this kind of device
