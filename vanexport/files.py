@@ -70,15 +70,15 @@ def check_output_path(path: str | os.PathLike) -> Path:
     """Fail early (before any slow work) when `path` cannot be written."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise VanexportError(f"output path '{path}' is a folder", "give a file name, e.g. -o engines/model.onnx")
     if not folder.exists():
         raise VanexportError(f"output folder '{folder}' does not exist", "create it first or choose another -o path")
-    if not os.access(folder, os.W_OK):
-        raise VanexportError(f"output folder '{folder}' is not writable", "choose a writable folder with -o")
-    if len(os.fsencode(path.name)) > name_max(folder):
+    if len(os.fsencode(path.name)) > name_max(folder):  # before anything stats the path (ENAMETOOLONG)
         raise VanexportError(f"output file name '{path.name[:40]}...' is longer than this file system allows "
                              f"({name_max(folder)} bytes)", "choose a shorter -o name")
+    if path.is_dir():
+        raise VanexportError(f"output path '{path}' is a folder", "give a file name, e.g. -o engines/model.onnx")
+    if not os.access(folder, os.W_OK):
+        raise VanexportError(f"output folder '{folder}' is not writable", "choose a writable folder with -o")
     if path.exists() and not path.is_file():
         raise VanexportError(f"output path '{path}' exists and is not a regular file", "choose another -o path")
     return path
