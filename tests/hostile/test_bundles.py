@@ -181,3 +181,19 @@ def test_an_archive_without_a_manifest_and_a_folder_as_bundle(case):
     assert_refused(o, "no manifest.json", out=case / "out")
     o = run_cli(["unpack", "dir.tar.gz", "-o", "out/u"], case)
     assert_refused(o, "is a directory", out=case / "out")
+
+
+def test_unpack_refuses_a_folder_that_holds_something(b0_bundle, case):
+    (case / "out" / "u").mkdir()
+    (case / "out" / "u" / "keep.txt").write_text("mine")
+    o = run_cli(["unpack", b0_bundle[0], "-o", "out/u"], case)
+    assert_refused(o, "already exists and is not an empty folder")
+    assert [p.name for p in (case / "out" / "u").iterdir()] == ["keep.txt"]
+
+
+def test_the_newer_schema_names_the_version_that_made_it(b0_bundle, case):
+    bundle = _make(b0_bundle, case, dict(mutate=lambda m: (_set("schema_version", 2)(m),
+                                                           _set("created_by", {"vanexport": "9.0"})(m))))
+    o = run_cli(["unpack", bundle, "-o", "out/u"], case)
+    assert_refused(o, "made by vanexport 9.0; this vanexport reads schema 1 at most", out=case / "out")
+    assert "upgrade vanexport" in o.stderr
