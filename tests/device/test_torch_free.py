@@ -94,3 +94,21 @@ def test_api_without_torch_on_a_bare_onnx_file(b0_onnx_64, tmp_path):
 
     x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 64, 64)).astype(np.float32)
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), OnnxRuntimeBackend(b0_onnx_64)(x))
+
+
+def test_importing_the_device_side_loads_neither_torch_nor_onnx(tmp_path):
+    """Every module a device needs imports without the export stack (the layering puts them below it)."""
+    code = """
+        import importlib, pkgutil, vanexport
+        names = ["vanexport.device", "vanexport.formats", "vanexport.runtime", "vanexport.data"]
+        for pkg in names:
+            module = importlib.import_module(pkg)
+            for m in pkgutil.iter_modules(module.__path__, pkg + "."):
+                importlib.import_module(m.name)
+        importlib.import_module("vanexport.check.tolerances")
+        importlib.import_module("vanexport.check.metrics")
+        print("imported", len([m for m in __import__("sys").modules if m.startswith("vanexport")]))
+    """
+    r = run_blocked(code, tmp_path, tmp_path / "cache")
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.split()[-1]) > 20
