@@ -123,3 +123,23 @@ def test_bad_trt_flags_are_user_errors_before_anything_else(tmp_path, monkeypatc
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("exc, line", [
+    (ModuleNotFoundError("No module named 'torch'", name="torch"), "error: torch is not installed: exporting"),
+    (ModuleNotFoundError("No module named 'skimage.data'", name="skimage.data"), "error: scikit-image is not installed"),
+    (ModuleNotFoundError("No module named 'polygraphy'", name="polygraphy"), "error: polygraphy is not installed"),
+])
+def test_a_device_install_names_the_export_extra(exc, line):
+    from vanexport.cli.app import one_line
+
+    text, code = one_line(exc)
+    assert code == 2 and text.startswith(line) and text.endswith(machine.EXPORT_HINT)
+
+
+def test_other_import_errors_stay_internal_errors():
+    from vanexport.cli.app import one_line
+
+    assert machine.missing_export_package(ModuleNotFoundError("x", name="numpy")) is None
+    assert machine.missing_export_package(ValueError("torch")) is None
+    assert one_line(ModuleNotFoundError("No module named 'numpy'", name="numpy"))[1] == 1
