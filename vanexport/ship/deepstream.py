@@ -167,10 +167,10 @@ def preprocess_config(pre, roi, input_name: str, batch_size: int, gpu_id: int, t
     left, top, w, h = roi
     s = pre.input_size
     return "\n".join([
-        f"# nvdspreprocess config written by vanexport {__version__}: the centred square that VAN's evaluation keeps",
-        f"# (resize short side {pre.resize_size}, centre-crop {s}) of each nvstreammux frame, scaled to {s}x{s} with",
-        "# the GPU's cubic filter. The ROI is in nvstreammux output pixels: for another width/height or more sources,",
-        "# rerun `vanexport deepstream --frame WxH` or add roi-params-src-<id> lines (left;top;width;height).",
+        f"# nvdspreprocess config written by vanexport {__version__}: the part of each nvstreammux frame that VAN's",
+        f"# evaluation keeps (resize short side {pre.resize_size}, centre-crop {s}), scaled to {s}x{s} with the GPU's cubic",
+        "# filter. The ROI is in nvstreammux output pixels: for another width/height or more sources, rerun",
+        "# `vanexport deepstream --frame WxH` or add roi-params-src-<id> lines (left;top;width;height).",
         "[property]",
         "enable=1",
         f"target-unique-ids={target_gie}",
