@@ -94,6 +94,11 @@ def test_a_device_install_runs_bundles_without_the_export_stack(device_venv, b0_
     assert commands["predict"]["ok"] and commands["deepstream"]["ok"] and commands["unpack"]["ok"]
     assert not commands["onnx"]["ok"] and "torch" in commands["onnx"]["missing"]
 
+    # the build on a device needs only TensorRT: without it, that is what it says (not torch or onnx)
+    r = run([cli, "trt", "--bundle", bundle, "--fp32"], env=env, timeout=600)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(
+        "error: TensorRT is not installed (no 'tensorrt' Python package)")
+
     work = tmp_path / "work"
     work.mkdir()
     r = run([cli, "onnx", "--img-size", "64"], env=env, cwd=work, timeout=600)

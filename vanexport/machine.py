@@ -21,9 +21,8 @@ DRIVER_HINT = "install the NVIDIA driver (on Jetson: flash JetPack) and check th
 
 EXPORT_HINT = "pip install 'vanexport[export]' (a device install has only what running a bundle needs)"
 # The export extra's packages, by the name they are imported under -> the name pip installs
-EXPORT_PACKAGES = {"torch": "torch", "torchvision": "torchvision", "onnx": "onnx", "onnxsim": "onnxsim",
-                   "onnxscript": "onnxscript", "polygraphy": "polygraphy", "huggingface_hub": "huggingface_hub",
-                   "skimage": "scikit-image"}
+EXPORT_PACKAGES = {"torch": "torch", "onnx": "onnx", "onnxsim": "onnxsim", "onnxscript": "onnxscript",
+                   "polygraphy": "polygraphy", "huggingface_hub": "huggingface_hub", "skimage": "scikit-image"}
 
 AMPERE = (8, 0)  # compute capability of the first Ampere GPUs (HardwareCompatibilityLevel.AMPERE_PLUS)
 # cuda.h

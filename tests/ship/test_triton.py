@@ -261,3 +261,6 @@ def test_the_ensemble_checks_catch_broken_wiring():
     check_ensemble(good, {"pre": pre, "m": m})
     with pytest.raises(VanexportError, match="'pre' is not in the repository"):
         check_ensemble(good, {"m": m})
+    m.input[0].name = "images"
+    with pytest.raises(VanexportError, match="fit its models: 'm' has no input input: "):
+        check_ensemble(good, {"pre": pre, "m": m})

@@ -142,6 +142,11 @@ def measure_agreement(onnx_path, images: str | os.PathLike, pre, modes=("centre-
     from ..runtime.batching import run_batched
     from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
 
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        raise VanexportError("measuring the preprocessing (--images) needs ONNX Runtime",
+                             "pip install 'vanexport[cpu]', or leave --images out") from e
     files = list_images(Path(images))
     if not files:
         raise VanexportError(f"no images in '{images}'", "pass a folder of .jpg/.png images (subfolders are read)")

@@ -135,10 +135,10 @@ def check_ensemble(ensemble, models: dict) -> None:
         if m is None:
             problems.append(f"composing model '{step.model_name}' is not in the repository")
             continue
-        if set(step.input_map) - {t.name for t in m.input}:
-            problems.append(f"'{step.model_name}' has no input {', '.join(sorted(set(step.input_map)))}")
-        if set(step.output_map) - {t.name for t in m.output}:
-            problems.append(f"'{step.model_name}' has no output {', '.join(sorted(set(step.output_map)))}")
+        if missing := sorted(set(step.input_map) - {t.name for t in m.input}):
+            problems.append(f"'{step.model_name}' has no input {', '.join(missing)}")
+        if missing := sorted(set(step.output_map) - {t.name for t in m.output}):
+            problems.append(f"'{step.model_name}' has no output {', '.join(missing)}")
         if m.max_batch_size and ensemble.max_batch_size > m.max_batch_size:
             problems.append(f"ensemble {ensemble.name} allows maximum batch size {ensemble.max_batch_size}, but "
                             f"'{m.name}' only {m.max_batch_size}")

@@ -106,7 +106,8 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
     notes += [cache_note] if cache_note else []
     t0 = time.perf_counter()
     with cuda.Device(device), trt_engine.capture(trt) as log:  # TensorRT builds on the current device
-        step(f"parsing {onnx_path} with TensorRT {version} ({'strongly typed' if mode == 'strong' else 'weak typing: ' + settings.precision.upper() + ' builder flag'})")
+        typing = "strongly typed" if mode == "strong" else f"weak typing: {settings.precision.upper()} builder flag"
+        step(f"parsing {onnx_path} with TensorRT {version} ({typing})")
         trt_builder, network, parser = builder.parse_onnx(trt, log, onnx_path, network_flags(trt, mode))
         t_parse = time.perf_counter()
         step(f"building the {settings.precision.upper()} engine on {gpu.name} (device {device}; batch "

@@ -97,9 +97,9 @@ def configure(trt, builder, network, options: dict, monitor=None):
     return config
 
 
-def use_dla(trt, builder, network, config, core: int) -> dict:
-    """Place the network on DLA core `core`, layers it cannot run on the GPU; refuse when it can run none of them.
-    Returns {"dla": layers the DLA can run, "gpu": the others}, as TensorRT judges before building."""
+def use_dla(trt, builder, network, config, core: int) -> None:
+    """Place the network on DLA core `core`, the layers it cannot run on the GPU; refuse, before the build, a
+    network of which TensorRT says no layer can run on the DLA (where they land is checked after the build)."""
     if core >= builder.num_DLA_cores:
         raise VanexportError(f"no DLA core {core} (this device has {builder.num_DLA_cores})",
                              "drop --dla-core, or pick a core that exists (Jetson AGX Orin/Xavier have 0 and 1)")
@@ -112,7 +112,6 @@ def use_dla(trt, builder, network, config, core: int) -> dict:
         raise VanexportError(f"no layer of this network can run on DLA core {core} (all {len(layers)} would fall "
                              "back to the GPU)", "drop --dla-core; on TensorRT 10, DLA needs --fp16 or --int8 "
                              "(with --weak-typing, as DeepStream and trtexec build for DLA)")
-    return {"dla": on_dla, "gpu": len(layers) - on_dla}
 
 
 def attach_timing_cache(trt, config, data: bytes, log) -> tuple[object, str | None]:
