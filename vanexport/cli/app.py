@@ -217,15 +217,18 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
               "for a new export].")
 @click.option("--min-img-size", type=int, help="Smallest H = W (ONNX exported with --dynamic-hw only).")
 @click.option("--max-img-size", type=int, help="Largest H = W (ONNX exported with --dynamic-hw only).")
-@click.option("--workspace", type=float, metavar="GiB", help="Workspace memory limit [default: TensorRT's].")
+@click.option("--workspace", type=float, metavar="GiB", help="Workspace memory limit [default: TensorRT's; on a "
+              "Jetson, 1 GiB or a quarter of the free memory].")
 @click.option("--timing-cache", metavar="PATH", default="auto", show_default=True,
-              help="Timing cache read before and written after the build ('auto': timing.cache beside the plan).")
+              help="Timing cache read before and written after the build, if made for this TensorRT and GPU and "
+              "never emptied ('auto': timing.cache beside the plan).")
 @click.option("--no-timing-cache", is_flag=True, help="Build without a timing cache.")
 @click.option("--opt-level", type=int, help="Builder optimization level 0-5 [default: TensorRT's, 3].")
 @click.option("--hw-compat", type=click.Choice(["none", "ampere+", "same-cc"]), default="none", show_default=True,
               help="Hardware compatibility: ampere+ runs on any GPU of compute capability >= 8.0.")
 @click.option("--version-compatible", is_flag=True, help="Plan that newer TensorRT versions can run too.")
-@click.option("--dla-core", type=int, help="Build for this DLA core (Jetson), GPU fallback on.")
+@click.option("--dla-core", type=int, help="Build for this DLA core (Jetson; FP16/INT8, one static shape), GPU "
+              "fallback on.")
 @click.option("--tf32", is_flag=True, help="Allow TF32 in FP32 layers (faster, less exact).")
 @click.option("--weak-typing", is_flag=True, help="TensorRT 10 only: FP16/INT8 builder flags instead of a strongly "
               "typed network.")
