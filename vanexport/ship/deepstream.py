@@ -47,7 +47,7 @@ PROB_OUTPUT = "probabilities"
 # take them: 2 = Algo1, a true cubic on the GPU (the VIC's 5-tap filter on a Jetson unless compute is the GPU).
 SCALING_FILTER_CUBIC = 2
 COMPUTE_GPU = 1
-PREPROCESS_UNIQUE_ID = 15  # nvdspreprocess's own id; it must differ from the nvinfer ids it feeds
+PREPROCESS_UNIQUE_ID = 100  # nvdspreprocess's own id: apart from nvinfer ids (whose default is 15) and ours (1, 2)
 # The sample library that ships with DeepStream (6.2 sample config; UNVERIFIED that 7.x keeps the path).
 CUSTOM_LIB = "/opt/nvidia/deepstream/deepstream/lib/gst-plugins/libcustom2d_preprocess.so"
 
@@ -186,7 +186,7 @@ def preprocess_config(pre, roi, input_name: str, batch_size: int, gpu_id: int, t
         f"network-input-shape={batch_size};3;{s};{s}",
         f"processing-width={s}",
         f"processing-height={s}",
-        "maintain-aspect-ratio=0",  # the ROI is already square
+        "maintain-aspect-ratio=0",  # the ROI has the crop's shape already
         "symmetric-padding=0",
         "network-color-format=0",  # RGB, as VAN was trained
         "tensor-data-type=0",  # FP32
