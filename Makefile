@@ -5,14 +5,14 @@ VENV     ?= .venv
 BIN       = $(VENV)/bin
 GPU_VENV ?= .venv-gpu
 
-.PHONY: setup setup-gpu demo test test-fast test-gpu bench clean
+.PHONY: setup setup-gpu demo test test-fast test-gpu smoke-gpu bench clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints/cpu.txt -e ".[cpu,dev]"
+	$(BIN)/pip install -q -c constraints/cpu.txt -e ".[export,cpu,dev]"
 	touch $@
 
 demo: setup
@@ -32,11 +32,15 @@ setup-gpu: $(GPU_VENV)/.installed
 $(GPU_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv --system-site-packages $(GPU_VENV)
 	$(GPU_VENV)/bin/pip install -q --upgrade pip
-	$(GPU_VENV)/bin/pip install -q -e ".[gpu,dev]"
+	$(GPU_VENV)/bin/pip install -q -e ".[export,gpu,dev]"
 	touch $@
 
 test-gpu: setup-gpu
 	$(GPU_VENV)/bin/python -m pytest -q -m "gpu or tensorrt" -rs
+
+# Every TensorRT line once, on this machine's GPU: one JSON report (benchmarks/results/smoke_gpu.json).
+smoke-gpu: setup-gpu
+	$(GPU_VENV)/bin/python benchmarks/smoke_gpu.py -o benchmarks/results/smoke_gpu.json
 
 bench: setup
 	$(BIN)/python benchmarks/bench_cpu.py

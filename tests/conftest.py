@@ -80,6 +80,23 @@ def digits(tmp_path_factory):
 
 
 @pytest.fixture
+def fake_gpu(monkeypatch):
+    """This process's CUDA driver and `tensorrt` module replaced by the stand-ins of tests/stand_ins.py (one A10;
+    change `fake_gpu.driver.devices` for others)."""
+    import sys
+    from types import SimpleNamespace
+
+    from stand_ins import FakeDriver, FakeTensorRT
+    from vanexport import machine
+
+    driver = FakeDriver()
+    trt = FakeTensorRT(driver)
+    monkeypatch.setattr(machine, "_load_libcuda", lambda: driver)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    return SimpleNamespace(driver=driver, trt=trt)
+
+
+@pytest.fixture
 def make_manifest():
     """make(plan_path, ...) -> the EngineManifest a build on an A10 with TensorRT 10.16.1.11 would write for it."""
     from vanexport.files import sha256_file

@@ -1,5 +1,4 @@
 """Without TensorRT, a driver or a GPU every TensorRT command fails fast, in one line, saying what to install."""
-import ctypes
 import importlib.util
 import json
 import sys
@@ -7,6 +6,7 @@ import types
 
 import pytest
 from click.testing import CliRunner
+from stand_ins import FakeDriver
 
 from vanexport.cli import cli
 from vanexport.errors import VanexportError
@@ -40,46 +40,32 @@ def test_no_driver_is_named_after_tensorrt(monkeypatch):
     assert "nvidia-smi" in e.value.hint
 
 
-class FakeLibcuda:
-    """The CUDA driver API calls cuda_gpu makes, answering like a driver with one Ampere GPU (or failing cuInit)."""
-
-    def __init__(self, init_result=0):
-        self.init_result = init_result
-
-    def cuInit(self, flags):
-        return self.init_result
-
-    def cuGetErrorName(self, code, out):
-        out._obj.value = {999: b"CUDA_ERROR_UNKNOWN"}.get(code)
-        return 0 if out._obj.value else 1
-
-    def cuDeviceGetCount(self, out):
-        out._obj.value = 1
-        return 0
-
-    def cuDeviceGet(self, out, index):
-        out._obj.value = index
-        return 0
-
-    def cuDeviceGetName(self, buf, size, device):
-        ctypes.memmove(buf, b"NVIDIA A10\0", 11)
-        return 0
-
-    def cuDeviceGetAttribute(self, out, attribute, device):
-        out._obj.value = {75: 8, 76: 6}[attribute]  # CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR/MINOR
-        return 0
-
-    def cuDriverGetVersion(self, out):
-        out._obj.value = 12040
-        return 0
-
-
 def test_gpu_name_and_compute_capability_from_the_driver(monkeypatch):
-    monkeypatch.setattr(machine, "_load_libcuda", lambda: FakeLibcuda())
+    monkeypatch.setattr(machine, "_load_libcuda", lambda: FakeDriver())
     gpu = cuda_gpu(0)
     assert (gpu.name, gpu.compute_capability, gpu.driver_cuda_version, gpu.cc) == ("NVIDIA A10", "8.6", "12.4", (8, 6))
+    assert gpu.integrated is False
     with pytest.raises(VanexportError, match=r"no CUDA device 1 \(1 visible\)"):
         cuda_gpu(1)
+
+
+def test_an_integrated_gpu_is_told_apart(monkeypatch):
+    orin = {"name": "Orin", "cc": "8.7", "integrated": True, "memory": 32 * 2**30}
+    monkeypatch.setattr(machine, "_load_libcuda", lambda: FakeDriver([orin]))
+    assert cuda_gpu(0).integrated is True and machine.gpus()[0]["integrated"] is True
+
+
+@pytest.mark.parametrize("text, release", [
+    ("# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8\n", "R36.4.3"),
+    ("# R35 (release), REVISION: 5.0, GCID: 35550185, BOARD: t186ref, EABI: aarch64\n", "R35.5.0"),
+    ("garbage", ""),
+])
+def test_jetson_linux_release(text, release, tmp_path):
+    assert machine.parse_l4t_release(text) == release
+    f = tmp_path / "nv_tegra_release"
+    f.write_text(text)
+    assert machine.host_platform(str(f)).l4t == release
+    assert machine.host_platform(str(tmp_path / "absent")).l4t == ""
 
 
 @pytest.mark.parametrize("code, message", [
@@ -88,7 +74,7 @@ def test_gpu_name_and_compute_capability_from_the_driver(monkeypatch):
     (999, r"cannot initialise CUDA \(CUDA_ERROR_UNKNOWN\)"),
 ])
 def test_driver_failures_are_named(monkeypatch, code, message):
-    monkeypatch.setattr(machine, "_load_libcuda", lambda: FakeLibcuda(init_result=code))
+    monkeypatch.setattr(machine, "_load_libcuda", lambda: FakeDriver(init_result=code))
     with pytest.raises(VanexportError, match=message):
         cuda_gpu()
 
@@ -137,3 +123,23 @@ def test_bad_trt_flags_are_user_errors_before_anything_else(tmp_path, monkeypatc
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("exc, line", [
+    (ModuleNotFoundError("No module named 'torch'", name="torch"), "error: torch is not installed: exporting"),
+    (ModuleNotFoundError("No module named 'skimage.data'", name="skimage.data"), "error: scikit-image is not installed"),
+    (ModuleNotFoundError("No module named 'polygraphy'", name="polygraphy"), "error: polygraphy is not installed"),
+])
+def test_a_device_install_names_the_export_extra(exc, line):
+    from vanexport.cli.app import one_line
+
+    text, code = one_line(exc)
+    assert code == 2 and text.startswith(line) and text.endswith(machine.EXPORT_HINT)
+
+
+def test_other_import_errors_stay_internal_errors():
+    from vanexport.cli.app import one_line
+
+    assert machine.missing_export_package(ModuleNotFoundError("x", name="numpy")) is None
+    assert machine.missing_export_package(ValueError("torch")) is None
+    assert one_line(ModuleNotFoundError("No module named 'numpy'", name="numpy"))[1] == 1

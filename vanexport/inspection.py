@@ -105,23 +105,24 @@ def inspect_plan(path) -> InspectReport:
         notes.append(f"the plan does not match its manifest (sha256 {digest[:12]}, manifest "
                      f"{manifest.plan.sha256[:12]}): it was modified or replaced")
     try:
-        from .machine import require_tensorrt, tensorrt_version
+        from .machine import host_platform, require_tensorrt, tensorrt_version
+        from .runtime import cuda
         from .runtime import tensorrt_engine as trt_engine
 
         trt, gpu = require_tensorrt()
     except VanexportError as e:
         notes.append(f"no per-layer table: {e}")
         return InspectReport(str(path), "plan", path.stat().st_size, digest, details, notes)
-    problem = compatibility_problem(manifest, tensorrt_version(trt), gpu)
+    problem = compatibility_problem(manifest, tensorrt_version(trt), gpu, host_platform())
     details["fits_this_machine"] = problem is None
     if problem:
         notes.append(f"no per-layer table: {problem[0]}")
     elif details["hash_ok"]:
-        logger = trt_engine.collecting_logger(trt)
-        runtime, engine = trt_engine.deserialize(trt, logger, path.read_bytes(),
-                                                 host_code=manifest.tensorrt.version_compatible,
-                                                 dla_core=manifest.tensorrt.dla_core)
-        details["layers"] = trt_engine.engine_layers(trt, engine)
-        details["device_memory_bytes"] = int(getattr(engine, "device_memory_size_v2", 0) or 0)
-        del engine, runtime
+        with cuda.Device(gpu.index), trt_engine.capture(trt) as log:
+            runtime, engine = trt_engine.deserialize(trt, log, path.read_bytes(),
+                                                     host_code=manifest.tensorrt.version_compatible,
+                                                     dla_core=manifest.tensorrt.dla_core)
+            details["layers"] = trt_engine.engine_layers(trt, engine)
+            details["device_memory_bytes"] = int(getattr(engine, "device_memory_size_v2", 0) or 0)
+            del engine, runtime
     return InspectReport(str(path), "plan", path.stat().st_size, digest, details, notes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import importlib.metadata
 import platform
+import re
 import sys
 from dataclasses import asdict, dataclass
 
@@ -18,10 +19,15 @@ TENSORRT_HINT = ("install the GPU extra: pip install 'vanexport[gpu]' (TensorRT'
                  "pypi.nvidia.com); on Jetson, TensorRT comes with JetPack (apt install python3-libnvinfer)")
 DRIVER_HINT = "install the NVIDIA driver (on Jetson: flash JetPack) and check that `nvidia-smi` works"
 
+EXPORT_HINT = "pip install 'vanexport[export]' (a device install has only what running a bundle needs)"
+# The export extra's packages, by the name they are imported under -> the name pip installs
+EXPORT_PACKAGES = {"torch": "torch", "onnx": "onnx", "onnxsim": "onnxsim", "onnxscript": "onnxscript",
+                   "polygraphy": "polygraphy", "huggingface_hub": "huggingface_hub", "skimage": "scikit-image"}
+
 AMPERE = (8, 0)  # compute capability of the first Ampere GPUs (HardwareCompatibilityLevel.AMPERE_PLUS)
 # cuda.h
-_CUDA_SUCCESS, _CUDA_ERROR_STUB_LIBRARY, _CUDA_ERROR_NO_DEVICE = 0, 34, 100
-_ATTR_CC_MAJOR, _ATTR_CC_MINOR = 75, 76
+CUDA_SUCCESS, _CUDA_ERROR_STUB_LIBRARY, _CUDA_ERROR_NO_DEVICE = 0, 34, 100
+_ATTR_CC_MAJOR, _ATTR_CC_MINOR, _ATTR_INTEGRATED = 75, 76, 18
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,7 @@ class GpuInfo:
     compute_capability: str  # "8.6"
     driver_cuda_version: str = ""  # the newest CUDA version the driver supports, e.g. "12.4"
     index: int = 0
+    integrated: bool = False  # shares system memory with the CPU (Jetson): CU_DEVICE_ATTRIBUTE_INTEGRATED
 
     @property
     def cc(self) -> tuple[int, int]:
@@ -37,6 +44,39 @@ class GpuInfo:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class PlatformInfo:
+    """The host a plan was built on: TensorRT plans do not move across operating systems or CPU architectures
+    (NVIDIA's support matrix), and JetPack's TensorRT is a package of its own."""
+
+    system: str = ""  # platform.system(): "Linux", "Windows"
+    machine: str = ""  # platform.machine(): "x86_64", "aarch64"
+    l4t: str = ""  # Jetson Linux release ("R36.4.3") from /etc/nv_tegra_release; "" elsewhere
+
+    def describe(self) -> str:
+        return f"{self.system} {self.machine}" + (f" (Jetson Linux {self.l4t})" if self.l4t else "")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_l4t_release(text: str) -> str:
+    """'# R36 (release), REVISION: 4.3, GCID: ...' -> 'R36.4.3' ('' when the text is not that)."""
+    major = re.search(r"#\s*R(\d+)\s*\(release\)", text)
+    revision = re.search(r"REVISION:\s*([\d.]+)", text)
+    if not major:
+        return ""
+    return f"R{major.group(1)}" + (f".{revision.group(1).rstrip('.')}" if revision else "")
+
+
+def host_platform(release_file: str = "/etc/nv_tegra_release") -> PlatformInfo:
+    try:
+        l4t = parse_l4t_release(open(release_file, encoding="utf-8", errors="replace").read(4096))
+    except OSError:
+        l4t = ""
+    return PlatformInfo(platform.system(), platform.machine(), l4t)
 
 
 def parse_cc(cc: str) -> tuple[int, int]:
@@ -64,14 +104,15 @@ def _load_libcuda():
     raise VanexportError("no NVIDIA driver (libcuda is not installed)", DRIVER_HINT)
 
 
-def _error_name(lib, code: int) -> str:
+def error_name(lib, code: int) -> str:
+    """CUDA_ERROR_OUT_OF_MEMORY for a driver API result code (cuGetErrorName)."""
     name = ctypes.c_char_p()
-    if lib.cuGetErrorName(code, ctypes.byref(name)) == _CUDA_SUCCESS and name.value:
+    if lib.cuGetErrorName(code, ctypes.byref(name)) == CUDA_SUCCESS and name.value:
         return name.value.decode()
     return f"CUDA error {code}"
 
 
-def _driver():
+def driver():
     """libcuda, initialised, or a one-line VanexportError saying why not."""
     lib = _load_libcuda()
     rc = lib.cuInit(0)
@@ -80,8 +121,8 @@ def _driver():
     if rc == _CUDA_ERROR_NO_DEVICE:
         raise VanexportError("no CUDA device (the NVIDIA driver is installed but sees no GPU)",
                              "check `nvidia-smi` and CUDA_VISIBLE_DEVICES; run containers with --gpus all")
-    if rc != _CUDA_SUCCESS:
-        raise VanexportError(f"the NVIDIA driver cannot initialise CUDA ({_error_name(lib, rc)})",
+    if rc != CUDA_SUCCESS:
+        raise VanexportError(f"the NVIDIA driver cannot initialise CUDA ({error_name(lib, rc)})",
                              "check `nvidia-smi`; after a driver update, reboot")
     return lib
 
@@ -92,32 +133,51 @@ def _device_count(lib) -> int:
     return count.value
 
 
-def cuda_gpu(index: int = 0) -> GpuInfo:
-    """Name and compute capability of CUDA device `index`, straight from the driver."""
-    lib = _driver()
+def device_handle(lib, index: int) -> ctypes.c_int:
+    """The driver's CUdevice for device `index`, or a one-line VanexportError when there is no such device."""
     count = _device_count(lib)
     if not 0 <= index < count:
         raise VanexportError(f"no CUDA device {index} ({count} visible)",
                              f"choose a device from 0 to {count - 1}" if count else
                              "check `nvidia-smi` and CUDA_VISIBLE_DEVICES")
-    device, major, minor, version = ctypes.c_int(), ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+    device = ctypes.c_int()
+    lib.cuDeviceGet(ctypes.byref(device), ctypes.c_int(index))
+    return device
+
+
+def cuda_gpu(index: int = 0) -> GpuInfo:
+    """Name, compute capability and kind (integrated or discrete) of CUDA device `index`, from the driver."""
+    lib = driver()
+    device = device_handle(lib, index)
+    major, minor, integrated, version = ctypes.c_int(), ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
     name = ctypes.create_string_buffer(256)
-    lib.cuDeviceGet(ctypes.byref(device), index)
     lib.cuDeviceGetName(name, len(name), device)
     lib.cuDeviceGetAttribute(ctypes.byref(major), _ATTR_CC_MAJOR, device)
     lib.cuDeviceGetAttribute(ctypes.byref(minor), _ATTR_CC_MINOR, device)
+    lib.cuDeviceGetAttribute(ctypes.byref(integrated), _ATTR_INTEGRATED, device)
     lib.cuDriverGetVersion(ctypes.byref(version))
     return GpuInfo(name.value.decode(errors="replace"), f"{major.value}.{minor.value}",
-                   f"{version.value // 1000}.{version.value % 1000 // 10}", index)
+                   f"{version.value // 1000}.{version.value % 1000 // 10}", index, bool(integrated.value))
 
 
 def gpu_memory_bytes(index: int = 0) -> int:
     """Total memory of CUDA device `index` (cuDeviceTotalMem_v2)."""
-    lib = _driver()
-    device, total = ctypes.c_int(), ctypes.c_size_t()
-    lib.cuDeviceGet(ctypes.byref(device), index)
-    lib.cuDeviceTotalMem_v2(ctypes.byref(total), device)
+    lib = driver()
+    total = ctypes.c_size_t()
+    lib.cuDeviceTotalMem_v2(ctypes.byref(total), device_handle(lib, index))
     return int(total.value)
+
+
+def missing_export_package(e: BaseException) -> VanexportError | None:
+    """The one-line error for an import of a package of the `export` extra that is not installed (a device
+    install has none of them); None for any other exception."""
+    if not isinstance(e, ImportError):
+        return None
+    name = (getattr(e, "name", None) or "").split(".")[0]
+    if name not in EXPORT_PACKAGES:
+        return None
+    return VanexportError(f"{EXPORT_PACKAGES[name]} is not installed: exporting, converting and validating need "
+                          "the export extra (PyTorch, ONNX, Polygraphy)", EXPORT_HINT)
 
 
 def require_tensorrt(device: int = 0):
@@ -132,7 +192,7 @@ def tensorrt_version(trt) -> str:
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "onnxscript", "polygraphy", "tensorrt",
             "nvidia-modelopt", "numpy", "pillow", "click", "rich", "tritonclient")
-# What each command needs beyond numpy/click. A command is usable when all of these are present.
+# What each command needs beyond the core (numpy, pillow, click, rich). A command is usable when all are present.
 NEEDS = {
     "onnx": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim", "polygraphy"),
     "validate": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "polygraphy"),
@@ -140,12 +200,13 @@ NEEDS = {
     "quantize": ("onnx", "onnxruntime|onnxruntime-gpu", "pillow"),
     "sensitivity": ("onnx", "onnxruntime|onnxruntime-gpu", "pillow"),
     "trt": ("torch", "onnx", "polygraphy", "tensorrt"),  # and a CUDA GPU with its driver
+    "trt --bundle": ("tensorrt",),  # on the device: no PyTorch, no onnx, no Polygraphy
     "inspect": ("onnx",),  # TensorRT only for a plan's per-layer table
     "bundle": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "polygraphy"),
     "unpack": (),
     "predict": ("onnxruntime|onnxruntime-gpu|tensorrt", "pillow"),  # no torch: what a device needs
     "triton": ("tritonclient",),  # Triton's model-config schema
-    "deepstream": ("onnx",),
+    "deepstream": (),  # --images (the crop's measured agreement) also needs ONNX Runtime
     "bench": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim"),
     "info": (),
 }
@@ -182,14 +243,14 @@ def available_memory_bytes() -> int | None:
 def gpus() -> list[dict]:
     """Every CUDA device the driver sees (empty without a driver or a GPU)."""
     try:
-        count = _device_count(_driver())
+        count = _device_count(driver())
     except VanexportError:
         return []
     out = []
     for i in range(count):
         g = cuda_gpu(i)
         out.append({"index": i, "name": g.name, "compute_capability": g.compute_capability,
-                    "memory_gib": round(gpu_memory_bytes(i) / 2**30, 1)})
+                    "memory_gib": round(gpu_memory_bytes(i) / 2**30, 1), "integrated": g.integrated})
     return out
 
 

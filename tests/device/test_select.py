@@ -145,3 +145,19 @@ def test_classifier_respects_an_engine_profile(b0_onnx_64):
     x = np.random.default_rng(0).uniform(-1, 1, (7, 3, 64, 64)).astype(np.float32)
     np.testing.assert_array_equal(clf.logits(x), ort(x))
     assert seen == [3, 3, 1]
+
+
+def test_a_plan_for_another_platform_is_skipped_with_the_reason():
+    from vanexport.machine import PlatformInfo
+
+    jetson = plan("orin.plan", trt="10.3.0", cc="8.7", gpu="Orin")
+    jetson.manifest.platform = PlatformInfo("Linux", "aarch64", "R36.4.3")
+    jetson.manifest.gpu = GpuInfo("Orin", "8.7", integrated=True)
+    here = Device("10.3.0", (GpuInfo("Orin", "8.7", integrated=True),), ("CPUExecutionProvider",),
+                  PlatformInfo("Linux", "aarch64", "R36.4.3"))
+    assert choose(ONNX[:1] + [jetson], here)[0].backend == "tensorrt"
+    # the same compute capability and TensorRT on an Arm server with a discrete GPU: not the Jetson's plan
+    server = Device("10.3.0", (GpuInfo("GH200", "8.7"),), ("CPUExecutionProvider",), PlatformInfo("Linux", "aarch64"))
+    choices = choose(ONNX[:1] + [jetson], server)
+    assert order(choices) == [("onnxruntime-cpu", "m_fp32.onnx")]
+    assert "orin.plan: orin.plan was built for an integrated GPU (Jetson)" in choices[0].skipped[0]

@@ -6,7 +6,7 @@ import pytest
 
 from vanexport.errors import VanexportError
 from vanexport.files import sha256_file
-from vanexport.machine import GpuInfo
+from vanexport.machine import GpuInfo, PlatformInfo
 from vanexport.formats.engine_manifest import (SCHEMA, check_loadable, check_plan_hash, compatibility_problem,
                                     compatibility_warnings, manifest_path, read_manifest, write_manifest)
 
@@ -98,3 +98,40 @@ def test_tampered_plan_is_refused(plan, make_manifest):
     plan.write_bytes(bytes(data))
     with pytest.raises(VanexportError, match="does not match its manifest .* it was modified or replaced"):
         check_loadable(plan, m, "10.16.1.11", A10)
+
+
+JETSON = PlatformInfo("Linux", "aarch64", "R36.4.3")
+X86 = PlatformInfo("Linux", "x86_64")
+ORIN = GpuInfo("Orin", "8.7", integrated=True)
+
+
+def test_the_platform_is_recorded_and_checked(plan, make_manifest):
+    """Plans do not move across operating systems, CPU architectures, or between a Jetson and a discrete GPU."""
+    m = make_manifest(plan, gpu=ORIN)
+    m.platform = JETSON
+    write_manifest(m, manifest_path(plan))
+    back = read_manifest(plan)
+    assert back.platform == JETSON and back.gpu.integrated is True
+    assert compatibility_problem(back, "10.16.1.11", ORIN, JETSON) is None
+    problem, hint = compatibility_problem(back, "10.16.1.11", ORIN, X86)
+    assert problem.startswith("van_b0_224_fp16.plan was built on Linux aarch64 (Jetson Linux R36.4.3), this machine "
+                              "is Linux x86_64") and "vanexport trt" in hint
+    # same architecture, not a Jetson: an Arm server with a discrete GPU (and the same compute capability)
+    assert "built for an integrated GPU (Jetson), this machine has a discrete GPU" in compatibility_problem(
+        back, "10.16.1.11", GpuInfo("GH200", "8.7"), PlatformInfo("Linux", "aarch64"))[0]
+    with pytest.raises(VanexportError, match="was built on Linux aarch64"):
+        check_loadable(plan, back, "10.16.1.11", ORIN, X86)
+    assert compatibility_problem(back, "10.16.1.11", ORIN) is None  # no platform given: not checked
+
+
+def test_manifests_written_before_the_new_fields_still_load(plan, make_manifest):
+    d = make_manifest(plan).to_dict()
+    for key in ("platform",):
+        d.pop(key)
+    d["gpu"].pop("integrated")
+    for key in ("workspace_bytes", "placement"):
+        d["build"].pop(key)
+    manifest_path(plan).write_text(json.dumps(d))
+    m = read_manifest(plan)
+    assert m.platform is None and m.gpu.integrated is False and m.build.placement is None
+    assert compatibility_problem(m, "10.16.1.11", A10, X86) is None  # nothing recorded, nothing refused

@@ -1,12 +1,13 @@
 """Real TensorRT engines (FP32, FP16, INT8) built from a trained VAN-b0 and checked against PyTorch.
 
 Run with `make test-gpu` (or `pytest -m "gpu or tensorrt" -rs tests/gpu`). Every test skips, with the one-line
-reason vanexport itself would print, on a machine without TensorRT, an NVIDIA driver, a CUDA GPU, or a CUDA build
-of PyTorch.
+reason vanexport itself would print, on a machine without TensorRT, an NVIDIA driver or a CUDA GPU. PyTorch runs
+on the CPU here (the reference); the TensorRT backend needs no PyTorch at all.
 """
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,12 +17,10 @@ from vanexport.errors import VanexportError
 
 
 def _what_is_missing() -> str | None:
-    from vanexport.runtime.tensorrt_backend import cuda_torch
     from vanexport.machine import require_tensorrt
 
     try:
         require_tensorrt()
-        cuda_torch()
     except VanexportError as e:
         return str(e)
     return None
@@ -43,6 +42,9 @@ def workdir(tmp_path_factory):
     os.chdir(old)
 
 
+PROGRESS: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def engines(digits, workdir):
     """One engine per precision from the digits model's FP32 ONNX (64x64, 10 classes), validated on held-out
@@ -50,7 +52,7 @@ def engines(digits, workdir):
     from vanexport.pipeline import export_trt
 
     return {p: export_trt(digits.onnx, precision=p, weights=digits.weights, images=digits.heldout_dir,
-                          calib=digits.calib_dir if p == "int8" else None, num_calib=256)
+                          calib=digits.calib_dir if p == "int8" else None, num_calib=256, progress=PROGRESS.append)
             for p in PRECISIONS}
 
 
@@ -240,7 +242,97 @@ def test_parser_errors_name_the_node(tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("vanexport.test", 1)])
     path = tmp_path / "bad.onnx"
     onnx.save(model, str(path))
+    from vanexport.runtime import cuda
+    from vanexport.trt.builder import parse_onnx
+
     trt = import_tensorrt()
-    logger = trt_engine.collecting_logger(trt)
-    with pytest.raises(VanexportError, match=r"node 1 'the_bad_one' \(NoSuchOp\)"):
-        trt_engine.parse_onnx(trt, logger, path, 0)
+    with cuda.Device(0), trt_engine.capture(trt) as log:
+        with pytest.raises(VanexportError, match=r"node 1 'the_bad_one' \(NoSuchOp\)"):
+            parse_onnx(trt, log, path, 0)
+
+
+def test_the_progress_monitor_reports_build_phases(engines):
+    phases = [line for line in PROGRESS if line.startswith("TensorRT: ")]
+    assert phases, PROGRESS  # IProgressMonitor.phase_start of top-level phases, as they happened
+
+
+def test_no_pytorch_cuda_in_the_process_that_runs_plans(engines):
+    import sys
+
+    from vanexport.runtime.tensorrt_backend import TensorRTBackend
+
+    with TensorRTBackend(engines["fp16"].engine["path"]) as backend:
+        backend(np.zeros((2, 3, 64, 64), np.float32))
+    torch = sys.modules.get("torch")
+    assert torch is None or not torch.cuda.is_initialized()  # the backend's memory is the driver API's
+
+
+def test_a_profile_with_min_batch_above_one(digits, workdir, heldout):
+    """Validation, predict-style batching and the bundle check all pad the last short chunk to the minimum."""
+    from vanexport.runtime.batching import batch_limits, run_batched
+    from vanexport.runtime.tensorrt_backend import TensorRTBackend
+    from vanexport.trt.build import build_engine
+    from vanexport.trt.settings import BuildSettings
+
+    r = build_engine(digits.onnx, BuildSettings(min_batch=4, opt_batch=4, max_batch=8), workdir / "min4.plan",
+                     weights=digits.weights, images=digits.heldout_dir)
+    assert r.validation["passed"] and r.manifest["inputs"][0]["profile"]["min"][0] == 4
+    x, _, ref = heldout
+    with TensorRTBackend(r.path) as backend:
+        size, low = batch_limits(None, backend.profile)
+        out = run_batched(backend, x[:13], size, low)  # 8 + 5, and 13 is not a multiple of 4
+        with pytest.raises(VanexportError, match="send at least 4 images per call"):
+            backend(x[:3])
+    assert out.shape == (13, 10) and np.abs(out - ref[:13]).max() <= 1e-3
+
+
+def test_a_foreign_timing_cache_is_not_used_and_never_emptied(digits, workdir):
+    from vanexport.trt.build import build_engine
+    from vanexport.trt.settings import BuildSettings
+    from vanexport.trt.timing_cache import key_path
+
+    folder = workdir / "foreign"
+    folder.mkdir()
+    cache = folder / "timing.cache"
+    cache.write_bytes(b"\0" * 64)
+    key_path(cache).write_text(json.dumps({"tensorrt": "0.0.0", "compute_capability": "1.0"}))
+    r = build_engine(digits.onnx, BuildSettings(), folder / "m.plan", validate=False)
+    assert any("not used" in w for w in r.warnings)
+    assert cache.stat().st_size > 0 and cache.read_bytes() != b"\0" * 64  # this build's, keyed for this GPU
+    cache.write_bytes(b"garbage" * 20)
+    key_path(cache).unlink()  # unkeyed: TensorRT's own header check decides
+    r = build_engine(digits.onnx, BuildSettings(), folder / "m.plan", validate=False)
+    assert cache.stat().st_size > 0 and cache.read_bytes() != b"garbage" * 20, r.warnings
+
+
+def test_trt_bundle_then_predict_with_the_plan(digits, workdir):
+    from vanexport.cli import cli
+    from vanexport.device.classify import predict
+    from vanexport.ship.bundle import make_bundle
+
+    bundle = workdir / "digits.tar.gz"
+    make_bundle(model=digits.onnx, weights=digits.weights, precisions=("fp32", "fp16"), images=digits.heldout_dir,
+                output=bundle)
+    r = CliRunner().invoke(cli, ["trt", "--bundle", str(bundle), "--fp16", "--json"])
+    assert r.exit_code == 0, r.output
+    built = json.loads(r.stdout)
+    assert built["check"]["passed"]
+    images = sorted(Path(digits.heldout_dir).rglob("*.png"))[:24]
+    with_plan = predict(images, bundle)
+    assert with_plan.backend["backend"] == "tensorrt" and with_plan.backend["precision"] == "fp16"
+    on_cpu = predict(images, bundle, backend="onnxruntime-cpu", precision="fp16")
+    agree = np.mean([a["top"][0]["index"] == b["top"][0]["index"]
+                     for a, b in zip(with_plan.predictions, on_cpu.predictions)])
+    assert agree >= 0.95
+
+
+def test_the_inspect_command_on_a_plan(engines):
+    from vanexport.cli import cli
+
+    r = CliRunner().invoke(cli, ["inspect", engines["int8"].engine["path"], "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)["details"]
+    assert d["fits_this_machine"] and d["manifest"]["platform"]["system"]
+    assert any("int8" in row["precision"] for row in d["layers"])
+    r = CliRunner().invoke(cli, ["inspect", engines["fp16"].engine["path"]])
+    assert r.exit_code == 0 and "fp16" in r.stdout

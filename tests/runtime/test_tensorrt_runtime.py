@@ -1,6 +1,8 @@
 """The pure parts around TensorRT calls: profile checks at run time, parser errors node by node, the engine
 inspector's layer table, and the inputs a plan is validated on."""
 import json
+import threading
+import weakref
 from types import SimpleNamespace
 
 import numpy as np
@@ -110,3 +112,180 @@ def test_validation_inputs_are_recut_to_the_engine_profile():
         assert g.size == n  # and is not counted in the metrics
     wide = groups_within_profile(groups, Profile([1, 3, 128, 128], [8, 3, 224, 224], [32, 3, 256, 256]))
     assert [len(g.batches[0]) for g in wide] == [1, 3, 3, 4]  # the original batching, all sizes kept
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# With the CUDA driver and TensorRT stand-ins (tests/stand_ins.py): the logger, the inspector, the backend.
+
+def test_one_logger_per_process_and_a_capture_per_call(fake_gpu):
+    from vanexport.runtime import tensorrt_engine as trt_engine
+
+    trt = fake_gpu.trt
+    logger = trt_engine.process_logger(trt)
+    assert trt_engine.process_logger(trt) is logger  # never a second one (TensorRT objects keep theirs)
+    trt.log(logger, "ERROR", "before any capture")
+    with trt_engine.capture(trt) as outer:
+        assert outer.logger is logger
+        trt.log(logger, "ERROR", "first")
+        with trt_engine.capture(trt) as inner:
+            trt.log(logger, "WARNING", "careful")
+            trt.log(logger, "INFO", "chatter")
+            trt.log(logger, "INTERNAL_ERROR", "second")
+        trt.log(logger, "ERROR", "third")
+    trt.log(logger, "ERROR", "after")
+    assert outer.errors == ["first", "second", "third"] and outer.warnings == ["careful"]
+    assert inner.errors == ["second"] and inner.last_error() == "second"
+    assert not logger.open
+    with trt_engine.capture(trt) as quiet:
+        pass
+    assert quiet.last_error("no error message") == "no error message"
+
+
+def _engine(fake_gpu, **spec):
+    from stand_ins import plan_bytes
+
+    from vanexport.runtime import cuda
+    from vanexport.runtime import tensorrt_engine as trt_engine
+
+    dev = cuda.Device(0)
+    with trt_engine.capture(fake_gpu.trt) as log:
+        runtime, engine = trt_engine.deserialize(fake_gpu.trt, log, plan_bytes(**spec))
+    return dev, runtime, engine
+
+
+def test_the_inspector_sees_formats_only_with_a_context_at_the_opt_shapes(fake_gpu):
+    """Dynamic-batch plans: without an execution context whose inputs are set, TensorRT's inspector leaves out
+    the formats, and with them the precision column (IEngineInspector::setExecutionContext)."""
+    from vanexport.runtime import tensorrt_engine as trt_engine
+
+    dev, runtime, engine = _engine(fake_gpu)
+    bare = layer_rows(engine.create_engine_inspector().get_engine_information(fake_gpu.trt.LayerInformationFormat.JSON))
+    assert [r["precision"] for r in bare] == ["", ""]
+    created = []
+    make = engine.create_execution_context
+    engine.create_execution_context = lambda: created.append(make()) or created[-1]
+    rows = trt_engine.engine_layers(fake_gpu.trt, engine)
+    assert [r["precision"] for r in rows] == ["fp16", "fp16"]
+    assert created[0].shape == (4, 3, 8, 8)  # the profile's opt shape
+    dev.close()
+
+
+def test_dla_placement_from_the_layer_table():
+    from vanexport.runtime.tensorrt_engine import dla_placement
+
+    rows = [{"name": "input to nvm", "type": "Reformat"}, {"name": "{ForeignNode[/stem/Conv.../head/Gemm]}",
+                                                             "type": ""},
+            {"name": "logits from nvm", "type": "Reformat"},
+            {"name": "{ForeignNode[/block1/attn/LayerNorm...]}", "type": "Myelin"}]  # Myelin runs on the GPU
+    assert dla_placement(rows) == {"dla": 1, "gpu": 3}
+    assert dla_placement([{"name": "conv", "type": "DLA"}]) == {"dla": 1, "gpu": 0}
+
+
+def _plan(tmp_path, make_manifest, profile=((1, 3, 8, 8), (4, 3, 8, 8), (8, 3, 8, 8)), name="m.plan", **edits):
+    from stand_ins import plan_bytes
+
+    from vanexport.formats.engine_manifest import manifest_path, write_manifest
+    from vanexport.model.variants import Preprocessing
+
+    plan = tmp_path / name
+    plan.write_bytes(plan_bytes(profile=profile))
+    m = make_manifest(plan)
+    m.num_classes, m.preprocessing = 10, Preprocessing(input_size=8).to_dict()
+    for k, v in edits.items():
+        setattr(m, k, v)
+    write_manifest(m, manifest_path(plan))
+    return plan
+
+
+def test_the_backend_runs_a_plan_without_pytorch(tmp_path, make_manifest, fake_gpu):
+    from stand_ins import expected_logits
+
+    from vanexport.runtime.tensorrt_backend import TensorRTBackend
+
+    driver = fake_gpu.driver
+    backend = TensorRTBackend(_plan(tmp_path, make_manifest))
+    rng = np.random.default_rng(0)
+    x8 = rng.normal(size=(8, 3, 8, 8)).astype(np.float32)
+    x2 = rng.normal(size=(2, 3, 8, 8)).astype(np.float64)  # converted to the engine's float32
+    np.testing.assert_allclose(backend(x2), expected_logits(x2.astype(np.float32)), rtol=1e-6)
+    allocs = [c for c in driver.calls if c[0] == "cuMemAlloc"]
+    assert [c[1] for c in allocs] == [2 * 3 * 8 * 8 * 4, 2 * 10 * 4]  # input, output
+    np.testing.assert_allclose(backend(x2[:1]), expected_logits(x2[:1].astype(np.float32)), rtol=1e-6)
+    assert len([c for c in driver.calls if c[0] == "cuMemAlloc"]) == 2  # smaller batch: buffers reused
+    np.testing.assert_allclose(backend(x8), expected_logits(x8), rtol=1e-6)
+    assert len([c for c in driver.calls if c[0] == "cuMemAlloc"]) == 4  # larger: both grown, old ones freed
+    assert len(driver.memory) == 2
+
+    results = []
+    t = threading.Thread(target=lambda: results.append(backend(x8)))  # a thread that did not load the plan
+    t.start()
+    t.join()
+    np.testing.assert_array_equal(results[0], backend(x8))
+
+    with pytest.raises(VanexportError, match="outside the engine's optimization profile"):
+        backend(np.zeros((9, 3, 8, 8), np.float32))
+    fake_gpu.trt.fail_build = "execute"
+    with pytest.raises(VanexportError, match=r"failed to run m.plan \(2: \[executionContext.cpp::enqueueV3\] illegal"):
+        backend(x2)
+
+    context_gone = []
+    weakref.finalize(backend.context, lambda: context_gone.append(len(driver.calls)))
+    start = len(driver.calls)
+    backend.close()
+    frees = [i for i, c in enumerate(driver.calls) if c[0] == "cuMemFree" and i >= start]
+    release = [i for i, c in enumerate(driver.calls) if c[0] == "cuDevicePrimaryCtxRelease"]
+    assert context_gone == [start] and len(frees) == 2  # TensorRT's objects went before any memory was freed
+    assert frees[-1] < release[0]  # and the context last
+    assert not driver.memory and not driver.streams and driver.retained == {0: 0}
+
+
+def test_plans_for_another_platform_or_damaged_are_refused(tmp_path, make_manifest, fake_gpu):
+    from vanexport.machine import PlatformInfo
+    from vanexport.runtime.tensorrt_backend import TensorRTBackend
+
+    jetson = PlatformInfo("Linux", "aarch64", "R36.4.3")
+    plan = _plan(tmp_path, make_manifest, platform=jetson)
+    with pytest.raises(VanexportError, match=r"built on Linux aarch64 \(Jetson Linux R36.4.3\), this machine is"):
+        TensorRTBackend(plan)
+    assert not any(e[0] == "Runtime" for e in fake_gpu.trt.events)  # TensorRT never saw it
+
+    bad = tmp_path / "bad.plan"
+    bad.write_bytes(b"not a plan")
+    from vanexport.formats.engine_manifest import manifest_path, write_manifest
+
+    write_manifest(make_manifest(bad), manifest_path(bad))
+    with pytest.raises(VanexportError, match=r"cannot load the plan \(1: \[stdArchiveReader.cpp.*Magic tag"):
+        TensorRTBackend(bad)
+    assert fake_gpu.driver.retained == {0: 0}  # the half-made backend let its context go
+
+
+def test_predict_with_a_plan_whose_profile_starts_above_one(tmp_path, make_manifest, fake_gpu):
+    """A profile with min batch 4: the last short chunk is padded with its last image, the padding dropped."""
+    from PIL import Image
+    from stand_ins import expected_logits
+
+    from vanexport.data.preprocess import preprocess_image
+    from vanexport.device.classify import load_classifier
+    from vanexport.model.variants import Preprocessing
+
+    plan = _plan(tmp_path, make_manifest, profile=((4, 3, 8, 8), (4, 3, 8, 8), (4, 3, 8, 8)))
+    clf = load_classifier(plan)
+    assert clf.choice.backend == "tensorrt" and "fits" in clf.choice.reason
+    rng = np.random.default_rng(1)
+    pics = [Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)) for _ in range(6)]
+    x = np.stack([preprocess_image(p, Preprocessing(input_size=8)) for p in pics])
+    np.testing.assert_allclose(clf.logits(x), expected_logits(x), rtol=1e-5)
+    shapes = [c[2] for c in fake_gpu.driver.calls if c[0] == "cuMemcpyHtoDAsync"]
+    assert shapes == [4 * 3 * 8 * 8 * 4] * 2  # two batches of 4: 4 images, then 2 padded to 4
+    top = clf.classify(pics, topk=3)
+    assert [t[0]["index"] for t in top] == list(expected_logits(x).argmax(1))
+
+
+def test_inspect_a_plan_shows_its_layers_with_precisions(tmp_path, make_manifest, fake_gpu):
+    from vanexport.inspection import inspect_file
+
+    report = inspect_file(_plan(tmp_path, make_manifest))
+    d = report.details
+    assert d["hash_ok"] and d["fits_this_machine"]
+    assert [(r["name"], r["precision"]) for r in d["layers"]] == [("/stem/Conv", "fp16"), ("/head/Gemm", "fp16")]
+    assert fake_gpu.driver.retained == {0: 0}

@@ -1,5 +1,6 @@
 """DeepStream nvinfer config: scale and offsets from the variant's mean/std, label file, softmax ONNX."""
 import configparser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,24 +36,149 @@ def test_config_labels_and_softmax_onnx(tmp_path, b0_bundle):
     out = tmp_path / "ds" / "config_infer.txt"
     out.parent.mkdir()
     r = deepstream_config(b0_bundle[0], out, batch_size=4, threshold=0.3)
-    ini = configparser.ConfigParser()
-    ini.read_string(out.read_text())
-    p = ini["property"]
+    p = _ini(out)
     assert float(p["net-scale-factor"]) == 1 / 127.5
     assert [float(v) for v in p["offsets"].split(";")] == [127.5, 127.5, 127.5]
     assert p["infer-dims"] == "3;64;64" and p["batch-size"] == "4" and p["network-mode"] == "0"
     assert p["network-type"] == "1" and p["model-color-format"] == "0" and p["classifier-threshold"] == "0.3"
     assert p["output-blob-names"] == "probabilities"
+    assert p["scaling-filter"] == "2" and p["scaling-compute-hw"] == "1"  # GPU cubic, as VAN's bicubic
+    # the name nvinfer saves its engine under: <onnx-file>_b<batch-size>_gpu<gpu-id>_<mode>.engine
     assert p["model-engine-file"] == "van_b0_64_fp32_softmax.onnx_b4_gpu0_fp32.engine"
     labels = (out.parent / p["labelfile-path"]).read_text().strip().split(";")
     assert len(labels) == 1000 and labels[1] == "goldfish, Carassius auratus"
 
     softmaxed = OnnxRuntimeBackend(out.parent / p["onnx-file"])
     assert softmaxed.session.get_outputs()[0].name == "probabilities"
+    assert softmaxed.metadata["output_name"] == "probabilities"  # the metadata says what the file is
     b = open_bundle(b0_bundle[0])
     x = b.check_inputs()
     np.testing.assert_allclose(softmaxed(x), softmax(b.expected_logits("fp32")), atol=1e-6)
     assert r.precision == "fp32" and r.properties["process-mode"] == 1
+    assert sorted(f.name for f in out.parent.iterdir()) == sorted(
+        ["config_infer.txt", "config_infer_labels.txt", "config_infer_preprocess.txt", "van_b0_64_fp32_softmax.onnx"])
+
+
+def _ini(path, section="property"):
+    ini = configparser.ConfigParser(inline_comment_prefixes=("#",))
+    ini.read_string(path.read_text())
+    return ini[section]
+
+
+def test_full_frames_are_centre_cropped_by_nvdspreprocess(tmp_path, b0_bundle):
+    out = tmp_path / "config_infer.txt"
+    r = deepstream_config(b0_bundle[0], out, batch_size=2, frame="1280x720")
+    p = _ini(out)
+    assert p["input-tensor-from-meta"] == "1" and p["process-mode"] == "1" and p["gie-unique-id"] == "1"
+    pre = _ini(tmp_path / "config_infer_preprocess.txt")
+    assert pre["target-unique-ids"] == "1" and pre["tensor-name"] == "input"
+    assert pre["network-input-shape"] == "2;3;64;64" and pre["processing-width"] == "64"
+    assert pre["scaling-filter"] == "2" and pre["scaling-pool-compute-hw"] == "1"
+    user = _ini(tmp_path / "config_infer_preprocess.txt", "user-configs")
+    assert float(user["pixel-normalization-factor"]) == float(p["net-scale-factor"])
+    group = _ini(tmp_path / "config_infer_preprocess.txt", "group-0")
+    left, top, w, h = (int(v) for v in group["roi-params-src-0"].split(";"))
+    assert r.roi == [left, top, w, h] and r.preprocessing == "centre-crop"
+    # resize-short-side-71 + centre-crop-64 of a 1280x720 frame: resized 126x71 (int(71 * 1280 / 720)), crop at
+    # (31, 4) there, i.e. (314.9, 40.6) in the frame, 64 * 1280/126 = 650.2 by 64 * 720/71 = 649.0: even values
+    assert (left, top, w, h) == (314, 40, 650, 650)
+
+
+def test_centre_roi_is_the_crop_the_evaluation_keeps():
+    from vanexport.model.variants import Preprocessing
+    from vanexport.ship.deepstream import centre_roi
+
+    van = Preprocessing(input_size=224)
+    # 1920x1080 resized to 440x248, crop at (108, 12): (471.3, 52.3) in the frame, 977.5 x 975.5 -> even
+    assert centre_roi(1920, 1080, van) == (472, 52, 978, 976)
+    assert centre_roi(1080, 1920, van) == (52, 472, 976, 978)
+    for w, h in ((640, 480), (1280, 720), (4096, 2160), (301, 299)):
+        left, top, rw, rh = centre_roi(w, h, van)
+        assert all(v % 2 == 0 for v in (left, top, rw, rh))  # what nvdspreprocess keeps unchanged
+        assert abs(min(rw, rh) - min(w, h) * 224 / 248) <= 2
+        assert abs(left - (w - rw) / 2) <= 2 and abs(top - (h - rh) / 2) <= 2
+
+
+def test_the_emulated_crop_equals_the_validated_one_where_they_coincide():
+    """At the resize size itself the validated resize is a no-op, so its crop and the ROI crop are the same
+    pixels; the stretch is not."""
+    from vanexport.data.preprocess import resize_and_crop
+    from vanexport.model.variants import Preprocessing
+    from vanexport.ship.deepstream import emulate
+
+    pre = Preprocessing(input_size=224)
+    img = np.random.default_rng(0).integers(0, 256, (pre.resize_size, pre.resize_size, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(emulate(img, pre, "centre-crop"), resize_and_crop(img, pre))
+    assert np.abs(emulate(img, pre, "stretch").astype(int) - resize_and_crop(img, pre)).mean() > 5
+    wide = np.random.default_rng(1).integers(0, 256, (270, 480, 3), dtype=np.uint8)
+    assert emulate(wide, pre, "centre-crop").shape == emulate(wide, pre, "stretch").shape == (224, 224, 3)
+
+
+def test_agreement_is_measured_on_images(tmp_path, b0_bundle):
+    """Random weights: the figures mean nothing about VAN, but they must be what the two pipelines give."""
+    from PIL import Image
+
+    from vanexport.device.bundle import open_bundle
+    from vanexport.ship.deepstream import measure_agreement
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    pre = open_bundle(b0_bundle[0]).preprocessing
+    for i in range(6):  # at the resize size: the crop is exact, so it agrees on every image
+        Image.fromarray(rng.integers(0, 256, (pre.resize_size, pre.resize_size, 3), dtype=np.uint8)).save(
+            folder / f"{i}.png")
+    b = open_bundle(b0_bundle[0])
+    a = measure_agreement(b.onnx("fp32"), folder, pre)
+    assert a["images"] == 6 and a["centre-crop"] == 1.0 and 0.0 <= a["stretch"] <= 1.0
+    r = deepstream_config(b0_bundle[0], tmp_path / "c.txt", images=folder)
+    assert r.agreement["centre-crop"] == 1.0 and r.agreement["config"] == "centre-crop"
+
+
+@pytest.mark.slow
+def test_agreement_on_the_held_out_digits(digits, tmp_path):
+    """The figures docs/commands/deepstream.md reports (benchmarks/deepstream_crop.py): the crop against the stretch
+    on the 400 held-out digits, as 72-pixel frames and upscaled to 720 pixels (a real frame size, where the even
+    rounding of the ROI is a tenth of a pixel of the network input, not one and a half)."""
+    from PIL import Image
+
+    from vanexport.formats.onnx_metadata import read_metadata
+    from vanexport.ship.deepstream import measure_agreement
+
+    pre = read_metadata(digits.onnx).preprocess
+    native = measure_agreement(digits.onnx, digits.heldout_dir, pre)
+    big = tmp_path / "720"
+    for f in Path(digits.heldout_dir).rglob("*.png"):
+        (big / f.parent.name).mkdir(parents=True, exist_ok=True)
+        Image.open(f).convert("RGB").resize((720, 720), Image.Resampling.BICUBIC).save(big / f.parent.name / f.name)
+    upscaled = measure_agreement(digits.onnx, big, pre)
+    for name, a in (("72 px", native), ("720 px", upscaled)):
+        print(f"held-out digits, {name}: centre crop {a['centre-crop']:.2%}, stretch {a['stretch']:.2%} of {a['images']}")
+    assert native["images"] == upscaled["images"] == 400
+    assert native["centre-crop"] > native["stretch"] and upscaled["centre-crop"] > upscaled["stretch"]
+    assert upscaled["centre-crop"] >= 0.995  # at least the FP16 bar: the crop is the validated pipeline's
+
+
+def test_secondary_classifier_has_its_own_id(tmp_path, b0_bundle):
+    out = tmp_path / "sgie.txt"
+    r = deepstream_config(b0_bundle[0], out, secondary=True)
+    p = _ini(out)
+    assert p["process-mode"] == "2" and p["gie-unique-id"] == "2" and p["operate-on-gie-id"] == "1"
+    assert p["classifier-async-mode"] == "0"  # async skips objects without a tracker id
+    assert "input-tensor-from-meta" not in p and r.preprocessing == "stretch" and r.preprocess_config is None
+    assert not (tmp_path / "sgie_preprocess.txt").exists()
+    deepstream_config(b0_bundle[0], tmp_path / "s2.txt", secondary=True, gie_id=7, operate_on_gie_id=3)
+    p = _ini(tmp_path / "s2.txt")
+    assert (p["gie-unique-id"], p["operate-on-gie-id"]) == ("7", "3")
+    with pytest.raises(VanexportError, match="is the id of the primary detector"):
+        deepstream_config(b0_bundle[0], tmp_path / "s3.txt", secondary=True, gie_id=1)
+    with pytest.raises(VanexportError, match="centre crop is for full frames"):
+        deepstream_config(b0_bundle[0], tmp_path / "s4.txt", secondary=True, crop=True)
+
+
+def test_no_crop_stretches_the_frame(tmp_path, b0_bundle):
+    r = deepstream_config(b0_bundle[0], tmp_path / "c.txt", crop=False)
+    assert r.preprocessing == "stretch" and "input-tensor-from-meta" not in _ini(tmp_path / "c.txt")
 
 
 def test_user_errors(tmp_path, b0_bundle):
@@ -64,4 +190,60 @@ def test_user_errors(tmp_path, b0_bundle):
         deepstream_config(b0_bundle[0], out / "c.txt", threshold=2)
     with pytest.raises(VanexportError, match="does not exist"):
         deepstream_config(b0_bundle[0], out / "no" / "c.txt")
+    with pytest.raises(VanexportError, match="is not WIDTHxHEIGHT"):
+        deepstream_config(b0_bundle[0], out / "c.txt", frame="1920*1080")
     assert list(out.iterdir()) == []
+
+
+def test_int8_needs_the_engine_built_here(tmp_path, b0_bundle):
+    out = tmp_path / "ds"
+    out.mkdir()
+    with pytest.raises(VanexportError, match="falls back to FP16 and saves a '_fp16.engine'") as e:
+        deepstream_config(b0_bundle[0], out / "c.txt", precision="int8")
+    assert "--build-engine" in e.value.hint and list(out.iterdir()) == []
+
+
+def test_a_plan_built_here_that_does_not_match_leaves_nothing(tmp_path, b0_bundle, fake_gpu):
+    """With the TensorRT stand-in the "engine" computes something else than the model: refused, nothing written."""
+    out = tmp_path / "ds"
+    out.mkdir()
+    with pytest.raises(VanexportError, match="does not match the bundle .*nothing was written"):
+        deepstream_config(b0_bundle[0], out / "c.txt", build_engine=True)
+    assert list(out.iterdir()) == []
+    assert ("Builder", 0) in fake_gpu.trt.events  # it did build, on device 0
+
+
+def test_a_plan_built_here_is_what_nvinfer_loads(tmp_path, b0_bundle, fake_gpu, monkeypatch):
+    """The engine is replaced by ONNX Runtime on the ONNX it was built from (a correct engine)."""
+    from vanexport.formats.engine_manifest import read_manifest
+    from vanexport.runtime import tensorrt_backend
+    from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from vanexport.formats.engine_manifest import Profile
+
+    class Engine:
+        def __init__(self, plan, device=0):
+            self.ort = OnnxRuntimeBackend(read_manifest(plan).source_onnx.path)
+            self.profile = Profile([1, 3, 64, 64], [2, 3, 64, 64], [2, 3, 64, 64])
+
+        def __call__(self, x):
+            assert 1 <= len(x) <= 2
+            return self.ort(x)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    monkeypatch.setattr(tensorrt_backend, "TensorRTBackend", Engine)
+    out = tmp_path / "ds"
+    out.mkdir()
+    r = deepstream_config(b0_bundle[0], out / "c.txt", batch_size=2, build_engine=True)
+    p = _ini(out / "c.txt")
+    assert p["model-engine-file"] == "van_b0_64_fp32_softmax_b2_gpu0.plan" == r.engine["plan"]
+    assert (out / p["model-engine-file"]).read_bytes().startswith(b"FAKEPLAN")
+    m = read_manifest(out / p["model-engine-file"])
+    assert m.source_onnx.path == str(out / "van_b0_64_fp32_softmax.onnx")  # where the ONNX now is
+    assert m.inputs[0].profile.max[0] == 2 and m.inputs[0].profile.min[0] == 1  # batch 1..batch-size
+    assert r.engine["overall"]["top1_agree"] == 1.0
+    assert not [f for f in out.iterdir() if f.name.startswith(".")]  # no work folder left

@@ -1,11 +1,13 @@
-"""CLI flags -> BuildSettings -> optimization profile and Polygraphy CreateConfig arguments (no TensorRT needed)."""
-import io
+"""CLI flags -> BuildSettings -> optimization profile and builder options, and the checks of what the installed
+TensorRT and the GPU can build (no TensorRT needed)."""
 from types import SimpleNamespace
 
 import pytest
 
 from vanexport.errors import VanexportError
-from vanexport.trt.settings import BuildSettings, config_options, network_flags, resolve_options, typing_mode
+from vanexport.machine import GpuInfo
+from vanexport.trt.settings import (BuildSettings, config_options, default_workspace_bytes, dla_problem,
+                                    hw_compat_problem, network_flags, typing_mode)
 
 DYNAMIC_BATCH = ["batch", 3, 224, 224]
 DYNAMIC_HW = ["batch", 3, "height", "width"]
@@ -22,9 +24,7 @@ def _stand_in_tensorrt(version: str, weak_typing: bool):
         __version__=version,
         BuilderFlag=SimpleNamespace(**builder_flags),
         NetworkDefinitionCreationFlag=SimpleNamespace(STRONGLY_TYPED=1),
-        MemoryPoolType=SimpleNamespace(WORKSPACE="MemoryPoolType.WORKSPACE"),
-        HardwareCompatibilityLevel=SimpleNamespace(NONE="HCL.NONE", AMPERE_PLUS="HCL.AMPERE_PLUS",
-                                                   SAME_COMPUTE_CAPABILITY="HCL.SAME_COMPUTE_CAPABILITY"))
+        HardwareCompatibilityLevel=SimpleNamespace(NONE=0, AMPERE_PLUS=1, SAME_COMPUTE_CAPABILITY=2))
 
 
 TRT10 = _stand_in_tensorrt("10.16.1.11", weak_typing=True)
@@ -112,35 +112,79 @@ def test_config_options_map_every_flag():
                       version_compatible=True, tf32=True)
     shapes = s.profile_shapes(DYNAMIC_BATCH, 224)
     options = config_options(s, shapes, "input", "strong")
-    (profile,) = options.pop("profiles")
-    assert tuple(profile["input"].min) == (1, 3, 224, 224) and tuple(profile["input"].max) == (16, 3, 224, 224)
-    assert tuple(profile["input"].opt) == (8, 3, 224, 224)
-    assert options == {"tf32": True, "memory_pool_limits": {"WORKSPACE": int(1.5 * 2**30)},
-                       "builder_optimization_level": 4, "hardware_compatibility_level": "SAME_COMPUTE_CAPABILITY",
-                       "version_compatible": True}
+    assert options == {"profile": {"input": "input", "min": (1, 3, 224, 224), "opt": (8, 3, 224, 224),
+                                   "max": (16, 3, 224, 224)},
+                       "tf32": True, "workspace_bytes": int(1.5 * 2**30), "builder_optimization_level": 4,
+                       "hardware_compatibility_level": "SAME_COMPUTE_CAPABILITY", "version_compatible": True}
     # no precision flags in a strongly typed build (TensorRT rejects them, and 11 does not have them)
-    assert "fp16" not in options and "int8" not in options
     weak = config_options(BuildSettings(precision="int8", weak_typing=True), shapes, "input", "weak")
-    assert weak["fp16"] is True and weak["int8"] is True
+    assert weak["precision_flags"] == ["FP16", "INT8"]
+    assert config_options(BuildSettings(precision="fp16", weak_typing=True), shapes, "input", "weak")[
+        "precision_flags"] == ["FP16"]
     defaults = config_options(BuildSettings(), shapes, "input", "strong")
-    assert set(defaults) == {"profiles", "tf32"}  # TensorRT's own defaults for everything not asked for
+    assert set(defaults) == {"profile", "tf32"}  # TensorRT's own defaults for everything not asked for
+    # the integrated-GPU cap applies only when --workspace is not given
+    assert config_options(BuildSettings(), shapes, "input", "strong", 2**29)["workspace_bytes"] == 2**29
+    assert config_options(s, shapes, "input", "strong", 2**29)["workspace_bytes"] == int(1.5 * 2**30)
+    dla = BuildSettings(precision="fp16", dla_core=1)
+    assert config_options(dla, dla.profile_shapes(DYNAMIC_BATCH, 224), "input", "strong")["dla_core"] == 1
 
 
-def test_polygraphy_create_config_gets_tensorrt_enums(tmp_path):
-    """The real Polygraphy loader, constructed as the build does (it needs TensorRT only when called)."""
-    from polygraphy.backend.trt import CreateConfig, PostprocessConfig
+@pytest.mark.parametrize("flags, expected", [
+    ({}, (1, 1, 1)),
+    ({"max_batch": 4}, (4, 4, 4)),
+    ({"min_batch": 2, "opt_batch": 2, "max_batch": 2}, (2, 2, 2)),
+])
+def test_dla_profiles_are_static(flags, expected):
+    """The DLA has no dynamic dimensions: min = opt = max (TensorRT's DLA restrictions), or every layer silently
+    falls back to the GPU."""
+    shapes = BuildSettings(precision="int8", dla_core=0, **flags).profile_shapes(DYNAMIC_BATCH, 224)
+    assert (shapes["min"][0], shapes["opt"][0], shapes["max"][0]) == expected
 
-    from vanexport.trt.builder import make_config
 
-    s = BuildSettings(workspace_gib=2, hw_compat="ampere+", opt_level=1, version_compatible=True)
-    options = config_options(s, s.profile_shapes(DYNAMIC_BATCH, 224), "input", "strong")
-    assert resolve_options(options, TRT10)["hardware_compatibility_level"] == "HCL.AMPERE_PLUS"
-    cache = io.BytesIO(b"cache")
-    config = make_config(TRT10, options, cache)
-    assert isinstance(config, CreateConfig)
-    assert config.memory_pool_limits == {"MemoryPoolType.WORKSPACE": 2 * 2**30}
-    assert config.hardware_compatibility_level == "HCL.AMPERE_PLUS"
-    assert config.builder_optimization_level == 1 and config.version_compatible is True
-    assert config.timing_cache_path is cache and config.tf32 is False and config.fp16 is False
-    assert config.profiles[0]["input"].max == (32, 3, 224, 224)
-    assert isinstance(make_config(TRT10, options, None, dla_core=1), PostprocessConfig)
+def test_dla_rules_are_user_errors():
+    with pytest.raises(VanexportError, match=r"one batch size, not a range \(got \[1, 8\]\)"):
+        BuildSettings(precision="fp16", dla_core=0, min_batch=1, max_batch=8).profile_shapes(DYNAMIC_BATCH, 224)
+    with pytest.raises(VanexportError, match="one image size, not 160..320"):
+        BuildSettings(precision="fp16", dla_core=0, min_img_size=160, max_img_size=320).profile_shapes(DYNAMIC_HW, 224)
+    with pytest.raises(VanexportError, match="FP16 and INT8 networks only"):
+        BuildSettings(dla_core=0)
+
+
+def test_the_workspace_is_capped_on_integrated_gpus():
+    assert default_workspace_bytes(False, 8 * 2**30) is None  # discrete: TensorRT's default
+    assert default_workspace_bytes(True, 32 * 2**30) == 2**30  # a Jetson with room: 1 GiB
+    assert default_workspace_bytes(True, 2 * 2**30) == 2**29  # a quarter of what is available
+    assert default_workspace_bytes(True, 2**20) == 64 * 2**20  # never below 64 MiB
+    assert default_workspace_bytes(True, None) == 2**30  # /proc/meminfo unreadable
+
+
+A10 = GpuInfo("NVIDIA A10", "8.6")
+T4 = GpuInfo("Tesla T4", "7.5")
+ORIN = GpuInfo("Orin", "8.7", integrated=True)
+
+
+def test_hardware_compatibility_checks():
+    old = SimpleNamespace(__version__="10.3.0.30", HardwareCompatibilityLevel=SimpleNamespace(NONE=0, AMPERE_PLUS=1))
+    assert hw_compat_problem(TRT10, BuildSettings(), ORIN) is None
+    assert hw_compat_problem(TRT10, BuildSettings(hw_compat="ampere+"), A10) is None
+    assert "needs an Ampere or newer GPU" in hw_compat_problem(TRT10, BuildSettings(hw_compat="ampere+"), T4)[0]
+    assert "not supported on Jetson" in hw_compat_problem(TRT10, BuildSettings(hw_compat="ampere+"), ORIN)[0]
+    problem, hint = hw_compat_problem(old, BuildSettings(hw_compat="same-cc"), A10)
+    assert "TensorRT 10.3.0.30 has no --hw-compat same-cc" in problem and "10.9" in problem
+    assert hw_compat_problem(old, BuildSettings(hw_compat="ampere+"), A10) is None
+
+
+@pytest.mark.parametrize("version, gpu, system, refused", [
+    ("10.3.0.30", ORIN, "Linux", None),  # JetPack 6
+    ("10.7.0.23", ORIN, "Linux", None),  # the last 10.x with DLA
+    ("10.8.0.43", ORIN, "Linux", "has no DLA support"),
+    ("11.2.0.1", ORIN, "Linux", "has no DLA support"),
+    ("11.4.0.106", ORIN, "Linux", "has no DLA support"),  # 11.4.0: Windows on ARM only
+    ("11.4.0.106", ORIN, "Windows", None),
+    ("11.4.1.3", ORIN, "Linux", None),  # back on JetPack 7.2.2+
+    ("10.3.0.30", A10, "Linux", "is a discrete GPU"),
+])
+def test_which_tensorrt_releases_have_dla(version, gpu, system, refused):
+    problem = dla_problem(version, gpu, system)
+    assert (problem is None) if refused is None else (refused in problem[0])

@@ -159,10 +159,11 @@ class OnnxRuntimeRunner(Runner):
 
         t = spec["target"]
         provider = t["provider"]
-        providers = {"CPUExecutionProvider": ["CPUExecutionProvider"],
-                     "CUDAExecutionProvider": ["CUDAExecutionProvider", "CPUExecutionProvider"],
-                     "TensorrtExecutionProvider": [_trt_ep(spec["cache_dir"]), "CUDAExecutionProvider",
-                                                   "CPUExecutionProvider"]}[provider]
+        if provider == "TensorrtExecutionProvider":
+            providers = [_trt_ep(spec["cache_dir"]), "CUDAExecutionProvider", "CPUExecutionProvider"]
+        else:
+            providers = {"CPUExecutionProvider": ["CPUExecutionProvider"],
+                         "CUDAExecutionProvider": ["CUDAExecutionProvider", "CPUExecutionProvider"]}[provider]
         self.backend = OnnxRuntimeBackend(spec["model"], providers=providers, threads=spec["threads"])
         if self.backend.providers[0] != provider:
             raise RuntimeError(f"ONNX Runtime fell back to {self.backend.providers[0]} instead of {provider}")
@@ -192,19 +193,28 @@ class OnnxRuntimeRunner(Runner):
 
 
 def _trt_ep(cache_dir: str):
+    """ONNX Runtime's TensorRT provider with its engine cache. TensorRT is imported first: the pip wheel loads its
+    libraries (libnvinfer) into the process, which the provider then finds; without them ONNX Runtime prints an
+    "EP Error" and falls back to CUDA, which the caller detects (`providers[0]`) and refuses."""
+    from ..machine import import_tensorrt
+
+    import_tensorrt()
     # The engine is built during the warm-up; the cache keeps it for the other batch sizes of this run.
     return ("TensorrtExecutionProvider", {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache_dir,
                                           "trt_timing_cache_enable": True, "trt_timing_cache_path": cache_dir})
 
 
 class TensorRTRunner(Runner):
-    """A plan through vanexport's TensorRT backend (host latency: numpy in, numpy out)."""
+    """A plan through vanexport's TensorRT backend (host latency: numpy in, numpy out; no PyTorch in the process).
+    A batch below the profile's minimum is padded, as every caller of the backend does."""
 
     def __init__(self, spec):
         from ..runtime import tensorrt_backend
+        from ..runtime.batching import pad_batch
 
         self.backend = tensorrt_backend.TensorRTBackend(spec["model"])
-        self.host = self.backend
+        low = self.backend.profile.min[0]
+        self.host = self.backend if low <= 1 else (lambda x: self.backend(pad_batch(x, low))[:len(x)])
         self.threads = None
         self.compute_note = "not exposed by the TensorRT backend: host latency only"
 

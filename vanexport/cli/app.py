@@ -37,6 +37,10 @@ def one_line(e: BaseException) -> tuple[str, int]:
     1 for our own bugs (with the way to the traceback)."""
     if isinstance(e, VanexportError):
         return f"error: {e}", 2
+    from ..machine import missing_export_package
+
+    if (missing := missing_export_package(e)) is not None:  # a device install running a workstation command
+        return f"error: {missing}", 2
     if isinstance(e, OSError) and e.errno in _DISK_FULL:
         where = f" writing '{e.filename}'" if e.filename else ""
         return f"error: {_DISK_FULL[e.errno]}{where}: free some space, or write elsewhere (-o, TMPDIR)", 2
@@ -213,15 +217,18 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
               "for a new export].")
 @click.option("--min-img-size", type=int, help="Smallest H = W (ONNX exported with --dynamic-hw only).")
 @click.option("--max-img-size", type=int, help="Largest H = W (ONNX exported with --dynamic-hw only).")
-@click.option("--workspace", type=float, metavar="GiB", help="Workspace memory limit [default: TensorRT's].")
+@click.option("--workspace", type=float, metavar="GiB", help="Workspace memory limit [default: TensorRT's; on a "
+              "Jetson, 1 GiB or a quarter of the free memory].")
 @click.option("--timing-cache", metavar="PATH", default="auto", show_default=True,
-              help="Timing cache read before and written after the build ('auto': timing.cache beside the plan).")
+              help="Timing cache read before and written after the build, if made for this TensorRT and GPU and "
+              "never emptied ('auto': timing.cache beside the plan).")
 @click.option("--no-timing-cache", is_flag=True, help="Build without a timing cache.")
 @click.option("--opt-level", type=int, help="Builder optimization level 0-5 [default: TensorRT's, 3].")
 @click.option("--hw-compat", type=click.Choice(["none", "ampere+", "same-cc"]), default="none", show_default=True,
               help="Hardware compatibility: ampere+ runs on any GPU of compute capability >= 8.0.")
 @click.option("--version-compatible", is_flag=True, help="Plan that newer TensorRT versions can run too.")
-@click.option("--dla-core", type=int, help="Build for this DLA core (Jetson), GPU fallback on.")
+@click.option("--dla-core", type=int, help="Build for this DLA core (Jetson; FP16/INT8, one static shape), GPU "
+              "fallback on.")
 @click.option("--tf32", is_flag=True, help="Allow TF32 in FP32 layers (faster, less exact).")
 @click.option("--weak-typing", is_flag=True, help="TensorRT 10 only: FP16/INT8 builder flags instead of a strongly "
               "typed network.")
@@ -489,17 +496,21 @@ def predict(images, model, topk, backend, precision, as_json):
               help="max_batch_size for the ONNX model (plans use their profile's max batch).")
 @click.option("--instances", type=int, default=1, show_default=True, help="Instances per model.")
 @click.option("--cpu", is_flag=True, help="Run the ONNX Runtime model on CPU instances (KIND_CPU).")
-@click.option("--max-queue-delay-us", type=int, default=100, show_default=True, help="Dynamic batching delay.")
+@click.option("--max-queue-delay-us", type=int, default=0, show_default=True,
+              help="Dynamic batching delay [default: none, Triton's own default; tune with perf_analyzer].")
+@click.option("--ensemble", is_flag=True, help="Also a Python-backend preprocessing model and an ensemble that "
+              "takes encoded images (with a tritonclient example, client.py).")
 @click.option("--force", is_flag=True, help="Replace model folders that already exist.")
 @common
-def triton(bundle_path, output, name, precision, max_batch, instances, cpu, max_queue_delay_us, force, as_json):
+def triton(bundle_path, output, name, precision, max_batch, instances, cpu, max_queue_delay_us, ensemble, force,
+           as_json):
     """Write a Triton model repository (ONNX Runtime, and TensorRT where the bundle has plans)."""
     from .render import render_triton
     from ..ship.triton import triton_repository
 
     result = triton_repository(bundle_path, output, name=name, precision=precision, max_batch=max_batch,
-                               instances=instances, cpu=cpu, max_queue_delay_us=max_queue_delay_us, force=force,
-                               progress=_progress)
+                               instances=instances, cpu=cpu, max_queue_delay_us=max_queue_delay_us,
+                               ensemble=ensemble, force=force, progress=_progress)
     _finish(result, as_json, render_triton)
 
 
@@ -513,15 +524,30 @@ def triton(bundle_path, output, name, precision, max_batch, instances, cpu, max_
 @click.option("--threshold", type=float, default=0.5, show_default=True, help="classifier-threshold (probability).")
 @click.option("--gpu-id", type=int, default=0, show_default=True, help="gpu-id.")
 @click.option("--secondary", is_flag=True, help="Classify objects of a primary detector (process-mode=2).")
+@click.option("--gie-id", type=int, help="gie-unique-id of this classifier [default: 1, or 2 with --secondary].")
+@click.option("--operate-on-gie-id", type=int, default=1, show_default=True,
+              help="With --secondary: gie-unique-id of the detector whose objects are classified.")
+@click.option("--crop/--no-crop", default=None, help="Full frames: VAN's centre crop through nvdspreprocess "
+              "[default], or nvinfer's stretch of the whole frame.")
+@click.option("--frame", default="1920x1080", show_default=True, metavar="WxH",
+              help="nvstreammux width x height, for the crop's ROI.")
+@click.option("--images", type=click.Path(file_okay=False), help="Measure the top-1 agreement of this "
+              "preprocessing (and the other) with the validated one on these images.")
+@click.option("--build-engine", is_flag=True, help="Build and check the TensorRT plan here (needs TensorRT; "
+              "required for INT8) and point model-engine-file at it.")
 @common
-def deepstream(bundle_path, output, precision, batch_size, threshold, gpu_id, secondary, as_json):
-    """Write a DeepStream nvinfer classifier config, its label file and a softmax ONNX."""
+def deepstream(bundle_path, output, precision, batch_size, threshold, gpu_id, secondary, gie_id, operate_on_gie_id,
+               crop, frame, images, build_engine, as_json):
+    """Write a DeepStream nvinfer classifier config, its label file, a softmax ONNX and (full frames) the
+    nvdspreprocess config of VAN's centre crop."""
     from .render import render_deepstream
     from ..ship.deepstream import deepstream_config
 
     result = deepstream_config(bundle_path, output, precision=precision, batch_size=batch_size, threshold=threshold,
-                               gpu_id=gpu_id, secondary=secondary, progress=_progress)
-    _emit(result.to_dict(), as_json, render_deepstream)
+                               gpu_id=gpu_id, secondary=secondary, gie_id=gie_id,
+                               operate_on_gie_id=operate_on_gie_id, crop=crop, frame=frame, images=images,
+                               build_engine=build_engine, progress=_progress)
+    _finish(result, as_json, render_deepstream)
 
 
 @cli.command()

@@ -209,8 +209,8 @@ def render_triton(r: dict) -> None:
     c.print(f"Triton model repository [bold]{r['repository']}[/bold] (configs checked against {r['schema']}):")
     for m in r["models"]:
         cc = f", plans for sm {', '.join(m['cc_model_filenames'])}" if m["cc_model_filenames"] else ""
-        c.print(f"  {m['name']:<22} {m['platform']:<17} max_batch_size {m['max_batch_size']}, "
-                f"{m['instance_kind'].upper()} instances{cc}")
+        kind = "" if m["instance_kind"] == "none" else f", {m['instance_kind'].upper()} instances"
+        c.print(f"  {m['name']:<22} {m['platform']:<17} max_batch_size {m['max_batch_size']}{kind}{cc}")
         c.print(f"    [dim]{', '.join(m['files'])}[/dim]")
 
 
@@ -220,7 +220,18 @@ def render_deepstream(r: dict) -> None:
             f"network-mode {r['properties']['network-mode']})")
     c.print(f"  net-scale-factor {r['net_scale_factor']!r}, offsets {';'.join(repr(o) for o in r['offsets'])}")
     c.print(f"  onnx-file {r['onnx']} (softmax appended), labels {r['labels']}")
-    c.print(f"  model-engine-file {r['engine_file']} (DeepStream builds it on first run)")
+    if r.get("engine"):
+        c.print(f"  model-engine-file {r['engine_file']} (built and checked here: {r['engine']['check']})")
+    else:
+        c.print(f"  model-engine-file {r['engine_file']} (DeepStream builds it on first run)")
+    if r.get("preprocess_config"):
+        c.print(f"  centre crop: nvdspreprocess {r['preprocess_config']}, ROI {';'.join(map(str, r['roi']))} "
+                "(left;top;width;height)")
+    else:
+        c.print("  nvinfer scales the whole frame or object (stretch)")
+    if a := r.get("agreement"):
+        c.print(f"  top-1 agreement with the validated preprocessing on {a['images']} images: "
+                f"centre crop {a['centre-crop']:.1%}, stretch {a['stretch']:.1%} (this config: {a['config']})")
 
 
 def _shape(shape) -> str:

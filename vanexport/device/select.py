@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import VanexportError
 from ..formats.engine_manifest import EngineManifest, compatibility_problem
-from ..machine import GpuInfo, cuda_gpu, ort_providers
+from ..machine import GpuInfo, PlatformInfo, cuda_gpu, host_platform, ort_providers
 
 BACKENDS = ("tensorrt", "onnxruntime-cuda", "onnxruntime-cpu")
 GPU_PRECISIONS = ("int8", "fp16", "fp32")  # fastest first on a GPU
@@ -20,11 +20,13 @@ CPU_PRECISIONS = ("fp32", "fp16", "int8")  # ONNX Runtime's CPU provider runs FP
 
 @dataclass(frozen=True)
 class Device:
-    """What this machine can run: TensorRT version, GPUs, ONNX Runtime providers."""
+    """What this machine can run: TensorRT version, GPUs, ONNX Runtime providers, and the platform plans are
+    tied to (None: not known, the platform check is skipped)."""
 
     tensorrt: str | None = None
     gpus: tuple[GpuInfo, ...] = ()
     ort_providers: tuple[str, ...] = ()
+    platform: PlatformInfo | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,7 +65,7 @@ def plan_fits(manifest: EngineManifest, device: Device) -> tuple[bool, str]:
     if manifest is None:
         return False, "it has no manifest"
     try:
-        problem = compatibility_problem(manifest, device.tensorrt, device.gpus[0])
+        problem = compatibility_problem(manifest, device.tensorrt, device.gpus[0], device.platform)
     except (ValueError, TypeError) as e:
         return False, f"its manifest is incomplete ({e})"
     if problem:
@@ -121,8 +123,9 @@ def _by_precision(cands: list[Candidate], order: tuple[str, ...]) -> list[Candid
 
 
 def probe_device() -> Device:
-    """This machine, without PyTorch: TensorRT's version, the first CUDA GPU (from the driver), ORT providers."""
-    return Device(_tensorrt_version(), tuple(_gpus()), tuple(ort_providers()))
+    """This machine, without PyTorch: TensorRT's version, the first CUDA GPU (from the driver), ORT providers,
+    the platform."""
+    return Device(_tensorrt_version(), tuple(_gpus()), tuple(ort_providers()), host_platform())
 
 
 def _tensorrt_version() -> str | None:

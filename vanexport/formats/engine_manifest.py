@@ -1,5 +1,8 @@
 """The JSON manifest beside every plan (never bytes prefixed to the plan, which breaks plain TensorRT loaders),
-and the checks made from it before a plan is loaded: TensorRT version, GPU, and the plan's hash.
+and the checks made from it before a plan is loaded: platform, TensorRT version, GPU, and the plan's hash.
+
+Fields added after the first release have defaults, so older manifests still parse (and skip the checks that
+need what they do not record).
 
 Pure Python: no TensorRT, CUDA or PyTorch needed to read, write or check a manifest.
 """
@@ -11,7 +14,7 @@ from pathlib import Path
 
 from ..errors import VanexportError
 from ..files import atomic_output, sha256_file
-from ..machine import AMPERE, GpuInfo, parse_cc
+from ..machine import AMPERE, GpuInfo, PlatformInfo, parse_cc
 from .records import require
 
 SCHEMA = "vanexport.engine/1"
@@ -81,6 +84,8 @@ class BuildRecord:
     timing_cache: str | None = None
     seconds: float | None = None
     built_at: str | None = None
+    workspace_bytes: int | None = None  # the workspace limit the build had; None: TensorRT's default
+    placement: dict | None = None  # DLA builds: {"dla": subgraphs on the DLA, "gpu": other layers}
 
 
 @dataclass
@@ -98,6 +103,7 @@ class EngineManifest:
     build: BuildRecord
     vanexport_version: str
     validation: dict | None = None  # summary of the check against PyTorch made before the plan was written
+    platform: PlatformInfo | None = None  # the build machine's; None in manifests written before it was recorded
     schema: str = SCHEMA
     extra: dict = field(default_factory=dict)
 
@@ -147,6 +153,7 @@ class EngineManifest:
             build=_known(BuildRecord, {"settings": {}, **build}),
             vanexport_version=str(d.get("vanexport_version", "")),
             validation=d.get("validation"),
+            platform=_known(PlatformInfo, d["platform"]) if isinstance(d.get("platform"), dict) else None,
             schema=d.get("schema", SCHEMA),
             extra=dict(d.get("extra") or {}))
 
@@ -205,14 +212,34 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 REBUILD = "rebuild it on this machine with `vanexport trt`"
 
 
-def compatibility_problem(manifest: EngineManifest, tensorrt_version: str, gpu: GpuInfo) -> tuple[str, str] | None:
-    """(why this plan cannot run with `tensorrt_version` on `gpu`, what to do), or None when it can.
+def platform_problem(manifest: EngineManifest, gpu: GpuInfo, platform: PlatformInfo) -> str | None:
+    """Why a plan built on another platform cannot load here: another OS or CPU architecture, or a Jetson's
+    integrated GPU against a discrete one (JetPack's TensorRT is a package of its own). None when it fits, or when
+    the manifest does not say where it was built."""
+    built = manifest.platform
+    if built is None or not built.system:
+        return None
+    name = manifest.plan.file or "the plan"
+    if (built.system, built.machine) != (platform.system, platform.machine):
+        return f"{name} was built on {built.describe()}, this machine is {platform.describe()}"
+    if manifest.gpu.integrated != gpu.integrated:
+        kind = {True: "an integrated GPU (Jetson)", False: "a discrete GPU"}
+        return f"{name} was built for {kind[manifest.gpu.integrated]}, this machine has {kind[gpu.integrated]}"
+    return None
 
-    A plan runs only on the TensorRT it was built with, unless built version-compatible (then on that version or
-    newer); and only on GPUs of its compute capability, unless built with hardware compatibility AMPERE_PLUS
-    (any GPU with compute capability >= 8.0).
+
+def compatibility_problem(manifest: EngineManifest, tensorrt_version: str, gpu: GpuInfo,
+                          platform: PlatformInfo | None = None) -> tuple[str, str] | None:
+    """(why this plan cannot run with `tensorrt_version` on `gpu` and `platform`, what to do), or None when it can.
+
+    A plan runs only on the platform it was built on (OS, CPU architecture, Jetson or not); only with the
+    TensorRT it was built with, unless built version-compatible (then on that version or newer); and only on GPUs
+    of its compute capability, unless built with hardware compatibility AMPERE_PLUS (any GPU with compute
+    capability >= 8.0). `platform` None skips the platform check (the caller built the plan here).
     """
     name = manifest.plan.file or "the plan"
+    if platform is not None and (problem := platform_problem(manifest, gpu, platform)):
+        return problem, REBUILD
     trt = manifest.tensorrt
     built, running = _version_tuple(trt.version), _version_tuple(tensorrt_version)
     if trt.version_compatible:
@@ -256,10 +283,11 @@ def check_plan_hash(plan_path, manifest: EngineManifest) -> str:
     return digest
 
 
-def check_loadable(plan_path, manifest: EngineManifest, tensorrt_version: str, gpu: GpuInfo) -> list[str]:
+def check_loadable(plan_path, manifest: EngineManifest, tensorrt_version: str, gpu: GpuInfo,
+                   platform: PlatformInfo | None = None) -> list[str]:
     """Refuse (VanexportError, one line) a plan that does not fit this machine or was tampered with; return
     warnings otherwise."""
-    problem = compatibility_problem(manifest, tensorrt_version, gpu)
+    problem = compatibility_problem(manifest, tensorrt_version, gpu, platform)
     if problem:
         raise VanexportError(*problem)
     check_plan_hash(plan_path, manifest)

@@ -1,8 +1,9 @@
-"""TensorRT plans behind the Backend interface. PyTorch CUDA tensors are the device buffers; TensorRT runs them with
-set_input_shape / set_tensor_address / execute_async_v3 on a CUDA stream of its own.
+"""TensorRT plans behind the Backend interface, without PyTorch: device buffers, a stream and the copies come from
+the CUDA driver API (`runtime.cuda`); TensorRT runs them with set_input_shape / set_tensor_address /
+execute_async_v3 on that stream.
 
-A plan is loaded only after its manifest says it fits this machine (TensorRT version, compute capability) and its
-hash matches: TensorRT itself would fail with an opaque "magic tag" or version message, or worse, load it.
+A plan is loaded only after its manifest says it fits this machine (platform, TensorRT version, compute capability)
+and its hash matches: TensorRT itself would fail with an opaque "magic tag" or version message, or worse, load it.
 """
 from __future__ import annotations
 
@@ -11,23 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VanexportError
-
-TORCH_HINT = ("install a CUDA build of PyTorch (https://pytorch.org/get-started/locally/; on Jetson, NVIDIA's "
-              "JetPack wheel): the TensorRT backend uses its CUDA tensors as device buffers")
-
-
-def cuda_torch(device: int = 0):
-    try:
-        import torch
-    except ImportError as e:
-        raise VanexportError("PyTorch is not installed", TORCH_HINT) from e
-    if not torch.cuda.is_available():
-        raise VanexportError(f"this PyTorch ({torch.__version__}) cannot use the GPU (a CPU-only build, "
-                             "or one built for a newer driver)", TORCH_HINT)
-    if device >= torch.cuda.device_count():
-        raise VanexportError(f"no CUDA device {device} ({torch.cuda.device_count()} visible to PyTorch)",
-                             "check CUDA_VISIBLE_DEVICES")
-    return torch
 
 
 def _fmt(shape) -> str:
@@ -55,57 +39,108 @@ def check_in_profile(shape, profile, name: str = "input") -> None:
 
 
 class TensorRTBackend:
-    """`backend(x)` -> logits for a float32 NCHW batch `x` within the engine's profile."""
+    """`backend(x)` -> logits for a float32 NCHW batch `x` within the engine's profile. Device buffers grow to
+    the largest batch seen and are reused; `close()` frees them (also on garbage collection)."""
 
     name = "tensorrt"
     device = "cuda"
 
     def __init__(self, plan_path, device: int = 0, manifest=None):
         from ..formats.engine_manifest import check_loadable, read_manifest
-        from ..machine import require_tensorrt, tensorrt_version
+        from ..machine import host_platform, require_tensorrt, tensorrt_version
+        from . import cuda
         from . import tensorrt_engine as trt_engine
 
+        self._cuda = None
         self.path = Path(plan_path)
         if not self.path.is_file():
             raise VanexportError(f"plan file '{self.path}' not found", "build one with `vanexport trt`")
-        trt, self.gpu = require_tensorrt(device)
+        self._trt, self.gpu = require_tensorrt(device)
         self.manifest = manifest or read_manifest(self.path)
-        self.warnings = check_loadable(self.path, self.manifest, tensorrt_version(trt), self.gpu)
-        torch = self._torch = cuda_torch(device)
-        self._device = torch.device("cuda", device)
-        self.logger = trt_engine.collecting_logger(trt)
-        with torch.cuda.device(self._device):
+        self.warnings = check_loadable(self.path, self.manifest, tensorrt_version(self._trt), self.gpu,
+                                       host_platform())
+        self._cuda = cuda.Device(device)  # current before TensorRT creates anything: the engine is bound to it
+        self._buffers: dict[str, object] = {}
+        with trt_engine.capture(self._trt) as log:
             self.runtime, self.engine = trt_engine.deserialize(
-                trt, self.logger, self.path.read_bytes(), host_code=self.manifest.tensorrt.version_compatible,
+                self._trt, log, self.path.read_bytes(), host_code=self.manifest.tensorrt.version_compatible,
                 dla_core=self.manifest.tensorrt.dla_core)
             self.context = self.engine.create_execution_context()
             if self.context is None:
                 raise VanexportError(f"TensorRT cannot create an execution context for {self.path.name} "
-                                     f"({self.logger.last_error('out of GPU memory?')})", "free GPU memory and retry")
-            self.stream = torch.cuda.Stream()
-        self.inputs, self.outputs = trt_engine.engine_io(trt, self.engine)
+                                     f"({log.last_error('out of GPU memory?')})", "free GPU memory and retry")
+        self.stream = self._cuda.stream()
+        self.inputs, self.outputs = trt_engine.engine_io(self._trt, self.engine)
         if len(self.inputs) != 1:
             raise VanexportError(f"{self.path.name} has {len(self.inputs)} inputs", "expected one image input (a VAN)")
         self.input_name = self.inputs[0].name
         self.profile = self.inputs[0].profile
 
+    def _buffer(self, name: str, nbytes: int):
+        buf = self._buffers.get(name)
+        if buf is None or buf.nbytes < nbytes:
+            if buf is not None:
+                buf.close()
+            buf = self._buffers[name] = self._cuda.alloc(nbytes)
+        return buf
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        torch = self._torch
+        from . import tensorrt_engine as trt_engine
+
         check_in_profile(x.shape, self.profile, self.input_name)
-        host = torch.from_numpy(np.ascontiguousarray(x, dtype=np.dtype(self.inputs[0].dtype)))
-        with torch.cuda.device(self._device), torch.cuda.stream(self.stream):
-            x_dev = host.to(self._device, non_blocking=True)  # queued on self.stream, before the engine
+        host_in = np.ascontiguousarray(x, dtype=_numpy_dtype(self.inputs[0]))
+        self._cuda.activate()  # this thread may not be the one that loaded the plan
+        with trt_engine.capture(self._trt) as log:
             if not self.context.set_input_shape(self.input_name, tuple(x.shape)):
-                raise VanexportError(f"TensorRT refused input shape {_fmt(x.shape)} ({self.logger.last_error()})",
+                raise VanexportError(f"TensorRT refused input shape {_fmt(x.shape)} ({log.last_error()})",
                                      "check the engine's profile with `vanexport inspect`")
-            self.context.set_tensor_address(self.input_name, x_dev.data_ptr())
-            outputs = {}
+            d_in = self._buffer(self.input_name, host_in.nbytes)
+            d_in.copy_from(host_in, self.stream)
+            self.context.set_tensor_address(self.input_name, d_in.ptr)
+            host_out = {}
             for out in self.outputs:
                 shape = tuple(int(d) for d in self.context.get_tensor_shape(out.name))
-                outputs[out.name] = torch.empty(shape, dtype=getattr(torch, out.dtype), device=self._device)
-                self.context.set_tensor_address(out.name, outputs[out.name].data_ptr())
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise VanexportError(f"TensorRT failed to run {self.path.name} ({self.logger.last_error()})",
+                host_out[out.name] = np.empty(shape, _numpy_dtype(out))
+                self.context.set_tensor_address(out.name, self._buffer(out.name, host_out[out.name].nbytes).ptr)
+            if not self.context.execute_async_v3(self.stream.handle):
+                raise VanexportError(f"TensorRT failed to run {self.path.name} ({log.last_error()})",
                                      "run with --debug; check GPU memory with nvidia-smi")
-            self.stream.synchronize()
-        return outputs[self.outputs[0].name].float().cpu().numpy()
+            for name, arr in host_out.items():
+                self._buffers[name].copy_to(arr, self.stream)
+            self.stream.synchronize()  # host_in and host_out stay referenced until here
+        return host_out[self.outputs[0].name].astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        """TensorRT objects first (they live in the device's context), then the buffers, stream and context."""
+        if self._cuda is None:
+            return
+        for attr in ("context", "engine", "runtime"):
+            self.__dict__.pop(attr, None)
+        for buf in self._buffers.values():
+            buf.close()
+        self._buffers = {}
+        if getattr(self, "stream", None) is not None:
+            self.stream.close()
+            self.stream = None
+        cuda_device, self._cuda = self._cuda, None
+        cuda_device.close()
+
+    def __enter__(self) -> "TensorRTBackend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown, or a driver already gone: nothing left to free
+            pass
+
+
+def _numpy_dtype(spec) -> np.dtype:
+    try:
+        return np.dtype(spec.dtype)
+    except TypeError:
+        raise VanexportError(f"tensor '{spec.name}' is {spec.dtype}, which numpy cannot hold",
+                             "export the model with float32 or float16 inputs and outputs") from None

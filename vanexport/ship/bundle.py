@@ -84,6 +84,8 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
     plans = [_check_engine_files(p) for p in engines]
     if timing_cache and not Path(timing_cache).is_file():
         raise VanexportError(f"timing cache '{timing_cache}' not found", "pass the file `vanexport trt --timing-cache` wrote")
+    if timing_cache and not Path(timing_cache).stat().st_size:
+        raise VanexportError(f"timing cache '{timing_cache}' is empty", "leave --timing-cache out, or build once more")
     if output:
         check_output_path(output)
     label_names = None
@@ -209,6 +211,8 @@ def add_engine_to_bundle(bundle: str | os.PathLike, plan: str | os.PathLike, man
     plan_path, manifest_file = _check_engine_files(plan, manifest)
     if timing_cache is not None and not Path(timing_cache).is_file():
         raise VanexportError(f"timing cache '{timing_cache}' not found", "pass the cache file the build wrote")
+    if timing_cache is not None and not Path(timing_cache).stat().st_size:
+        raise VanexportError(f"timing cache '{timing_cache}' is empty", "add the engine without it")
     with work_folder() as work:
         root = work / "b"
         step(f"checking {bundle}")
@@ -422,7 +426,7 @@ Files (sha256 of each in manifest.json; `vanexport unpack` checks them all):
   {m.check.file:<40} check images and each ONNX file's expected logits
 
 On the device (no PyTorch needed):
-  pip install --no-deps vanexport && pip install numpy pillow click rich onnxruntime   # or onnxruntime-gpu
+  pip install "vanexport[cpu]"      # ONNX Runtime; or "vanexport[gpu]"; on a Jetson with JetPack's TensorRT: vanexport
   vanexport predict photo.jpg --model THIS_BUNDLE.tar.gz        # picks TensorRT > ONNX Runtime CUDA > CPU, says which
   vanexport trt --bundle THIS_BUNDLE.tar.gz --fp16              # build an engine for this GPU into the bundle
   vanexport unpack THIS_BUNDLE.tar.gz -o van/                   # checked unpacking, e.g. for trtexec

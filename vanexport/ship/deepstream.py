@@ -1,30 +1,55 @@
-"""`vanexport deepstream`: a DeepStream Gst-nvinfer classifier config, its label file and a softmax ONNX.
+"""`vanexport deepstream`: a DeepStream Gst-nvinfer classifier config, its label file, a softmax ONNX and, for
+full frames, an nvdspreprocess config that crops as VAN was evaluated. Runs on a device install (no onnx, no torch).
 
 nvinfer feeds the network y = net-scale-factor * (x - offsets[c]) for 8-bit pixels x in 0..255. The model wants
 y = (x / 255 - mean[c]) / std[c] = (x - 255 * mean[c]) / (255 * std[c]), so
     net-scale-factor = 1 / (255 * std)      (one factor for all channels: std must be equal across channels)
     offsets[c]       = 255 * mean[c]
 For VAN (mean = std = 0.5): net-scale-factor = 1/127.5 = 0.00784313725490196 and offsets = 127.5;127.5;127.5.
+nvdspreprocess's default tensor preparation takes the same pair (pixel-normalization-factor, offsets).
 
 nvinfer's classifier parser thresholds the output as probabilities, and VAN outputs logits, so the ONNX file
-given to DeepStream has a Softmax appended (output `probabilities`). DeepStream builds its own engine from it on
-first run and saves it under the name set in model-engine-file, so later runs start at once.
-nvinfer scales the whole frame or object to 224x224; VAN was evaluated with resize-248-then-centre-crop, so
-expect small differences from `vanexport predict` on the same picture.
+given to DeepStream has a Softmax appended (output `probabilities`).
+
+The crop. VAN is evaluated resize-short-side-248 / centre-crop-224; nvinfer scales the whole frame (or object)
+to 224x224, a stretch (`maintain-aspect-ratio=1` pads instead: it never crops). For a full-frame classifier the
+config therefore hands the crop to nvdspreprocess: a fixed ROI in nvstreammux's output, the very pixels the
+evaluation keeps (a centred square of side about min(W, H) * 224 / 248), scaled to 224 with the GPU's cubic
+filter: the same crop, taken before the resize instead of after it. `--images` measures what each choice does: the config's preprocessing emulated with Pillow
+against the validated pipeline, top-1 agreement of the bundle's FP32 ONNX on both.
+
+The engine. nvinfer builds its own engine from onnx-file on first run and saves it as
+<onnx-file>_b<batch-size>_gpu<gpu-id>_<fp32|fp16|int8>.engine beside the ONNX (DeepStream 6.2 sources,
+nvdsinfer_model_builder.cpp), which is the model-engine-file written here. INT8 is the exception: without an
+int8-calib-file nvinfer logs "INT8 calibration file not specified. Trying FP16 mode.", builds FP16 and saves
+`_fp16.engine`, so an `_int8` name is never found and it rebuilds on every start (and a weakly typed FP16 build of
+a Q/DQ graph may fail outright). So INT8 needs `--build-engine`: vanexport builds the plan here, strongly typed,
+checks it against the bundle, and model-engine-file names it (nvinfer checks batch size, input dims and output
+names of a given engine, not its precision).
 """
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from .. import __version__
 from ..errors import VanexportError
-from ..files import atomic_output, check_output_path
+from ..files import check_output_path, temp_folder_beside
 
 NETWORK_MODE = {"fp32": 0, "int8": 1, "fp16": 2}  # nvinfer network-mode values
 PROB_OUTPUT = "probabilities"
+# NvBufSurfTransform_Inter / _Compute values (nvbufsurftransform.h), as nvinfer's and nvdspreprocess's parsers
+# take them: 2 = Algo1, a true cubic on the GPU (the VIC's 5-tap filter on a Jetson unless compute is the GPU).
+SCALING_FILTER_CUBIC = 2
+COMPUTE_GPU = 1
+PREPROCESS_UNIQUE_ID = 100  # nvdspreprocess's own id: apart from nvinfer ids (whose default is 15) and ours (1, 2)
+# The sample library that ships with DeepStream (6.2 sample config; UNVERIFIED that 7.x keeps the path).
+CUSTOM_LIB = "/opt/nvidia/deepstream/deepstream/lib/gst-plugins/libcustom2d_preprocess.so"
 
 
 @dataclass
@@ -37,6 +62,11 @@ class DeepStreamResult:
     net_scale_factor: float
     offsets: list[float]
     properties: dict
+    preprocessing: str  # "centre-crop" (nvdspreprocess ROI) or "stretch" (nvinfer scales the frame or object)
+    preprocess_config: str | None = None
+    roi: list[int] | None = None  # left, top, width, height in nvstreammux's output
+    engine: dict | None = None  # --build-engine: the plan and its check against the bundle
+    agreement: dict | None = None  # --images: top-1 agreement of the config's preprocessing with the validated one
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -52,32 +82,142 @@ def scale_and_offsets(mean, std) -> tuple[float, list[float]]:
 
 
 def softmax_onnx(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """Copy an ONNX classifier with Softmax(axis=1) after its logits, as the output `probabilities`."""
-    import onnx
-    from onnx import helper
+    """Copy an ONNX classifier with Softmax(axis=1) after its logits, as the output `probabilities` (its
+    metadata says so), without the onnx package."""
+    from ..formats.onnx_wire import metadata_from_file, with_softmax_output
 
-    from ..formats.onnx_metadata import read_metadata, write_metadata
-
-    model = onnx.load(str(src))
-    graph = model.graph
-    logits = graph.output[0]
-    graph.node.append(helper.make_node("Softmax", [logits.name], [PROB_OUTPUT], axis=1, name="vanexport_softmax"))
-    prob = onnx.ValueInfoProto()
-    prob.CopyFrom(logits)
-    prob.name = PROB_OUTPUT
-    del graph.output[:]
-    graph.output.append(prob)
-    meta = read_metadata(model)
+    meta = metadata_from_file(src)
     meta.output_name = PROB_OUTPUT
-    write_metadata(model, meta)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(dst))
+    with_softmax_output(src, dst, PROB_OUTPUT, meta)
+
+
+def parse_frame(text: str) -> tuple[int, int]:
+    """'1920x1080' -> (1920, 1080)."""
+    w, sep, h = str(text).lower().partition("x")
+    if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        raise VanexportError(f"--frame {text!r} is not WIDTHxHEIGHT", "give nvstreammux's width and height, "
+                             "e.g. --frame 1920x1080")
+    return int(w), int(h)
+
+
+def centre_roi(width: int, height: int, pre) -> tuple[int, int, int, int]:
+    """(left, top, width, height): the part of a width x height frame that the validated preprocessing keeps
+    (torchvision's geometry: the short side resized to `resize_size`, the long side truncated to an int, the crop
+    offset rounded in the resized image), in frame pixels, to the nearest even values: nvdspreprocess rounds a
+    ROI's left/top up and its width/height down to even numbers (DeepStream 6.2, gstnvdspreprocess.cpp)."""
+    short, crop = pre.resize_size, pre.input_size
+    rw, rh = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
+    sx, sy = width / rw, height / rh
+
+    def even(v: float) -> int:
+        return 2 * round(v / 2)
+
+    left, top = even(int(round((rw - crop) / 2.0)) * sx), even(int(round((rh - crop) / 2.0)) * sy)
+    return left, top, min(even(crop * sx), (width - left) // 2 * 2), min(even(crop * sy), (height - top) // 2 * 2)
+
+
+def emulate(image, pre, mode: str, roi: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """The input the config gives the network for one full frame, as an HxWx3 uint8 RGB array (before the
+    normalisation, which is exact): "centre-crop" crops the ROI (default: `centre_roi` of this frame, as if
+    nvstreammux ran at its size), rounded as nvdspreprocess rounds it, and scales it with a cubic filter;
+    "stretch" scales the whole frame, as nvinfer does. Pillow's bicubic (which antialiases when it shrinks)
+    stands in for the GPU's cubic filter: close, not bit-exact (UNVERIFIED against DeepStream itself)."""
+    from PIL import Image
+
+    image = (Image.fromarray(image) if isinstance(image, np.ndarray) else image).convert("RGB")
+    size = (pre.input_size, pre.input_size)
+    if mode == "centre-crop":
+        left, top, w, h = roi or centre_roi(*image.size, pre)
+        left, top = left + left % 2, top + top % 2  # GST_ROUND_UP_2 / GST_ROUND_DOWN_2, as nvdspreprocess does
+        w, h = min(w, image.size[0] - left) // 2 * 2, min(h, image.size[1] - top) // 2 * 2
+        image = image.crop((left, top, left + w, top + h))
+    return np.asarray(image.resize(size, resample=Image.Resampling.BICUBIC), dtype=np.uint8)
+
+
+def measure_agreement(onnx_path, images: str | os.PathLike, pre, modes=("centre-crop", "stretch")) -> dict:
+    """Top-1 agreement, on the images of folder `images`, between the validated preprocessing (resize + centre
+    crop) and each emulated DeepStream preprocessing, with the FP32 ONNX on ONNX Runtime's CPU provider."""
+    from ..data.images import list_images, open_image
+    from ..data.preprocess import normalize, resize_and_crop
+    from ..runtime.batching import run_batched
+    from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        raise VanexportError("measuring the preprocessing (--images) needs ONNX Runtime",
+                             "pip install 'vanexport[cpu]', or leave --images out") from e
+    files = list_images(Path(images))
+    if not files:
+        raise VanexportError(f"no images in '{images}'", "pass a folder of .jpg/.png images (subfolders are read)")
+    pics = [open_image(f) for f in files]
+    backend = OnnxRuntimeBackend(onnx_path)
+
+    def top1(pixels: list[np.ndarray]) -> np.ndarray:
+        x = np.stack([normalize(p, pre) for p in pixels]).astype(np.float32)
+        return run_batched(backend, x, 32).argmax(1)
+
+    reference = top1([resize_and_crop(p, pre) for p in pics])
+    out = {"images": len(pics), "reference": f"resize {pre.resize_size} ({pre.interpolation}) + centre crop "
+           f"{pre.input_size}, FP32 ONNX on ONNX Runtime CPU"}
+    for mode in modes:
+        out[mode] = float((top1([emulate(p, pre, mode) for p in pics]) == reference).mean())
+    return out
+
+
+def preprocess_config(pre, roi, input_name: str, batch_size: int, gpu_id: int, target_gie: int, scale: float,
+                      offsets: list[float]) -> str:
+    """nvdspreprocess config: one fixed ROI per source, cubic-scaled to the network input, normalised as
+    nvinfer would, handed to the nvinfer whose gie-unique-id is `target_gie` as tensor `input_name`."""
+    left, top, w, h = roi
+    s = pre.input_size
+    return "\n".join([
+        f"# nvdspreprocess config written by vanexport {__version__}: the part of each nvstreammux frame that VAN's",
+        f"# evaluation keeps (resize short side {pre.resize_size}, centre-crop {s}), scaled to {s}x{s} with the GPU's cubic",
+        "# filter. The ROI is in nvstreammux output pixels: for another width/height or more sources, rerun",
+        "# `vanexport deepstream --frame WxH` or add roi-params-src-<id> lines (left;top;width;height).",
+        "[property]",
+        "enable=1",
+        f"target-unique-ids={target_gie}",
+        f"unique-id={PREPROCESS_UNIQUE_ID}",
+        f"gpu-id={gpu_id}",
+        "process-on-frame=1",
+        "network-input-order=0",  # NCHW
+        f"network-input-shape={batch_size};3;{s};{s}",
+        f"processing-width={s}",
+        f"processing-height={s}",
+        "maintain-aspect-ratio=0",  # the ROI has the crop's shape already
+        "symmetric-padding=0",
+        "network-color-format=0",  # RGB, as VAN was trained
+        "tensor-data-type=0",  # FP32
+        f"tensor-name={input_name}",
+        "scaling-buf-pool-size=6",
+        "tensor-buf-pool-size=6",
+        "scaling-pool-memory-type=0",
+        f"scaling-pool-compute-hw={COMPUTE_GPU}",  # the GPU, so that the cubic filter is one on a Jetson too
+        f"scaling-filter={SCALING_FILTER_CUBIC}",
+        f"custom-lib-path={CUSTOM_LIB}",
+        "custom-tensor-preparation-function=CustomTensorPreparation",
+        "",
+        "[user-configs]",
+        f"pixel-normalization-factor={scale!r}",
+        "offsets=" + ";".join(repr(o) for o in offsets),
+        "",
+        "[group-0]",
+        "src-ids=0",
+        "custom-input-transformation-function=CustomAsyncTransformation",
+        "process-on-roi=1",
+        f"roi-params-src-0={left};{top};{w};{h}",
+    ]) + "\n"
 
 
 def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, precision: str | None = None,
                       batch_size: int = 1, threshold: float = 0.5, gpu_id: int = 0, secondary: bool = False,
+                      gie_id: int | None = None, operate_on_gie_id: int = 1, crop: bool | None = None,
+                      frame: str = "1920x1080", images: str | os.PathLike | None = None, build_engine: bool = False,
                       progress: Callable[[str], None] | None = None) -> DeepStreamResult:
-    """Write `output` (config_infer.txt), `<stem>_labels.txt` and the softmax ONNX beside it."""
+    """Write `output` (config_infer.txt), `<stem>_labels.txt`, the softmax ONNX and, with the crop,
+    `<stem>_preprocess.txt` beside it; with `build_engine`, the TensorRT plan nvinfer is to load."""
     from ..device.bundle import open_bundle
 
     step = progress or (lambda msg: None)
@@ -86,6 +226,22 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
         raise VanexportError(f"--batch-size {batch_size} is not positive", "pass 1 or more")
     if not 0.0 <= threshold <= 1.0:
         raise VanexportError(f"--threshold {threshold} is not a probability", "pass a value in 0..1")
+    gie_id = gie_id if gie_id is not None else (2 if secondary else 1)
+    if gie_id < 1 or operate_on_gie_id < 1:
+        raise VanexportError("gie ids start at 1", "pass --gie-id / --operate-on-gie-id of 1 or more")
+    if secondary and gie_id == operate_on_gie_id:
+        raise VanexportError(f"--gie-id {gie_id} is the id of the primary detector this classifier operates on",
+                             "give the classifier an id of its own (the default is 2)")
+    if crop and secondary:
+        raise VanexportError("the centre crop is for full frames: a secondary classifier gets each object scaled "
+                             "whole by nvinfer", "drop --crop with --secondary")
+    crop = not secondary if crop is None else crop
+    mux = parse_frame(frame)
+    if precision == "int8" and not build_engine:
+        raise VanexportError("nvinfer cannot build INT8 from a Q/DQ ONNX: without an int8-calib-file it falls back "
+                             "to FP16 and saves a '_fp16.engine' (so it rebuilds on every start)",
+                             "add --build-engine to build and check the INT8 plan here (needs TensorRT), or use "
+                             "--precision fp16")
     step(f"checking and unpacking {Path(bundle).name}")
     b = open_bundle(bundle)
     warns: list[str] = []
@@ -104,7 +260,22 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
     folder = out.parent if str(out.parent) else Path(".")
     onnx_path = folder / f"{src.stem}_softmax.onnx"
     labels_path = folder / f"{out.stem}_labels.txt"
-    engine_name = f"{onnx_path.name}_b{batch_size}_gpu{gpu_id}_{precision}.engine"  # the name nvinfer saves under
+    pre_path = folder / f"{out.stem}_preprocess.txt" if crop else None
+    roi = list(centre_roi(*mux, pre)) if crop else None
+    for path in (onnx_path, labels_path, pre_path):
+        if path is not None:
+            check_output_path(path)
+    agreement = None
+    if images is not None:
+        step(f"measuring the preprocessing on {images} (FP32 ONNX, ONNX Runtime CPU)")
+        agreement = measure_agreement(b.onnx("fp32"), images, pre)
+        mode = "centre-crop" if crop else "stretch"
+        agreement["config"] = mode
+        if agreement[mode] < 0.995:
+            warns.append(f"this config's preprocessing ({mode}) agrees with the validated one on only "
+                         f"{agreement[mode]:.1%} of {agreement['images']} images")
+
+    engine_name = f"{onnx_path.name}_b{batch_size}_gpu{gpu_id}_{precision}.engine"  # what nvinfer saves
     props = {
         "gpu-id": gpu_id,
         "net-scale-factor": repr(scale),
@@ -122,25 +293,108 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
         "output-blob-names": PROB_OUTPUT,
         "classifier-threshold": threshold,
         "maintain-aspect-ratio": 0,
-        "gie-unique-id": 1,
+        "scaling-filter": SCALING_FILTER_CUBIC,  # nvinfer's default is nearest; VAN was evaluated bicubic
+        "scaling-compute-hw": COMPUTE_GPU,
+        "gie-unique-id": gie_id,
     }
+    if crop:
+        props["input-tensor-from-meta"] = 1  # the tensor nvdspreprocess made from the ROI
     if secondary:
-        props.update({"operate-on-gie-id": 1, "classifier-async-mode": 1})
-    body = [f"# DeepStream Gst-nvinfer config for VAN-{b.variant} ({precision.upper()}), written by vanexport {__version__}",
-            f"# from {Path(bundle).name}. nvinfer computes y = net-scale-factor * (x - offsets[c]) on 0..255 pixels;",
-            f"# VAN wants (x/255 - mean)/std with mean={list(pre.mean)} std={list(pre.std)}: factor 1/(255*std), offsets 255*mean.",
-            f"# {onnx_path.name} is the bundle's {src.name} with a Softmax appended (output '{PROB_OUTPUT}').",
-            "# DeepStream builds and saves model-engine-file on first run"
-            + (" (INT8 from Q/DQ nodes: no int8-calib-file needed)." if precision == "int8" else "."),
-            "[property]"] + [f"{k}={v}" for k, v in props.items()]
+        # classifier-async-mode=1 skips objects without a tracker id: off, so it works without nvtracker
+        props.update({"operate-on-gie-id": operate_on_gie_id, "classifier-async-mode": 0})
 
-    step(f"writing {onnx_path.name} (softmax appended)")
-    with atomic_output(onnx_path) as tmp:
-        softmax_onnx(src, tmp)
-    # nvinfer classifiers read one line per output layer, labels separated by ';'.
-    with atomic_output(labels_path) as tmp:
-        tmp.write_text(";".join(label.replace(";", ",") for label in b.labels) + "\n", encoding="utf-8")
-    with atomic_output(out) as tmp:
-        tmp.write_text("\n".join(body) + "\n")
-    return DeepStreamResult(str(out), str(labels_path), str(onnx_path), engine_name, precision, scale, offsets,
-                            props, warns)
+    # Everything is made in a folder beside the output and moved into place at the end: nothing half-written.
+    work = temp_folder_beside(out)
+    try:
+        step(f"writing {onnx_path.name} (softmax appended)")
+        softmax_onnx(src, work / onnx_path.name)
+        engine = None
+        if build_engine:
+            engine = build_plan(b, work / onnx_path.name, precision, batch_size, gpu_id, step)
+            props["model-engine-file"] = engine["plan"]
+        body = [f"# DeepStream Gst-nvinfer config for VAN-{b.variant} ({precision.upper()}), written by vanexport "
+                f"{__version__}",
+                f"# from {Path(bundle).name}. nvinfer computes y = net-scale-factor * (x - offsets[c]) on 0..255 "
+                "pixels;",
+                f"# VAN wants (x/255 - mean)/std with mean={list(pre.mean)} std={list(pre.std)}: factor 1/(255*std), "
+                "offsets 255*mean.",
+                f"# {onnx_path.name} is the bundle's {src.name} with a Softmax appended (output '{PROB_OUTPUT}')."]
+        if engine:
+            body.append(f"# model-engine-file is the plan vanexport built and checked here ({engine['check']}); "
+                        "if this TensorRT cannot load it, nvinfer rebuilds from onnx-file.")
+        else:
+            body.append("# nvinfer builds model-engine-file from onnx-file on first run and saves it under that name.")
+        if crop:
+            body.append(f"# Pipeline: nvstreammux (width={mux[0]} height={mux[1]}) ! nvdspreprocess "
+                        f"config-file={pre_path.name} ! nvinfer config-file-path={out.name} input-tensor-meta=1")
+        else:
+            body.append("# nvinfer scales each " + ("object" if secondary else "frame") + " whole to the network "
+                        "input (a stretch, not VAN's resize + centre crop).")
+        if secondary:
+            body.append(f"# Secondary: classifies objects of the detector with gie-unique-id={operate_on_gie_id}; "
+                        f"its own results carry gie-unique-id={gie_id}.")
+        body += ["[property]"] + [f"{k}={v}" for k, v in props.items()]
+        # nvinfer classifiers read one line per output layer, labels separated by ';'.
+        (work / labels_path.name).write_text(";".join(label.replace(";", ",") for label in b.labels) + "\n",
+                                             encoding="utf-8")
+        if pre_path is not None:
+            (work / pre_path.name).write_text(preprocess_config(pre, roi, b.manifest.io_input.name, batch_size, gpu_id,
+                                                                gie_id, scale, offsets))
+        (work / out.name).write_text("\n".join(body) + "\n")
+        for made in sorted(work.iterdir(), key=lambda f: f.name == out.name):  # the config last
+            os.replace(made, folder / made.name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if engine:
+        _point_manifest_at(folder / engine["plan"], onnx_path)
+    return DeepStreamResult(str(out), str(labels_path), str(onnx_path), props["model-engine-file"], precision, scale,
+                            offsets, props, "centre-crop" if crop else "stretch",
+                            str(pre_path) if pre_path else None, roi, engine, agreement, warns)
+
+
+def _point_manifest_at(plan: Path, onnx_path: Path) -> None:
+    """The plan was built from the softmax ONNX in the work folder: its manifest now names the ONNX's place."""
+    from ..formats.engine_manifest import manifest_path, read_manifest, write_manifest
+
+    m = read_manifest(plan)
+    m.source_onnx.path = str(onnx_path)
+    write_manifest(m, manifest_path(plan))
+
+
+def build_plan(bundle, onnx_path: Path, precision: str, batch_size: int, gpu_id: int, step) -> dict:
+    """Build the softmax ONNX into a plan on GPU `gpu_id` (batch 1..batch-size, as nvinfer runs it), check it on
+    the bundle's check images against the softmax of the bundled ONNX outputs, and keep it beside the config."""
+    from ..check.metrics import compare_logits
+    from ..check.tolerances import engine_tolerance
+    from ..device.classify import softmax
+    from ..runtime.batching import batch_limits, run_batched
+    from ..runtime.tensorrt_backend import TensorRTBackend
+    from ..trt.build import build_engine
+    from ..trt.settings import BuildSettings
+
+    plan = onnx_path.with_name(f"{onnx_path.stem}_b{batch_size}_gpu{gpu_id}.plan")
+    settings = BuildSettings(precision=precision, min_batch=1, opt_batch=batch_size, max_batch=batch_size)
+    built = build_engine(onnx_path, settings, plan, timing_cache=None, validate=False, device=gpu_id, progress=step)
+    step(f"checking {plan.name} against the bundled {precision.upper()} ONNX outputs")
+    with TensorRTBackend(built.path, device=gpu_id) as backend:
+        size, min_size = batch_limits(None, backend.profile)
+        probs = run_batched(backend, bundle.check_inputs(), size, min_size)
+    reference = softmax(bundle.expected_logits(precision))
+    if probs.shape != reference.shape:
+        raise VanexportError(f"the plan built here does not match the bundle (outputs {probs.shape}, expected "
+                             f"{reference.shape}); nothing was written", "this is a bug in vanexport; please report it")
+    c = compare_logits(probs, reference)
+    tol = engine_tolerance(precision)
+    # probabilities, not logits: held to the top-1 agreement of the precision (FP32: every image, and 1e-3)
+    failures = []
+    if c["top1_agree"] < (tol.min_top1_agree or 1.0):
+        failures.append(f"top-1 agreement {c['top1_agree']:.2%}")
+    if precision == "fp32" and c["max_abs_err"] > 1e-3:
+        failures.append(f"max abs error {c['max_abs_err']:.2e} on probabilities")
+    if failures:
+        raise VanexportError(f"the plan built here does not match the bundle ({'; '.join(failures)}); nothing was "
+                             "written", "use --precision fp16 or fp32, or leave the build to nvinfer (drop "
+                             "--build-engine)")
+    return {"plan": plan.name, "manifest": Path(built.manifest_path).name, "precision": precision,
+            "check": f"top-1 {c['top1_agree']:.1%} on {c['n']} check images, max abs {c['max_abs_err']:.1e}",
+            "overall": c}

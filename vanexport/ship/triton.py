@@ -1,9 +1,14 @@
 """`vanexport triton`: a Triton Inference Server model repository from a bundle.
 
 One model for the ONNX Runtime backend and, for each precision that has plans, one for the TensorRT backend
-(plans for several GPU architectures share a model through `cc_model_filenames`). Each config.pbtxt is built
-as Triton's own `inference.ModelConfig` protobuf message (the schema the `tritonclient` package ships) and
-parsed back from the written text before the folder is moved into place.
+(plans for several GPU architectures share a model through `cc_model_filenames`). With `ensemble`, two more: a
+Python-backend model that turns encoded images (JPEG, PNG ...) into VAN's input tensor, and an ensemble that chains
+it to the ONNX Runtime model, so clients send image files; `client.py` beside the ensemble's config shows how.
+
+Each config.pbtxt is built as Triton's own `inference.ModelConfig` protobuf message (the schema the `tritonclient`
+package ships) and parsed back from the written text before the folder is moved into place. Dynamic batching is
+Triton's default (`dynamic_batching { }`: no queue delay, no preferred sizes), the documented starting point;
+a delay is the user's tuning (`--max-queue-delay-us`, measured with perf_analyzer).
 """
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ from typing import Callable
 from .. import __version__
 from ..errors import VanexportError
 
-PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
+PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan", "ensemble": "ensemble"}
+BACKENDS = ("python",)  # models named by backend rather than platform
+IMAGE_INPUT, PIXELS_OUTPUT = "IMAGE", "PIXELS"
 
 
 @dataclass
@@ -71,8 +78,8 @@ def parse_model_config(text: str):
     problems = []
     if not cfg.name:
         problems.append("no name")
-    if cfg.platform not in PLATFORMS.values() and cfg.backend not in PLATFORMS:
-        problems.append(f"unknown platform '{cfg.platform}'")
+    if cfg.platform not in PLATFORMS.values() and cfg.backend not in (*PLATFORMS, *BACKENDS):
+        problems.append(f"unknown platform '{cfg.platform}'" + (f" / backend '{cfg.backend}'" if cfg.backend else ""))
     if cfg.max_batch_size < 0:
         problems.append("negative max_batch_size")
     if cfg.HasField("dynamic_batching"):
@@ -85,10 +92,59 @@ def parse_model_config(text: str):
             problems.append(f"tensor '{t.name}' has no name, type or valid dims")
     if not cfg.input or not cfg.output:
         problems.append("no inputs or outputs")
+    if cfg.platform == PLATFORMS["ensemble"]:
+        problems += _ensemble_problems(cfg)
+    elif cfg.HasField("ensemble_scheduling"):
+        problems.append("ensemble_scheduling in a model that is not an ensemble")
     if problems:
         raise VanexportError("config.pbtxt is not a valid Triton model config: " + "; ".join(problems),
                              "this is a bug in vanexport; please report it")
     return cfg
+
+
+def _ensemble_problems(cfg) -> list[str]:
+    """What Triton's ensemble validation refuses that one config shows: no steps, instance groups, a step reading
+    a tensor nothing produced before it, an ensemble output no step produces."""
+    problems = []
+    steps = list(cfg.ensemble_scheduling.step)
+    if not steps:
+        problems.append("an ensemble with no steps")
+    if cfg.instance_group:
+        problems.append("an ensemble has no instance_group (its composing models do)")
+    available = {t.name for t in cfg.input}
+    for i, step in enumerate(steps):
+        if not step.model_name:
+            problems.append(f"step {i} names no model")
+        missing = sorted(set(step.input_map.values()) - available)
+        if missing or not step.input_map or not step.output_map:
+            problems.append(f"step {i} ({step.model_name}) reads {', '.join(missing) or 'nothing'} before any step "
+                            "writes it" if missing else f"step {i} ({step.model_name}) maps no inputs or outputs")
+        available |= set(step.output_map.values())
+    unproduced = sorted({t.name for t in cfg.output} - available)
+    if unproduced:
+        problems.append(f"no step produces the ensemble output {', '.join(unproduced)}")
+    return problems
+
+
+def check_ensemble(ensemble, models: dict) -> None:
+    """The checks across models that Triton makes when it loads an ensemble: every composing model exists, takes
+    and gives the tensors the step maps, and batches at least as much as the ensemble."""
+    problems = []
+    for step in ensemble.ensemble_scheduling.step:
+        m = models.get(step.model_name)
+        if m is None:
+            problems.append(f"composing model '{step.model_name}' is not in the repository")
+            continue
+        if missing := sorted(set(step.input_map) - {t.name for t in m.input}):
+            problems.append(f"'{step.model_name}' has no input {', '.join(missing)}")
+        if missing := sorted(set(step.output_map) - {t.name for t in m.output}):
+            problems.append(f"'{step.model_name}' has no output {', '.join(missing)}")
+        if m.max_batch_size and ensemble.max_batch_size > m.max_batch_size:
+            problems.append(f"ensemble {ensemble.name} allows maximum batch size {ensemble.max_batch_size}, but "
+                            f"'{m.name}' only {m.max_batch_size}")
+    if problems:
+        raise VanexportError("the ensemble does not fit its models: " + "; ".join(problems),
+                             "this is a bug in vanexport; please report it")
 
 
 def _dims(shape: list) -> list[int]:
@@ -96,7 +152,7 @@ def _dims(shape: list) -> list[int]:
 
 
 def _config(pb2, name: str, platform: str, input_io: dict, num_classes: int, output_name: str, max_batch: int,
-            kind: str, instances: int, delay_us: int, preferred: list[int], filenames: dict[str, str] | None = None,
+            kind: str, instances: int, delay_us: int = 0, filenames: dict[str, str] | None = None,
             default_file: str | None = None):
     cfg = pb2.ModelConfig(name=name, platform=platform, max_batch_size=max_batch)
     shape = input_io["shape"]
@@ -108,8 +164,9 @@ def _config(pb2, name: str, platform: str, input_io: dict, num_classes: int, out
     cfg.instance_group.add(count=instances, kind=pb2.ModelInstanceGroup.KIND_CPU if kind == "cpu" else
                            pb2.ModelInstanceGroup.KIND_GPU)
     if max_batch:
-        cfg.dynamic_batching.max_queue_delay_microseconds = delay_us
-        cfg.dynamic_batching.preferred_batch_size.extend(b for b in preferred if 1 <= b <= max_batch)
+        cfg.dynamic_batching.SetInParent()  # `dynamic_batching { }`: Triton's defaults
+        if delay_us:
+            cfg.dynamic_batching.max_queue_delay_microseconds = delay_us
     if default_file:
         cfg.default_model_filename = default_file
     for cc, fname in (filenames or {}).items():
@@ -117,18 +174,126 @@ def _config(pb2, name: str, platform: str, input_io: dict, num_classes: int, out
     return cfg
 
 
+def _preprocess_config(pb2, name: str, max_batch: int, size: int, instances: int):
+    """The Python-backend model: encoded images in (TYPE_STRING, one per batch item), VAN's input out."""
+    cfg = pb2.ModelConfig(name=name, backend="python", max_batch_size=max_batch)
+    cfg.input.add(name=IMAGE_INPUT, data_type=pb2.TYPE_STRING, dims=[1])
+    cfg.output.add(name=PIXELS_OUTPUT, data_type=pb2.TYPE_FP32, dims=[3, size, size])
+    cfg.instance_group.add(count=instances, kind=pb2.ModelInstanceGroup.KIND_CPU)  # decoding runs on the CPU
+    cfg.dynamic_batching.SetInParent()
+    return cfg
+
+
+def _ensemble_config(pb2, name: str, max_batch: int, preprocess: str, model: str, input_name: str,
+                     output_name: str, num_classes: int):
+    cfg = pb2.ModelConfig(name=name, platform=PLATFORMS["ensemble"], max_batch_size=max_batch)
+    cfg.input.add(name=IMAGE_INPUT, data_type=pb2.TYPE_STRING, dims=[1])
+    cfg.output.add(name=output_name, data_type=pb2.TYPE_FP32, dims=[num_classes], label_filename="labels.txt")
+    first = cfg.ensemble_scheduling.step.add(model_name=preprocess, model_version=-1)
+    first.input_map[IMAGE_INPUT] = IMAGE_INPUT  # key: the composing model's tensor, value: the ensemble's
+    first.output_map[PIXELS_OUTPUT] = "pixels"
+    second = cfg.ensemble_scheduling.step.add(model_name=model, model_version=-1)
+    second.input_map[input_name] = "pixels"
+    second.output_map[output_name] = output_name
+    return cfg
+
+
+PREPROCESS_MODEL = '''"""Triton Python backend: encoded images (TYPE_STRING) -> VAN-{variant}'s input, as vanexport preprocesses:
+resize the short side to {resize} ({interpolation}), centre-crop {size}, scale to [0, 1], normalise with mean {mean}
+and std {std}. Written by vanexport {version}; needs numpy and Pillow in Triton's Python environment."""
+import io
+import json
+
+import numpy as np
+from PIL import Image
+import triton_python_backend_utils as pb_utils
+
+RESIZE, SIZE, RESAMPLE = {resize}, {size}, {resample}
+MEAN = np.array({mean}, np.float32)
+STD = np.array({std}, np.float32)
+
+
+def preprocess(blob: bytes) -> np.ndarray:
+    image = Image.open(io.BytesIO(blob)).convert("RGB")
+    w, h = image.size
+    size = (RESIZE, int(RESIZE * h / w)) if w <= h else (int(RESIZE * w / h), RESIZE)  # torchvision Resize(int)
+    image = image.resize(size, resample=RESAMPLE)
+    left, top = int(round((size[0] - SIZE) / 2.0)), int(round((size[1] - SIZE) / 2.0))
+    x = np.asarray(image.crop((left, top, left + SIZE, top + SIZE)), dtype=np.float32) / 255.0
+    return np.ascontiguousarray(np.moveaxis((x - MEAN) / STD, -1, 0))
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = pb_utils.get_output_config_by_name(json.loads(args["model_config"]), "{pixels}")
+        self.dtype = pb_utils.triton_string_to_numpy(config["data_type"])
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:  # exactly one response per request
+            blobs = pb_utils.get_input_tensor_by_name(request, "{image}").as_numpy()  # object array [batch, 1]
+            try:
+                x = np.stack([preprocess(bytes(b)) for b in blobs.reshape(-1)]).astype(self.dtype)
+                responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("{pixels}", x)]))
+            except Exception as e:  # an image Pillow cannot read fails its request, not the model
+                responses.append(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(e))))
+        return responses
+'''
+
+CLIENT = '''"""Classify image files with the '{ensemble}' ensemble of a running Triton server (written by vanexport {version}).
+
+    pip install "tritonclient[http]"
+    python client.py cat.jpg dog.png --url localhost:8000
+"""
+import argparse
+
+import numpy as np
+import tritonclient.http as httpclient
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("images", nargs="+")
+    ap.add_argument("--url", default="localhost:8000", help="host:port of Triton's HTTP endpoint (no scheme)")
+    ap.add_argument("--topk", type=int, default=5)
+    args = ap.parse_args(argv)
+    client = httpclient.InferenceServerClient(url=args.url)
+    blobs = []
+    for path in args.images:
+        with open(path, "rb") as f:
+            blobs.append([f.read()])
+    data = np.array(blobs, dtype=np.object_)  # [batch, 1] of bytes; np.object_ keeps trailing zero bytes
+    request = httpclient.InferInput("{image}", list(data.shape), "BYTES")
+    request.set_data_from_numpy(data, binary_data=True)  # binary: JPEG bytes are not UTF-8
+    result = client.infer("{ensemble}", inputs=[request],
+                          outputs=[httpclient.InferRequestedOutput("{output}", binary_data=True, class_count=args.topk)])
+    for path, top in zip(args.images, result.as_numpy("{output}")):
+        # class_count answers "score:index:label" strings, best first
+        print(path, *[t.decode() if isinstance(t, bytes) else str(t) for t in top], sep="\\n  ")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
 def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, name: str | None = None,
                       precision: str = "fp32", max_batch: int = 32, instances: int = 1, cpu: bool = False,
-                      max_queue_delay_us: int = 100, force: bool = False,
+                      max_queue_delay_us: int = 0, ensemble: bool = False, force: bool = False,
                       progress: Callable[[str], None] | None = None) -> TritonResult:
-    """Write model folders for `bundle` into the Triton model repository `output` (created if needed)."""
+    """Write model folders for `bundle` into the Triton model repository `output` (created if needed); with
+    `ensemble`, also `<name>_preprocess` (Python backend) and `<name>_ensemble`, which takes encoded images."""
     from google.protobuf import text_format
 
     from ..device.bundle import open_bundle
+    from ..model.variants import Preprocessing
 
     step = progress or (lambda msg: None)
     if max_batch < 1 or instances < 1:
         raise VanexportError("--max-batch and --instances must be 1 or more", "pass positive numbers")
+    if max_queue_delay_us < 0:
+        raise VanexportError(f"--max-queue-delay-us {max_queue_delay_us} is negative", "pass 0 (Triton's default) "
+                             "or a delay in microseconds")
     pb2 = model_config_pb2()
     step(f"checking and unpacking {Path(bundle).name}")
     b = open_bundle(bundle)
@@ -139,14 +304,18 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
     warns: list[str] = []
     if static:
         warns.append(f"the ONNX file has a static batch of {b.static_batch}: max_batch_size 0, no dynamic batching")
+        if ensemble:
+            raise VanexportError("--ensemble needs a model with a dynamic batch (the ensemble batches requests)",
+                                 "bundle a model exported without --batch")
+    ort_batch = 0 if static else max_batch
 
     plans: dict[str, list] = {}
     for e in b.engines:
         plans.setdefault(e.entry.precision, []).append(e)
-    # (model name, platform, {file in version folder: source}, config)
-    models = [(base, "onnxruntime", {"model.onnx": b.onnx(precision)},
-               _config(pb2, base, PLATFORMS["onnxruntime"], io, b.num_classes, out_name, 0 if static else max_batch,
-                       "cpu" if cpu else "gpu", instances, max_queue_delay_us, []))]
+    # (model name, platform or backend, {file in the model folder: source path or text}, config)
+    models = [(base, "onnxruntime", {"1/model.onnx": b.onnx(precision)},
+               _config(pb2, base, PLATFORMS["onnxruntime"], io, b.num_classes, out_name, ort_batch,
+                       "cpu" if cpu else "gpu", instances, max_queue_delay_us))]
     for prec, engines in sorted(plans.items()):
         by_cc: dict[str, object] = {}
         for e in engines:
@@ -154,15 +323,31 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
             if cc in by_cc:
                 warns.append(f"two {prec} plans for compute capability {cc}: keeping {e.plan_path.name}")
             by_cc[cc] = e
-        files = {f"model_sm{cc.replace('.', '')}.plan": e.plan_path for cc, e in sorted(by_cc.items())}
-        first = next(iter(files))
+        files = {f"1/model_sm{cc.replace('.', '')}.plan": e.plan_path for cc, e in sorted(by_cc.items())}
+        first = next(iter(files)).split("/", 1)[1]
         profile = _profile(engines[0].manifest, io)
+        if profile["min_batch"] and profile["min_batch"] > 1:
+            warns.append(f"the {prec} plans take batches of {profile['min_batch']} or more: Triton will fail "
+                         "smaller requests (rebuild with --min-batch 1 to serve single images)")
         mb = 0 if static else profile["max_batch"] or max_batch
         models.append((f"{base}_trt_{prec}", "tensorrt", files,
                        _config(pb2, f"{base}_trt_{prec}", PLATFORMS["tensorrt"], dict(io, shape=profile["shape"]),
                                b.num_classes, out_name, mb, "gpu", instances, max_queue_delay_us,
-                               [profile["opt_batch"]] if profile["opt_batch"] else [],
                                {cc: f"model_sm{cc.replace('.', '')}.plan" for cc in sorted(by_cc)}, first)))
+    if ensemble:
+        pre: Preprocessing = b.preprocessing
+        pre_name, ens_name = f"{base}_preprocess", f"{base}_ensemble"
+        model_py = PREPROCESS_MODEL.format(
+            variant=b.variant, resize=pre.resize_size, size=pre.input_size, interpolation=pre.interpolation,
+            resample={"bicubic": 3, "bilinear": 2, "nearest": 0}[pre.interpolation], mean=list(pre.mean),
+            std=list(pre.std), version=__version__, image=IMAGE_INPUT, pixels=PIXELS_OUTPUT)
+        client = CLIENT.format(ensemble=ens_name, version=__version__, image=IMAGE_INPUT, output=out_name)
+        models.append((pre_name, "python", {"1/model.py": model_py},
+                       _preprocess_config(pb2, pre_name, max_batch, pre.input_size, instances)))
+        models.append((ens_name, "ensemble", {"client.py": client},
+                       _ensemble_config(pb2, ens_name, max_batch, pre_name, base, io["name"], out_name,
+                                        b.num_classes)))
+        check_ensemble(models[-1][3], {cfg.name: cfg for _, _, _, cfg in models})
 
     repo = Path(output)
     repo.mkdir(parents=True, exist_ok=True)
@@ -176,9 +361,11 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
             text_format.MessageToString(cfg)
         parse_model_config(text)  # the written text, read back with Triton's schema
         _write_model_dir(repo / model_name, text, files, b.file(m.labels.file))
-        records.append({"name": model_name, "backend": backend, "platform": cfg.platform, "path": str(repo / model_name),
-                        "max_batch_size": cfg.max_batch_size, "instance_kind": "cpu" if cpu and backend != "tensorrt" else "gpu",
-                        "files": sorted(["config.pbtxt", "labels.txt"] + [f"1/{f}" for f in files]),
+        records.append({"name": model_name, "backend": backend, "platform": cfg.platform or cfg.backend,
+                        "path": str(repo / model_name), "max_batch_size": cfg.max_batch_size,
+                        "instance_kind": "none" if backend == "ensemble" else
+                        "cpu" if backend == "python" or (cpu and backend == "onnxruntime") else "gpu",
+                        "files": sorted(["config.pbtxt", "labels.txt", *files]),
                         "cc_model_filenames": dict(cfg.cc_model_filenames)})
     return TritonResult(str(repo), records, "tritonclient model_config.proto (inference.ModelConfig)", warns)
 
@@ -188,21 +375,25 @@ def _profile(plan_manifest, io: dict) -> dict:
     inputs = [i for i in plan_manifest.inputs if i.name == io["name"]]
     profile = inputs[0].profile if inputs else None
     if not profile:
-        return {"max_batch": None, "opt_batch": None, "shape": list(io["shape"])}
-    lo, opt, hi = profile.min, profile.opt, profile.max
+        return {"min_batch": None, "max_batch": None, "shape": list(io["shape"])}
+    lo, hi = profile.min, profile.max
     # dims that differ between min and max are dynamic
-    return {"max_batch": hi[0], "opt_batch": opt[0], "shape": [a if a == b else "dynamic" for a, b in zip(lo, hi)]}
+    return {"min_batch": lo[0], "max_batch": hi[0], "shape": [a if a == b else "dynamic" for a, b in zip(lo, hi)]}
 
 
-def _write_model_dir(dest: Path, config: str, files: dict[str, Path], labels: Path) -> None:
-    """Build the model folder beside its final place, then swap it in (a reader never sees half a model)."""
+def _write_model_dir(dest: Path, config: str, files: dict[str, Path | str], labels: Path) -> None:
+    """Build the model folder beside its final place, then swap it in (a reader never sees half a model).
+    `files`: path in the folder -> a file to copy, or text to write. An ensemble's version folder stays empty."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         (tmp / "config.pbtxt").write_text(config)
         shutil.copyfile(labels, tmp / "labels.txt")
         (tmp / "1").mkdir()
         for fname, src in files.items():
-            shutil.copyfile(src, tmp / "1" / fname)
+            if isinstance(src, str):
+                (tmp / fname).write_text(src)
+            else:
+                shutil.copyfile(src, tmp / fname)
         os.chmod(tmp, 0o755)
         if dest.exists():
             old = dest.with_name(f".{dest.name}.old")

@@ -1,7 +1,6 @@
 """ONNX -> TensorRT plan + manifest, checked against PyTorch before either file is written."""
 from __future__ import annotations
 
-import contextlib
 import datetime
 import time
 from dataclasses import asdict, dataclass, field
@@ -14,7 +13,8 @@ from ..files import atomic_output, check_output_path, sha256_file
 from ..formats.engine_manifest import (BuildRecord, EngineManifest, PlanFile, SourceOnnx, TensorRTInfo, manifest_path,
                                        write_manifest)
 from ..formats.names import plan_path as default_plan_path
-from .settings import BuildSettings, config_options, network_flags, typing_mode
+from .settings import (BuildSettings, config_options, default_workspace_bytes, dla_problem, hw_compat_problem,
+                       network_flags, typing_mode)
 
 AUTO = "auto"  # timing cache beside the plan
 TIMING_CACHE_NAME = "timing.cache"
@@ -59,16 +59,17 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
     Nothing is written unless every step (validation included) succeeds.
 
     `timing_cache`: "auto" (engines/timing.cache beside the plan), a path, or None for none. It is read before
-    and written after the build (TensorRT merges new timings into it).
+    the build when it was made by this TensorRT on this compute capability, and written after it unless empty.
+    `device`: the CUDA device that builds (and so the one the plan is tuned for).
     """
-    from ..formats.onnx_metadata import read_metadata
+    from ..formats.onnx_wire import metadata_from_file
 
     step = progress or (lambda msg: None)
     settings = settings or BuildSettings()
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise VanexportError(f"model file '{onnx_path}' not found", "pass an .onnx file made by `vanexport onnx`")
-    meta = read_metadata(onnx_path)
+    meta = metadata_from_file(onnx_path)  # without the onnx package: a device builds too
     check_source_precision(meta.precision, settings)
     shapes = settings.profile_shapes(meta.input_shape, meta.img_size)
     out = Path(output) if output else default_plan_path(onnx_path, settings.precision)
@@ -78,43 +79,59 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
     if cache is not None and timing_cache != AUTO:
         check_output_path(cache)
 
-    from ..machine import AMPERE, require_tensorrt, tensorrt_version
+    from ..machine import available_memory_bytes, host_platform, require_tensorrt, tensorrt_version
+    from ..runtime import cuda
     from ..runtime import tensorrt_engine as trt_engine
     from . import builder
+    from .timing_cache import CacheKey, read_cache, write_cache
 
     trt, gpu = require_tensorrt(device)
     mode = typing_mode(trt, settings)
-    if settings.hw_compat == "ampere+" and gpu.cc < AMPERE:
-        raise VanexportError(f"--hw-compat ampere+ needs an Ampere or newer GPU to build on; this {gpu.name} has "
-                             f"compute capability {gpu.compute_capability}",
-                             "build on an Ampere or newer GPU, or drop --hw-compat")
+    version = tensorrt_version(trt)
+    where = host_platform()
+    for problem in (hw_compat_problem(trt, settings, gpu),
+                    dla_problem(version, gpu, where.system) if settings.dla_core is not None else None):
+        if problem:
+            raise VanexportError(*problem)
     out.parent.mkdir(parents=True, exist_ok=True)  # the default engines/ folder, now that the build can happen
     check_output_path(out)
-    version = tensorrt_version(trt)
-    logger = trt_engine.collecting_logger(trt)
+    notes: list[str] = []
+    workspace = None if settings.workspace_gib is not None else \
+        default_workspace_bytes(gpu.integrated, available_memory_bytes())
+    if workspace is not None:
+        notes.append(f"{gpu.name} is an integrated GPU (its memory is the system's): workspace capped at "
+                     f"{workspace / 2**20:.0f} MiB (--workspace sets it)")
+    key = CacheKey(version, gpu.compute_capability, gpu.name)
+    cache_data, cache_note = read_cache(cache, key) if cache is not None else (b"", None)
+    notes += [cache_note] if cache_note else []
     t0 = time.perf_counter()
-    step(f"parsing {onnx_path} with TensorRT {version} "
-         f"({'strongly typed' if mode == 'strong' else 'weak typing: ' + settings.precision.upper() + ' builder flag'})")
-    network = builder.parse_onnx(trt, logger, onnx_path, network_flags(trt, mode))
-    t_parse = time.perf_counter()
-
-    step(f"building the {settings.precision.upper()} engine on {gpu.name} (batch {shapes['min'][0]}..{shapes['max'][0]}, "
-         f"opt {shapes['opt'][0]}; timing cache {cache or 'off'})")
-    with contextlib.ExitStack() as stack:
-        cache_in = stack.enter_context(open(cache, "rb")) if cache is not None and cache.is_file() else None
+    with cuda.Device(device), trt_engine.capture(trt) as log:  # TensorRT builds on the current device
+        typing = "strongly typed" if mode == "strong" else f"weak typing: {settings.precision.upper()} builder flag"
+        step(f"parsing {onnx_path} with TensorRT {version} ({typing})")
+        trt_builder, network, parser = builder.parse_onnx(trt, log, onnx_path, network_flags(trt, mode))
+        t_parse = time.perf_counter()
+        step(f"building the {settings.precision.upper()} engine on {gpu.name} (device {device}; batch "
+             f"{shapes['min'][0]}..{shapes['max'][0]}, opt {shapes['opt'][0]}; timing cache {cache or 'off'})")
         monitor = builder.progress_monitor(trt, step) if progress else None
-        config = builder.make_config(trt, config_options(settings, shapes, meta.input_name, mode), cache_in,
-                                        settings.dla_core, monitor)
-        if cache is None:
-            plan_bytes = builder.build_serialized(trt, logger, network, config)
-        else:
-            with atomic_output(cache) as tmp_cache, open(tmp_cache, "w+b") as cache_out:
-                plan_bytes = builder.build_serialized(trt, logger, network, config, save_timing_cache=cache_out)
-    t_build = time.perf_counter()
-    runtime, engine = trt_engine.deserialize(trt, logger, plan_bytes, host_code=settings.version_compatible,
-                                             dla_core=settings.dla_core)
-    inputs, outputs = trt_engine.engine_io(trt, engine)
-    del engine, runtime
+        config = builder.configure(trt, trt_builder, network, config_options(settings, shapes, meta.input_name, mode,
+                                                                            workspace), monitor)
+        timing, note = builder.attach_timing_cache(trt, config, cache_data, log)
+        notes += [f"{cache}: {note}"] if note else []
+        plan_bytes = builder.build_serialized(trt, log, trt_builder, network, config)
+        cache_bytes, cache_empty = builder.timing_cache_bytes(config)
+        del timing, config, network, parser, trt_builder
+        t_build = time.perf_counter()
+        runtime, engine = trt_engine.deserialize(trt, log, plan_bytes, host_code=settings.version_compatible,
+                                                 dla_core=settings.dla_core)
+        inputs, outputs = trt_engine.engine_io(trt, engine)
+        placement = dla_check(trt, engine, settings.dla_core) if settings.dla_core is not None else None
+        del engine, runtime
+        warnings = log.warnings[-5:]
+    if placement and placement["gpu"]:
+        notes.append(f"DLA core {settings.dla_core} runs {placement['dla']} subgraph(s); {placement['gpu']} "
+                     "layer(s) run on the GPU")
+    if cache is not None and not write_cache(cache, cache_bytes, key, cache_empty):
+        notes.append(f"the build left no timings: {cache} was not written")
 
     report = None
     with atomic_output(out) as tmp_plan:
@@ -126,8 +143,9 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
             gpu=gpu, precision=settings.precision, inputs=inputs, outputs=outputs,
             preprocessing=meta.preprocessing, num_classes=meta.num_classes, model=asdict(meta),
             build=BuildRecord(settings.to_dict(), str(cache) if cache else None, round(t_build - t0, 3),
-                              datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")),
-            vanexport_version=__version__)
+                              datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                              workspace, placement),
+            vanexport_version=__version__, platform=where)
         if validate:
             step("validating against PyTorch (TensorRT on the GPU, PyTorch on the CPU)")
             from ..check.validate import validate_plan
@@ -144,4 +162,18 @@ def build_engine(onnx_path, settings: BuildSettings | None = None, output=None, 
     seconds = {"parse": t_parse - t0, "build": t_build - t_parse, "validate": t_end - t_build, "total": t_end - t0}
     return EngineResult(str(out), manifest.plan.sha256, str(manifest_path(out)), manifest.to_dict(), False,
                         {k: round(v, 3) for k, v in seconds.items()}, report.to_dict() if report else None,
-                        logger.warnings[-5:])
+                        notes + warnings)
+
+
+def dla_check(trt, engine, core: int) -> dict:
+    """Where the built engine's layers run (from the engine inspector); refuses a "DLA" engine whose every layer
+    fell back to the GPU (TensorRT does that silently, e.g. for a dynamic profile or an FP32 network)."""
+    from ..runtime import tensorrt_engine as trt_engine
+
+    placement = trt_engine.dla_placement(trt_engine.engine_layers(trt, engine))
+    if not placement["dla"]:
+        raise VanexportError(f"TensorRT placed no layer on DLA core {core}: all {placement['gpu']} layers fell back "
+                             "to the GPU; nothing was written",
+                             "on TensorRT 10 build for DLA with --weak-typing --fp16 (or --int8); check the profile "
+                             "is static and see `vanexport trt --debug`")
+    return placement

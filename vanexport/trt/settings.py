@@ -2,6 +2,7 @@
 optimization profile it implies for a given ONNX input."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, replace
 
 from ..errors import VanexportError
@@ -60,6 +61,9 @@ class BuildSettings:
         if self.dla_core is not None and self.hw_compat != "none":
             raise VanexportError("--dla-core and --hw-compat exclude each other",
                                  "DLA engines run only on the Jetson they were built on")
+        if self.dla_core is not None and self.precision == "fp32":
+            raise VanexportError("the DLA runs FP16 and INT8 networks only, not FP32",
+                                 "pass --fp16 or --int8 with --dla-core")
         if self.weak_typing and self.precision == "fp32":
             raise VanexportError("--weak-typing needs --fp16 or --int8", "an FP32 engine is built the same either way")
 
@@ -84,6 +88,12 @@ class BuildSettings:
                                      f"batch {max(given - {batch})}",
                                      "export with a dynamic batch (vanexport onnx without --batch) or drop the batch flags")
             b = (batch, batch, batch)
+        elif self.dla_core is not None:  # DLA: no dynamic dimensions, min = opt = max
+            given = {v for v in (self.min_batch, self.opt_batch, self.max_batch) if v is not None}
+            if len(given) > 1:
+                raise VanexportError(f"the DLA takes one batch size, not a range (got {sorted(given)})",
+                                     "pass one of --min-batch/--opt-batch/--max-batch, or the same value to each")
+            b = (given.pop() if given else 1,) * 3
         else:
             lo = self.min_batch or DEFAULT_BATCHES[0]
             hi = self.max_batch or max(DEFAULT_BATCHES[2], lo)
@@ -104,6 +114,9 @@ class BuildSettings:
             if not lo <= opt <= hi:
                 raise VanexportError(f"image sizes must satisfy min <= opt <= max (got {lo}, {opt}, {hi})",
                                      "fix --min-img-size / --img-size / --max-img-size")
+            if self.dla_core is not None and lo != hi:
+                raise VanexportError(f"the DLA takes one image size, not {lo}..{hi}",
+                                     "drop --min-img-size/--max-img-size (or make them equal) with --dla-core")
             hw = ((lo, lo), (opt, opt), (hi, hi))
         return {k: [b[i], 3, *hw[i]] for i, k in enumerate(("min", "opt", "max"))}
 
@@ -128,18 +141,19 @@ def network_flags(trt, mode: str) -> int:
     return 0
 
 
-def config_options(settings: BuildSettings, shapes: dict, input_name: str, mode: str) -> dict:
-    """Keyword arguments for Polygraphy's CreateConfig, with TensorRT enums still as member names
-    (`resolve_options` turns them into enums once TensorRT is imported)."""
-    from polygraphy.backend.trt import Profile
-
+def config_options(settings: BuildSettings, shapes: dict, input_name: str, mode: str,
+                   workspace_bytes: int | None = None) -> dict:
+    """What the builder configuration gets, as plain data (TensorRT enums still as member names; the builder
+    resolves them against the installed TensorRT). Only what was asked for is set: TensorRT's own defaults stay
+    for the rest, except TF32, which is off unless asked for (FP32 engines then match PyTorch FP32 closely)."""
     options = {
-        "profiles": [Profile().add(input_name, min=tuple(shapes["min"]), opt=tuple(shapes["opt"]),
-                                   max=tuple(shapes["max"]))],
+        "profile": {"input": input_name, **{k: tuple(shapes[k]) for k in ("min", "opt", "max")}},
         "tf32": settings.tf32,
     }
     if settings.workspace_gib is not None:
-        options["memory_pool_limits"] = {"WORKSPACE": int(settings.workspace_gib * 2**30)}
+        workspace_bytes = int(settings.workspace_gib * 2**30)
+    if workspace_bytes is not None:
+        options["workspace_bytes"] = workspace_bytes
     if settings.opt_level is not None:
         options["builder_optimization_level"] = settings.opt_level
     if settings.hw_compat != "none":
@@ -147,16 +161,64 @@ def config_options(settings: BuildSettings, shapes: dict, input_name: str, mode:
     if settings.version_compatible:
         options["version_compatible"] = True
     if mode == "weak":  # only reached on a TensorRT that still has these flags (see typing_mode)
-        options["fp16"] = True
-        options["int8"] = settings.precision == "int8"
+        options["precision_flags"] = ["FP16", "INT8"] if settings.precision == "int8" else ["FP16"]
+    if settings.dla_core is not None:
+        options["dla_core"] = settings.dla_core
     return options
 
 
-def resolve_options(options: dict, trt) -> dict:
-    """Member names -> the installed TensorRT's enums."""
-    out = dict(options)
-    if "memory_pool_limits" in out:
-        out["memory_pool_limits"] = {getattr(trt.MemoryPoolType, k): v for k, v in out["memory_pool_limits"].items()}
-    if "hardware_compatibility_level" in out:
-        out["hardware_compatibility_level"] = getattr(trt.HardwareCompatibilityLevel, out["hardware_compatibility_level"])
-    return out
+# Integrated GPUs (Jetson) have no memory of their own: a workspace of "all device memory" (TensorRT's default)
+# is all of the system's. NVIDIA gives no number; DeepStream builds with 450 MiB. Ours: 1 GiB, or a quarter of the
+# memory the kernel says is available, whichever is smaller. --workspace overrides it.
+INTEGRATED_WORKSPACE_CAP = 2**30
+
+
+def default_workspace_bytes(integrated: bool, available_bytes: int | None) -> int | None:
+    """The workspace limit when --workspace is not given: TensorRT's own (None) on a discrete GPU, a cap on an
+    integrated one."""
+    if not integrated:
+        return None
+    if not available_bytes:
+        return INTEGRATED_WORKSPACE_CAP
+    return max(64 * 2**20, min(INTEGRATED_WORKSPACE_CAP, available_bytes // 4))
+
+
+def hw_compat_problem(trt, settings: BuildSettings, gpu) -> tuple[str, str] | None:
+    """Why this TensorRT or GPU cannot make the hardware-compatible plan asked for (None when it can)."""
+    from ..machine import AMPERE
+
+    if settings.hw_compat == "none":
+        return None
+    if gpu.integrated:
+        # The TensorRT 8.6 developer guide: hardware compatibility "is not supported on NVIDIA DRIVE OS or
+        # JetPack" (UNVERIFIED that the 10.x/11.x guides still say so: refused here all the same).
+        return (f"--hw-compat {settings.hw_compat} is not supported on Jetson (JetPack): plans built on "
+                f"{gpu.name} run only on its kind of module", "drop --hw-compat; build on each device instead")
+    if settings.hw_compat == "ampere+" and gpu.cc < AMPERE:
+        return (f"--hw-compat ampere+ needs an Ampere or newer GPU to build on; this {gpu.name} has compute "
+                f"capability {gpu.compute_capability}", "build on an Ampere or newer GPU, or drop --hw-compat")
+    if settings.hw_compat == "same-cc" and gpu.cc < (7, 5):
+        return (f"--hw-compat same-cc needs a Turing or newer GPU to build on; this {gpu.name} has compute "
+                f"capability {gpu.compute_capability}", "build on a Turing or newer GPU, or drop --hw-compat")
+    member = HW_COMPAT[settings.hw_compat]
+    if not hasattr(trt.HardwareCompatibilityLevel, member):  # SAME_COMPUTE_CAPABILITY is new in 10.9
+        return (f"TensorRT {trt.__version__} has no --hw-compat {settings.hw_compat} "
+                f"(HardwareCompatibilityLevel.{member} came with TensorRT 10.9)",
+                "use --hw-compat ampere+, or TensorRT 10.9 or newer")
+    return None
+
+
+def dla_problem(tensorrt_version: str, gpu, system: str = "Linux") -> tuple[str, str] | None:
+    """Why no DLA build can happen with this TensorRT on this GPU (None when one can). From NVIDIA's "Working
+    with DLA" (TensorRT 11.4.1): 10.7 was the last 10.x release with DLA; 11.0 to 11.3 have none; 11.4.0 only on
+    Windows on ARM; 11.4.1 and newer on Jetson AGX Orin with JetPack 7.2.2 or newer. JetPack 6 ships 10.3."""
+    if not gpu.integrated:
+        return (f"{gpu.name} is a discrete GPU: DLA cores are on Jetson modules (AGX Orin, Orin NX, Xavier)",
+                "drop --dla-core on this machine")
+    v = tuple(int(p) for p in re.findall(r"\d+", str(tensorrt_version))[:3])
+    if (10, 8) <= v < (11, 0) or (11, 0) <= v < (11, 4) or (v[:2] == (11, 4) and v < (11, 4, 1)
+                                                            and system != "Windows"):
+        return (f"TensorRT {tensorrt_version} has no DLA support on this platform (10.7 was the last 10.x release "
+                "with DLA; it is back in 11.4.1 on JetPack 7.2.2 or newer)",
+                "build with the TensorRT of your JetPack (JetPack 6: 10.3), or drop --dla-core")
+    return None

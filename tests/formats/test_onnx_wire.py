@@ -1,0 +1,67 @@
+"""ONNX read and edited at the protobuf wire level (no onnx package on a device), checked against the onnx package
+and ONNX Runtime here."""
+import numpy as np
+import pytest
+
+from vanexport.errors import VanexportError
+from vanexport.formats.onnx_metadata import read_metadata
+from vanexport.formats.onnx_wire import metadata_from_file, metadata_props, with_softmax_output
+
+
+def test_metadata_equals_what_onnx_reads(b0_onnx_64):
+    import onnx
+
+    proto = onnx.load(str(b0_onnx_64), load_external_data=False)
+    assert metadata_props(b0_onnx_64) == {p.key: p.value for p in proto.metadata_props}
+    assert metadata_from_file(b0_onnx_64) == read_metadata(b0_onnx_64)
+
+
+def test_softmax_output_is_a_valid_model_that_computes_the_softmax(b0_onnx_64, tmp_path):
+    import onnx
+
+    from vanexport.device.classify import softmax
+    from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    meta = metadata_from_file(b0_onnx_64)
+    meta.output_name = "probabilities"
+    out = tmp_path / "soft.onnx"
+    with_softmax_output(b0_onnx_64, out, "probabilities", meta)
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model, full_check=True)
+    assert [o.name for o in model.graph.output] == ["probabilities"]
+    node = model.graph.node[-1]
+    assert (node.op_type, list(node.input), list(node.output)) == ("Softmax", ["logits"], ["probabilities"])
+    assert onnx.helper.get_attribute_value(node.attribute[0]) == 1
+    assert read_metadata(model) == meta
+    source = onnx.load(str(b0_onnx_64))
+    assert len(model.graph.node) == len(source.graph.node) + 1 and model.graph.initializer == source.graph.initializer
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 3, 64, 64)).astype(np.float32)
+    np.testing.assert_allclose(OnnxRuntimeBackend(out)(x), softmax(OnnxRuntimeBackend(b0_onnx_64)(x)), atol=1e-6)
+
+
+def test_files_that_are_not_onnx(tmp_path, b0_onnx_64):
+    bad = tmp_path / "bad.onnx"
+    for data in (b"\xff" * 40, b"\x3a\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", b"\x0a\x10abc"):
+        bad.write_bytes(data)
+        with pytest.raises(VanexportError, match="is not a readable ONNX file"):
+            metadata_props(bad)
+    bad.write_bytes(b"")
+    with pytest.raises(VanexportError, match="no vanexport metadata"):
+        metadata_from_file(bad)
+    with pytest.raises(VanexportError, match="is a folder"):
+        metadata_props(tmp_path)
+    truncated = tmp_path / "cut.onnx"
+    truncated.write_bytes(b0_onnx_64.read_bytes()[:100_000])
+    with pytest.raises(VanexportError, match="is not a readable ONNX file"):
+        with_softmax_output(truncated, tmp_path / "x.onnx", "p")
+
+
+def test_external_data_is_refused(tmp_path, b0_onnx_64):
+    import onnx
+
+    model = onnx.load(str(b0_onnx_64))
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, location="ext.data", size_threshold=1024)
+    assert metadata_from_file(path) == read_metadata(b0_onnx_64)  # the metadata is still in the file
+    with pytest.raises(VanexportError, match="keeps its weights in external data files"):
+        with_softmax_output(path, tmp_path / "soft.onnx", "probabilities")

@@ -1,0 +1,48 @@
+"""benchmarks/smoke_gpu.py (`make smoke-gpu`) without a GPU: it says so and writes nothing; and, with the CUDA and
+TensorRT stand-ins, every line runs and is recorded, a failing one with its error, without stopping the others
+(the stand-in engine is not VAN, so the lines that compare with PyTorch fail, as they must)."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import vanexport
+
+SCRIPT = Path(vanexport.__file__).parent.parent / "benchmarks" / "smoke_gpu.py"
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("smoke_gpu", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_without_tensorrt_it_says_so_and_writes_nothing(tmp_path, capsys):
+    assert load().main(["-o", str(tmp_path / "r.json")]) == 0
+    assert capsys.readouterr().out.startswith("skipped: needs TensorRT and an NVIDIA GPU: TensorRT is not installed")
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.slow
+def test_every_line_is_recorded(digits, tmp_path, fake_gpu, monkeypatch):
+    out = tmp_path / "r.json"
+    monkeypatch.setattr(sys, "argv", ["smoke_gpu.py"])
+    assert load().main(["-o", str(out), "--digits", str(Path(digits.onnx).parent), "--bench-seconds", "0.1"]) == 1
+    report = json.loads(out.read_text())
+    steps = {s["name"]: s for s in report["steps"]}
+    assert len(steps) == 13 and report["tensorrt"] == "10.16.1.11" and report["gpus"][0]["name"] == "NVIDIA A10"
+    assert all(s["status"] in ("ok", "failed", "skipped") for s in steps.values())
+    assert all(s.get("error") for s in steps.values() if s["status"] == "failed")
+    assert steps["prepare the trained digits VAN-b0"]["status"] == "ok"
+    assert "does not match PyTorch" in steps["strongly typed FP32, FP16, INT8 builds validated against PyTorch"]["error"]
+    dla = steps["DLA: refused on a discrete GPU (built on a Jetson)"]
+    assert dla["status"] == "ok" and "discrete GPU" in dla["details"]["refused"]
+    assert steps["--device 1: built and run on the second GPU"] == {**steps["--device 1: built and run on the second "
+                                                                            "GPU"], "status": "skipped",
+                                                                      "reason": "one GPU"}
+    assert steps["a foreign timing cache and a corrupt one"]["status"] == "ok"
+    assert report["summary"]["failed"] >= 1
