@@ -14,7 +14,8 @@ ROOT = Path(vanexport.__file__).parent
 # Bottom to top. A module may import from its own unit and from units of lower layers; units of one layer are
 # siblings that do not import each other.
 LAYERS = [
-    {"base": ("vanexport", "vanexport.errors", "vanexport.files", "vanexport.logs", "vanexport.machine")},
+    {"base": ("vanexport", "vanexport.errors", "vanexport.files", "vanexport.logs", "vanexport.machine",
+              "vanexport.progress")},
     {"model": ("vanexport.model",)},
     {"data": ("vanexport.data",)},
     {"formats": ("vanexport.formats",)},

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import ValidationFailed, VanexportError
+from .progress import as_progress
 from .files import check_output_path, sha256_file
 from .formats.engine_manifest import EngineManifest, check_plan_hash, compatibility_problem, manifest_path, read_manifest
 from .formats.names import DEFAULT_FOLDER, PRECISIONS, converted_path, model_stem, plan_path
@@ -72,7 +73,7 @@ def ensure_onnx(source: ModelSource, output=None, *, img_size: int = DEFAULT_IMG
     the same shape, opset and exporter."""
     from .export.onnx import export_onnx
 
-    step = progress or (lambda msg: None)
+    step = as_progress(progress)
     model, v, info = source.load()
     path = Path(output) if output else DEFAULT_FOLDER / f"{model_stem(v.name, img_size, batch, dynamic_hw)}.onnx"
     expected = {"variant": v.name, "num_classes": info.num_classes, "weights_sha256": info.sha256,
@@ -110,7 +111,7 @@ def onnx_artifact(path) -> Artifact:
 
 
 def precision_recipe(precision: str, *, keep_fp32=(), keep_io_types: bool = True, calib=None,
-                     num_calib: int = 256, method: str = "entropy", exclude=()) -> dict:
+                     num_calib: int | None = None, method: str = "entropy", exclude=()) -> dict:
     """The entries of a converted file's `precision_settings` metadata that decide whether it can be reused."""
     if precision == "fp16":
         from .precision.fp16 import DEFAULT_KEEP_FP32
@@ -122,17 +123,20 @@ def precision_recipe(precision: str, *, keep_fp32=(), keep_io_types: bool = True
             "calibration_sha256": open_calibration(calib).sha256}  # hashes the files, decodes nothing
 
 
-def ensure_precision(onnx: Artifact, precision: str, output=None, *, calib=None, num_calib: int = 256,
+def ensure_precision(onnx: Artifact, precision: str, output=None, *, calib=None, num_calib: int | None = None,
                      method: str = "entropy", keep_fp32=(), exclude=(), images=None, weights=None, reference=None,
-                     force: bool = False, progress: Callable[[str], None] | None = None):
+                     validate: bool = True, strict: bool = True, force: bool = False,
+                     progress: Callable[[str], None] | None = None):
     """(Artifact, PrecisionResult or None when reused): the `precision` conversion of the FP32 ONNX `onnx` at
     `output` (default beside it, van_b0_224_fp16.onnx), converted unless the file there was made from this very
-    ONNX with the same recipe."""
+    ONNX with the same recipe. A new file is checked against PyTorch (`reference`, the model already loaded, or
+    rebuilt from the file's metadata) on `images` or random batches and sample photos before it is written;
+    `strict=False` writes a failing file and records the verdict, `validate=False` skips the check."""
     if precision not in ("fp16", "int8"):
         raise VanexportError(f"unknown precision '{precision}'", "convert to fp16 or int8")
     if precision == "int8" and not calib:
         raise VanexportError("INT8 needs calibration images", "pass --calib DIR (a folder of real images)")
-    step = progress or (lambda msg: None)
+    step = as_progress(progress)
     out = Path(output) if output else converted_path(onnx.path, precision)
     recipe = precision_recipe(precision, keep_fp32=keep_fp32, calib=calib, num_calib=num_calib, method=method,
                               exclude=exclude)
@@ -144,12 +148,13 @@ def ensure_precision(onnx: Artifact, precision: str, output=None, *, calib=None,
         from .precision.fp16 import convert_fp16
 
         result = convert_fp16(onnx.path, out, keep_fp32=keep_fp32, images=images, weights=weights,
-                              reference=reference, progress=step)
+                              reference=reference, validate=validate, strict=strict, progress=step)
     else:
         from .precision.int8 import quantize_int8
 
         result = quantize_int8(onnx.path, calib, out, num_calib=num_calib, method=method, exclude=exclude,
-                               images=images, weights=weights, reference=reference, progress=step)
+                               images=images, weights=weights, reference=reference, validate=validate,
+                               strict=strict, progress=step)
     return _artifact(precision, out, onnx.sha256, reused=False, sha256=result.sha256), result
 
 
@@ -175,7 +180,7 @@ def ensure_plan(onnx: Artifact, settings: BuildSettings, output=None, *, timing_
     same settings for this TensorRT and GPU, and validated."""
     from .machine import require_tensorrt, tensorrt_version
 
-    step = progress or (lambda msg: None)
+    step = as_progress(progress)
     trt, gpu = require_tensorrt(device)
     out = Path(output) if output else plan_path(onnx.path, settings.precision)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -189,7 +194,8 @@ def ensure_plan(onnx: Artifact, settings: BuildSettings, output=None, *, timing_
             from .check.validate import validate_plan
 
             step(f"validating {out} on {images}")
-            report = validate_plan(out, weights=weights, images=images, device=device, reference=reference)
+            report = validate_plan(out, weights=weights, images=images, device=device, reference=reference,
+                                   progress=step)
             if not report.passed:
                 raise ValidationFailed(f"{out.name} fails on {images}: {'; '.join(report.failures)}",
                                        "--force rebuilds it; see `vanexport validate` for the numbers")
@@ -242,7 +248,7 @@ class TrtResult:
 
 
 def export_trt(model=None, *, variant: str | None = None, weights: str | None = None, precision: str | None = None,
-               calib: str | None = None, num_calib: int = 256, settings: BuildSettings | None = None, output=None,
+               calib: str | None = None, num_calib: int | None = None, settings: BuildSettings | None = None, output=None,
                timing_cache=AUTO, validate: bool = True, images: str | None = None, force: bool = False,
                device: int = 0, progress: Callable[[str], None] | None = None) -> TrtResult:
     """`vanexport trt`: a validated TensorRT engine, starting from an ONNX file made by vanexport (`model`;
@@ -252,7 +258,7 @@ def export_trt(model=None, *, variant: str | None = None, weights: str | None = 
     from .machine import require_tensorrt
     from .model.factory import random_weights_warning
 
-    step = progress or (lambda msg: None)
+    step = as_progress(progress)
     t0 = time.perf_counter()
     settings = settings or BuildSettings()
     if model is not None and variant:
@@ -289,8 +295,8 @@ def export_trt(model=None, *, variant: str | None = None, weights: str | None = 
         if target == "int8" and not calib:
             raise VanexportError("--int8 needs calibration images", "pass --calib DIR (a folder of real images)")
         converted, _ = ensure_precision(src, target, DEFAULT_FOLDER / f"{Path(src.path).stem}_{target}.onnx",
-                                        calib=calib, num_calib=num_calib, reference=reference, force=force,
-                                        progress=step)
+                                        calib=calib, num_calib=num_calib, images=images, weights=weights,
+                                        reference=reference, validate=validate, force=force, progress=step)
         chain.append(converted)
     plan, engine = ensure_plan(chain[-1], settings, output, timing_cache=timing_cache, validate=validate,
                                images=images, weights=weights, reference=reference, device=device, force=force,

@@ -32,21 +32,27 @@ class ValidationReport:
 
 
 def compare(candidate, reference_model, groups: list[InputGroup], tolerance: Tolerance, model: str, *,
-            output_name: str = "logits", reference_label: str = "pytorch",
-            runtime: str = "ONNX Runtime CPU") -> ValidationReport:
+            output_name: str = "logits", reference_label: str = "pytorch", runtime: str = "ONNX Runtime CPU",
+            progress=None, description: str = "comparing with PyTorch FP32") -> ValidationReport:
     """Run `candidate` (a Backend: ONNX Runtime, TensorRT, ...) and the PyTorch `reference_model` on every batch of
-    `groups`; compare their outputs through Polygraphy (max abs/rel against atol/rtol) and our metrics."""
+    `groups`; compare their outputs through Polygraphy (max abs/rel against atol/rtol) and our metrics.
+    `progress` counts the inputs compared (vanexport.progress)."""
     from polygraphy.comparator import Comparator, IterationResult, RunResults, SimpleCompareFunc
 
+    from ..progress import as_progress
     from ..runtime.torch_backend import TorchBackend
 
     torch_run = TorchBackend(reference_model)
     batches = [b for g in groups for b in g.batches]
+    ours, theirs = [], []
+    with as_progress(progress).task(description, sum(len(b) for b in batches), "inputs") as task:
+        for b in batches:
+            ours.append(IterationResult({output_name: candidate(b)}, runner_name=candidate.name))
+            theirs.append(IterationResult({output_name: torch_run(b)}, runner_name=reference_label))
+            task.advance(len(b))
     results = RunResults()
-    results.append((candidate.name, [IterationResult({output_name: candidate(b)}, runner_name=candidate.name)
-                                     for b in batches]))
-    results.append((reference_label, [IterationResult({output_name: torch_run(b)}, runner_name=reference_label)
-                                      for b in batches]))
+    results.append((candidate.name, ours))
+    results.append((reference_label, theirs))
     with quiet_polygraphy():
         compare_func = SimpleCompareFunc(atol=tolerance.atol, rtol=tolerance.rtol, check_error_stat="max")
         polygraphy_passed = bool(Comparator.compare_accuracy(results, compare_func=compare_func))

@@ -35,19 +35,20 @@ def default_input_groups(input_shape: list, img_size: int, preprocess, seed: int
     return groups
 
 
-def folder_input_group(folder, preprocess, static_batch: int | None, num_classes: int | None = None) -> InputGroup:
+def folder_input_group(folder, preprocess, static_batch: int | None, num_classes: int | None = None,
+                       progress=None) -> InputGroup:
     from ..data.images import label_indices, load_folder
 
-    images = load_folder(folder, preprocess)
+    images = load_folder(folder, preprocess, progress=progress)
     labels = label_indices(images.labels, num_classes) if num_classes else None
     return InputGroup(f"{len(images.names)} images from {folder}",
                       chunks(images.array, static_batch or 8, static_batch or 1), labels, len(images.names))
 
 
-def check_groups(meta, images, seed: int, static_batch: int | None = None) -> list[InputGroup]:
+def check_groups(meta, images, seed: int, static_batch: int | None = None, progress=None) -> list[InputGroup]:
     """The user's image folder, or random batches at every declared shape plus the sample photos."""
     if images:
-        return [folder_input_group(images, meta.preprocess, static_batch, meta.num_classes)]
+        return [folder_input_group(images, meta.preprocess, static_batch, meta.num_classes, progress)]
     return default_input_groups(meta.input_shape, meta.img_size, meta.preprocess, seed=seed)
 
 

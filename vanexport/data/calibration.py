@@ -1,5 +1,9 @@
 """Calibration inputs for INT8: a folder of images (read with the model's own preprocessing) or an .npz of
-preprocessed batches. The set has an identity (a hash of its files) so calibration ranges can be cached."""
+preprocessed batches. The set has an identity (a hash of its files) so calibration ranges can be cached.
+
+Without an explicit count, calibration uses the images there are, at most DEFAULT_NUM_CALIB (a seeded pick), and
+warns below MIN_CALIB: on the trained digits VAN, fewer images made INT8 agreement depend on which images were
+picked (benchmarks/calibration_count.py, docs/precision.md#how-many-calibration-images)."""
 from __future__ import annotations
 
 import hashlib
@@ -13,6 +17,9 @@ from ..files import regular_file, sha256_file
 from ..machine import available_memory_bytes
 from ..model.variants import Preprocessing
 
+DEFAULT_NUM_CALIB = 256  # without --num-calib: every readable input, at most this many
+MIN_CALIB = 64  # fewer inputs than this: a warning (see the module docstring)
+
 
 @dataclass
 class CalibrationSet:
@@ -22,6 +29,7 @@ class CalibrationSet:
     files: int  # image files (folder) or arrays (npz) found
     array: np.ndarray | None = None  # (N, 3, H, W) float32, once loaded
     skipped: list[str] = field(default_factory=list)  # unreadable files
+    warnings: list[str] = field(default_factory=list)
 
 
 def open_calibration(calib: str | Path) -> CalibrationSet:
@@ -44,30 +52,45 @@ def open_calibration(calib: str | Path) -> CalibrationSet:
     return CalibrationSet(str(path), "folder", h.hexdigest(), len(files))
 
 
-def load_calibration(cset: CalibrationSet, pre: Preprocessing, num: int, seed: int = 0) -> CalibrationSet:
-    """Read `num` inputs: a seeded random pick of the folder's readable images (so every class subfolder is
-    represented), or the first `num` samples of the .npz. Fewer usable inputs than `num` is an error."""
-    if num < 1:
-        raise VanexportError(f"--num-calib {num} is not positive", "pass --num-calib 1 or more (256 is typical)")
+def load_calibration(cset: CalibrationSet, pre: Preprocessing, num: int | None = None, seed: int = 0,
+                     progress=None) -> CalibrationSet:
+    """Read the inputs: a seeded random pick of the folder's readable images (so every class subfolder is
+    represented), or the first samples of the .npz; `num` of them, or without `num` all there are, up to
+    DEFAULT_NUM_CALIB. Fewer usable inputs than an explicit `num` is an error; fewer than MIN_CALIB, a warning."""
+    if num is not None and num < 1:
+        raise VanexportError(f"--num-calib {num} is not positive",
+                             f"pass --num-calib 1 or more, or omit it to use every image (up to {DEFAULT_NUM_CALIB})")
     if cset.kind == "npz":
         cset.array = _read_npz(Path(cset.source), pre, num)
-        return cset
-    from .images import load_folder
+    else:
+        from .images import load_folder
 
-    if cset.files == 0:
-        raise VanexportError(f"no images in '{cset.source}'", "pass a folder with .jpg/.png/.webp images")
-    images = load_folder(cset.source, pre, limit=num, shuffle_seed=seed, allow_empty=True)
-    cset.skipped = images.skipped
-    if len(images.names) < num:
-        raise VanexportError(
-            f"only {len(images.names)} usable images in '{cset.source}' ({len(images.skipped)} unreadable), "
-            f"fewer than --num-calib {num}",
-            f"add images, or pass --num-calib {len(images.names)} or less" if images.names else "add readable images")
-    cset.array = images.array
+        if cset.files == 0:
+            raise VanexportError(f"no images in '{cset.source}'", "pass a folder with .jpg/.png/.webp images")
+        images = load_folder(cset.source, pre, limit=num or DEFAULT_NUM_CALIB, shuffle_seed=seed, allow_empty=True,
+                             progress=progress)
+        cset.skipped = images.skipped
+        found = len(images.names)
+        if found == 0:
+            raise VanexportError(f"none of the {cset.files} images in '{cset.source}' can be read",
+                                 "pass a folder with readable .jpg/.png/.webp images")
+        if num is not None and found < num:
+            raise VanexportError(
+                f"only {found} usable images in '{cset.source}' ({len(images.skipped)} unreadable), "
+                f"fewer than --num-calib {num}", f"add images, or omit --num-calib to calibrate on all {found}")
+        cset.array = images.array
+    cset.warnings = few_inputs_warning(len(cset.array))
     return cset
 
 
-def _read_npz(path: Path, pre: Preprocessing, num: int) -> np.ndarray:
+def few_inputs_warning(n: int) -> list[str]:
+    if n >= MIN_CALIB:
+        return []
+    return [f"calibrating on only {n} inputs (fewer than {MIN_CALIB}): INT8 ranges then depend on which images were "
+            "picked; use a few hundred images like the ones the model will see"]
+
+
+def _read_npz(path: Path, pre: Preprocessing, num: int | None) -> np.ndarray:
     import zipfile
 
     try:
@@ -87,7 +110,9 @@ def _read_npz(path: Path, pre: Preprocessing, num: int) -> np.ndarray:
             raise VanexportError(f"'{path}' holds an array of shape {a.shape} ({a.dtype})",
                                  f"each array must be preprocessed float batches of shape (N, {', '.join(map(str, want))})")
     data = np.concatenate(arrays).astype(np.float32) if arrays else np.zeros((0, *want), np.float32)
-    if len(data) < num:
+    if len(data) == 0:
+        raise VanexportError(f"'{path}' holds no samples", "save preprocessed batches with numpy.savez")
+    if num is not None and len(data) < num:
         raise VanexportError(f"only {len(data)} samples in '{path}', fewer than --num-calib {num}",
-                             f"pass --num-calib {len(data)} or less, or add batches")
-    return data[:num]
+                             f"add batches, or omit --num-calib to calibrate on all {len(data)}")
+    return data[:num or DEFAULT_NUM_CALIB]

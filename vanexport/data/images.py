@@ -59,28 +59,34 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def load_folder(folder: str | Path, pre: Preprocessing, limit: int | None = None, shuffle_seed: int | None = None,
-                allow_empty: bool = False) -> ImageSet:
+                allow_empty: bool = False, progress=None) -> ImageSet:
     """Read a folder recursively; a subfolder name is the label (ImageFolder style). Bad files are skipped.
 
     With `limit`, reading stops after that many readable images; `shuffle_seed` then picks them in a seeded
-    random order instead of sorted order, so every class subfolder is represented."""
+    random order instead of sorted order, so every class subfolder is represented. `progress`: see
+    vanexport.progress (a count of the images read)."""
+    from ..progress import as_progress
+
     folder = Path(folder)
     unreadable = unreadable_errors()
     arrays, names, labels, skipped = [], [], [], []
     paths = list_images(folder)
     if shuffle_seed is not None:
         paths = [paths[i] for i in np.random.default_rng(shuffle_seed).permutation(len(paths))]
-    for path in paths:
-        if limit is not None and len(arrays) >= limit:
-            break
-        try:
-            arrays.append(preprocess_image(open_image(path), pre))
-        except unreadable:
-            skipped.append(str(path))
-            continue
-        rel = path.relative_to(folder)
-        names.append(str(rel))
-        labels.append(rel.parts[0] if len(rel.parts) > 1 else None)
+    wanted = len(paths) if limit is None else min(limit, len(paths))
+    with as_progress(progress).task(f"reading {wanted} images from '{folder}'", wanted, "images") as task:
+        for path in paths:
+            if limit is not None and len(arrays) >= limit:
+                break
+            try:
+                arrays.append(preprocess_image(open_image(path), pre))
+            except unreadable:
+                skipped.append(str(path))
+                continue
+            rel = path.relative_to(folder)
+            names.append(str(rel))
+            labels.append(rel.parts[0] if len(rel.parts) > 1 else None)
+            task.advance()
     if not arrays and not allow_empty:
         raise VanexportError(f"no readable images in '{folder}'" + (f" ({len(skipped)} unreadable)" if skipped else ""),
                              "pass a folder with .jpg/.png/.webp images")

@@ -140,7 +140,6 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
     with atomic_output(out_path) as tmp:
         onnx.save(proto, str(tmp))
         if validate:
-            step("validating against PyTorch (ONNX Runtime CPU)")
             from ..check.compare import compare
             from ..check.inputs import default_input_groups
             from ..check.tolerances import TOLERANCES
@@ -148,7 +147,8 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
 
             groups = default_input_groups(input_shape, img_size, v.preprocessing, seed=seed)
             report = compare(OnnxRuntimeBackend(tmp), model, groups, TOLERANCES["fp32"], str(tmp),
-                             output_name=OUTPUT_NAME)
+                             output_name=OUTPUT_NAME, progress=step,
+                             description="validating against PyTorch (ONNX Runtime CPU)")
             if not report.passed:
                 raise ValidationFailed(
                     f"the ONNX file does not match PyTorch: {'; '.join(report.failures)}; nothing was written",

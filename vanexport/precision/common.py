@@ -21,7 +21,7 @@ class PrecisionResult:
     source: str  # the FP32 ONNX it was made from
     source_sha256: str
     seconds: dict  # {"convert" (FP16) or "quantize" (INT8: calibration included): s, "validate": s, "total": s}
-    validation: dict | None = None  # a ValidationReport record when held-out images were given
+    validation: dict | None = None  # the check against PyTorch FP32 (a ValidationReport record); None when skipped
     kept_fp32: list[str] = field(default_factory=list)  # node names left in FP32 (FP16) / not quantized (INT8)
     converted_nodes: int = 0  # nodes computing in FP16 / weighted nodes with Q/DQ inputs
     calibration: dict | None = None  # INT8: method, images used, skipped, cache path and whether it was hit
@@ -62,19 +62,29 @@ def stamp(proto, meta: ModelMetadata, precision: str, source: Path, source_sha: 
     proto.doc_string = f"VAN-{meta.variant} ({meta.num_classes} classes), {precision.upper()}, by vanexport {__version__}"
 
 
-def check_converted(tmp: Path, images, weights, precision: str, step, hint: str, reference=None) -> dict | None:
-    """Compare the converted file (still under its temporary name) with PyTorch FP32 on `images`; a failure
-    raises, so nothing is written."""
-    if images is None:
-        return None
-    step(f"validating {precision.upper()} against PyTorch FP32 on '{images}' (ONNX Runtime CPU)")
+def check_converted(tmp: Path, meta: ModelMetadata, precision: str, *, images=None, weights=None, reference=None,
+                    validate: bool = True, strict: bool = True, progress=None,
+                    hint: str = "") -> tuple[dict | None, list[str]]:
+    """(the ValidationReport record or None, warnings): the converted file (still under its temporary name) compared
+    with PyTorch FP32, on `images` or else on random batches and the sample photos. A failure raises, so nothing is
+    written, except with random weights (a verdict on them says nothing: the file is written, with a warning) and
+    when `strict` is False (a bundle records the failing verdict instead)."""
+    if not validate:
+        return None, []
     from ..check.validate import validate_onnx
 
-    report = validate_onnx(tmp, weights=weights, images=images, reference=reference)
-    if not report.passed:
-        raise ValidationFailed(f"the {precision.upper()} model fails its thresholds on '{images}': "
-                               + "; ".join(report.failures) + "; nothing was written", hint)
-    return report.to_dict()
+    report = validate_onnx(tmp, weights=weights, images=images, reference=reference, progress=progress)
+    if report.passed:
+        return report.to_dict(), []
+    where = f"'{images}'" if images else "random batches and sample photos"
+    failing = f"the {precision.upper()} model fails its thresholds on {where}: " + "; ".join(report.failures)
+    if meta.weights_layout == "random":
+        return report.to_dict(), [f"{failing}. Written anyway: the weights are random, their logits nearly tied, so "
+                                  f"any rounding flips the top class and the verdict says nothing about a trained "
+                                  f"model; export with --weights for a check that counts"]
+    if not strict:
+        return report.to_dict(), [f"{failing}; recorded as failed"]
+    raise ValidationFailed(f"{failing}; nothing was written", hint)
 
 
 def copy_model(proto):

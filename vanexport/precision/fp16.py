@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
 
 from ..files import atomic_output, sha256_file
 from ..logs import quiet_logger
+from ..progress import as_progress
 from . import graph as g
 from .common import PrecisionResult, check_converted, load_fp32_source, prepare_output, seconds, stamp
 
@@ -28,24 +28,26 @@ def fp16_model(proto, blocked: list[str], keep_io_types: bool = True):
 
 
 def convert_fp16(onnx_path, output=None, *, keep_fp32=(), keep_io_types: bool = True, layernorm_fp16: bool = False,
-                 images=None, weights=None, reference=None,
-                 progress: Callable[[str], None] | None = None) -> PrecisionResult:
+                 images=None, weights=None, reference=None, validate: bool = True, strict: bool = True,
+                 progress=None) -> PrecisionResult:
     """A mixed FP16 graph for TensorRT strongly typed builds.
 
     `keep_fp32`: op types (exact) or node-name regexes to leave in FP32, on top of LayerNormalization
     (unless `layernorm_fp16`). `keep_io_types`: model inputs/outputs stay FP32 so callers need not change.
-    `images`: a held-out folder to validate on (FP16 thresholds; nothing is written if they fail).
+    The result is compared with PyTorch FP32 before it is written (`common.check_converted`): on `images` (a
+    held-out folder) or on random batches and sample photos; nothing is written when it fails, unless `strict` is
+    False (the failing verdict is then recorded). `validate=False` skips the check.
     """
     import onnx
 
-    step = progress or (lambda m: None)
+    p = as_progress(progress)
     t0 = time.perf_counter()
     proto, meta, src_sha = load_fp32_source(onnx_path)
     out = prepare_output(onnx_path, output, "fp16")
     patterns = (() if layernorm_fp16 else DEFAULT_KEEP_FP32) + tuple(keep_fp32)
     warnings = [f"--keep-fp32 '{p}' matches no node" for p in g.unmatched(proto.graph, keep_fp32)]
     blocked = g.select_nodes(proto.graph, patterns)
-    step(f"converting to FP16 ({len(blocked)} nodes kept in FP32)")
+    p.step(f"converting to FP16 ({len(blocked)} nodes kept in FP32)")
     converted = fp16_model(proto, blocked, keep_io_types)
     stamp(converted, meta, "fp16", Path(onnx_path), src_sha,
            {"keep_fp32": list(patterns), "keep_io_types": keep_io_types, "converter": "onnxruntime.transformers.float16"})
@@ -55,11 +57,13 @@ def convert_fp16(onnx_path, output=None, *, keep_fp32=(), keep_io_types: bool = 
     t_convert = time.perf_counter()
     with atomic_output(out) as tmp:
         onnx.save(converted, str(tmp))
-        report = check_converted(tmp, images, weights, "fp16", step, "keep the layers that lose accuracy in FP32 "
-                                 "(--keep-fp32; `vanexport sensitivity --fp16` finds them)", reference)
+        report, check_warnings = check_converted(
+            tmp, meta, "fp16", images=images, weights=weights, reference=reference, validate=validate, strict=strict,
+            progress=p, hint="keep the layers that lose accuracy in FP32 (--keep-fp32; `vanexport sensitivity "
+                             "--precision fp16` finds them)")
         digest = sha256_file(tmp)
     t_end = time.perf_counter()
     return PrecisionResult(str(out), digest, "fp16", str(onnx_path), src_sha,
                            seconds(convert=t_convert - t0, validate=(t_end - t_convert) if report else None,
                                     total=t_end - t0),
-                           report, blocked, fp16_nodes, None, warnings)
+                           report, blocked, fp16_nodes, None, warnings + check_warnings)

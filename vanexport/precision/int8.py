@@ -4,19 +4,19 @@ Conv/Gemm/MatMul quantized, no output Q/DQ, and no bias quantization (TensorRT r
 DequantizeLinear nodes). Calibration ranges are cached beside the output."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 
+from ..data.calibration import few_inputs_warning
 from ..errors import VanexportError
 from ..files import atomic_output, sha256_file
 from ..formats.onnx_metadata import ModelMetadata
 from ..logs import discard_stdout, quiet_logger
-from ..runtime.batching import chunks
+from ..progress import as_progress
 from . import graph as g
 from .common import PrecisionResult, check_converted, copy_model, load_fp32_source, prepare_output, seconds, stamp
 
@@ -24,18 +24,21 @@ CALIBRATION_METHODS = ("entropy", "max", "percentile")
 INT8_OPS = g.WEIGHTED_OPS
 
 
-def quantize_int8(onnx_path, calib, output=None, *, num_calib: int = 256, method: str = "entropy", exclude=(),
-                  images=None, weights=None, seed: int = 0, reference=None,
-                  progress: Callable[[str], None] | None = None) -> PrecisionResult:
-    """A Q/DQ INT8 graph TensorRT accepts, calibrated on `calib` (image folder or .npz of preprocessed batches).
+def quantize_int8(onnx_path, calib, output=None, *, num_calib: int | None = None, method: str = "entropy",
+                  exclude=(), images=None, weights=None, seed: int = 0, reference=None, validate: bool = True,
+                  strict: bool = True, progress=None) -> PrecisionResult:
+    """A Q/DQ INT8 graph TensorRT accepts, calibrated on `calib` (image folder or .npz of preprocessed batches):
+    on `num_calib` inputs, or on every one there is, up to 256.
 
     Calibration ranges are cached beside the output, keyed by the model's and the image set's hashes, and
-    reused on the next run. `exclude`: node-name regexes (or op types) left unquantized. `images`: a held-out
-    folder to validate on (INT8 thresholds; nothing is written if they fail).
+    reused on the next run. `exclude`: node-name regexes (or op types) left unquantized. The result is compared
+    with PyTorch FP32 before it is written (`check_converted`): on `images` (a held-out folder) or on random
+    batches and sample photos; nothing is written when it fails, unless `strict` is False (the failing verdict is
+    then recorded). `validate=False` skips the check. `progress`: see vanexport.progress.
     """
     import onnx
 
-    step = progress or (lambda m: None)
+    p = as_progress(progress)
     t0 = time.perf_counter()
     if method not in CALIBRATION_METHODS:
         raise VanexportError(f"unknown calibration method '{method}'", f"choose one of {', '.join(CALIBRATION_METHODS)}")
@@ -47,10 +50,11 @@ def quantize_int8(onnx_path, calib, output=None, *, num_calib: int = 256, method
     calibrator = Calibrator(proto, meta, src_sha, calib, num_calib, method, seed, cache_folder=out.parent,
                             cache_stem=out.stem)
     with atomic_output(out) as tmp:
-        calibration = calibrator.quantize(tmp, excluded, step)
+        calibration = calibrator.quantize(tmp, excluded, p)
         quantized = onnx.load(str(tmp))
         stamp(quantized, meta, "int8", Path(onnx_path), src_sha,
-               {"method": method, "num_calib": num_calib, "exclude": list(exclude), "op_types": list(INT8_OPS),
+               {"method": method, "num_calib": num_calib, "calibration_images": calibration["images"],
+                "exclude": list(exclude), "op_types": list(INT8_OPS),
                 "symmetric": True, "per_channel": True, "quantize_bias": False,
                 "calibration_sha256": calibrator.cset.sha256,
                 "calibration_source": str(Path(calibrator.cset.source).resolve()),
@@ -58,9 +62,10 @@ def quantize_int8(onnx_path, calib, output=None, *, num_calib: int = 256, method
         onnx.checker.check_model(quantized)
         onnx.save(quantized, str(tmp))
         t_convert = time.perf_counter()
-        report = check_converted(tmp, images, weights, "int8", step,
-                                 "exclude the layers that lose accuracy (--exclude; `vanexport sensitivity` finds them), "
-                                 "or try another --method", reference)
+        report, check_warnings = check_converted(
+            tmp, meta, "int8", images=images, weights=weights, reference=reference, validate=validate, strict=strict,
+            progress=p, hint="exclude the layers that lose accuracy (--exclude; `vanexport sensitivity` finds them), "
+                             "or try another --method")
         digest = sha256_file(tmp)
     t_end = time.perf_counter()
     excluded_set = set(excluded)
@@ -69,15 +74,16 @@ def quantize_int8(onnx_path, calib, output=None, *, num_calib: int = 256, method
     return PrecisionResult(str(out), digest, "int8", str(onnx_path), src_sha,
                            seconds(quantize=t_convert - t0, validate=(t_end - t_convert) if report else None,
                                     total=t_end - t0),
-                           report, kept, quantized_count, calibration, warnings + calibration.pop("warnings", []))
+                           report, kept, quantized_count, calibration,
+                           warnings + calibration.pop("warnings", []) + check_warnings)
 
 
 class Calibrator:
     """Calibrates once (or reads the cached ranges) and quantizes with any exclusion set: `quantize_int8`
     uses it once, `sensitivity` many times."""
 
-    def __init__(self, proto, meta: ModelMetadata, source_sha: str, calib, num_calib: int, method: str, seed: int,
-                 cache_folder: Path, cache_stem: str):
+    def __init__(self, proto, meta: ModelMetadata, source_sha: str, calib, num_calib: int | None, method: str,
+                 seed: int, cache_folder: Path, cache_stem: str):
         from ..data.calibration import open_calibration
 
         self.proto, self.meta, self.method, self.num_calib, self.seed = proto, meta, method, num_calib, seed
@@ -93,24 +99,22 @@ class Calibrator:
                   "onnxruntime": onnxruntime.__version__}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
-    def quantize(self, out_path: Path, excluded: list[str], step=lambda m: None,
-                 only: list[str] | None = None) -> dict:
+    def quantize(self, out_path: Path, excluded: list[str], progress=None, only: list[str] | None = None) -> dict:
         """Write the Q/DQ model to `out_path`; return what calibration did (cache hit or not, images, skipped)."""
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+        p = as_progress(progress)
         hit = self.cache_path.is_file()
         reader = None
         if hit:
             record = _read_cache_record(self.cache_path)
-            step(f"reusing calibration ranges from {self.cache_path}")
+            p.step(f"reusing calibration ranges from {self.cache_path}")
         else:
             from ..data.calibration import load_calibration
 
-            step(f"reading {self.num_calib} calibration inputs from '{self.cset.source}'")
-            load_calibration(self.cset, self.meta.preprocess, self.num_calib, self.seed)
-            reader = _BatchReader(self.cset.array, self.meta)
-            step(f"calibrating ({self.method}, {self.num_calib} inputs, ONNX Runtime CPU)")
-            record = {"images": len(self.cset.array), "skipped": self.cset.skipped, "source": self.cset.source,
+            load_calibration(self.cset, self.meta.preprocess, self.num_calib, self.seed, progress=p)
+            n = len(self.cset.array)
+            record = {"images": n, "skipped": self.cset.skipped, "source": self.cset.source,
                       "images_sha256": self.cset.sha256}
         methods = {"entropy": CalibrationMethod.Entropy, "max": CalibrationMethod.MinMax,
                    "percentile": CalibrationMethod.Percentile}
@@ -122,9 +126,14 @@ class Calibrator:
             "QDQOpTypePerChannelSupportToAxis": {"Conv": 0, "ConvTranspose": 1},
             "DedicatedQDQPair": False,
         }
-        if reader is not None and len(reader) > 1:
-            extra["CalibStridedMinMax"] = reader.stride  # collect in chunks: bounded memory at any image size
-        with quiet_logger(), discard_stdout():
+        with contextlib.ExitStack() as stack:
+            if not hit:
+                task = stack.enter_context(p.task(f"calibrating ({self.method}, {n} inputs, ONNX Runtime CPU)", n,
+                                                  "images"))
+                reader = _BatchReader(self.cset.array, self.meta, task)
+                extra["CalibStridedMinMax"] = reader.stride  # in rounds: bounded memory at any image size
+            stack.enter_context(quiet_logger())
+            stack.enter_context(discard_stdout())
             # a copy: on a cache miss ONNX Runtime moves the weights of the proto it is given to external data
             quantize_static(copy_model(self.proto), str(out_path), reader, quant_format=QuantFormat.QDQ,
                             op_types_to_quantize=list(INT8_OPS), per_channel=True,
@@ -136,31 +145,65 @@ class Calibrator:
             _write_cache_record(self.cache_path, record)
         skipped = record.get("skipped", [])
         warnings = [f"{len(skipped)} unreadable calibration files were skipped"] if skipped else []
+        if isinstance(record.get("images"), int):
+            warnings += few_inputs_warning(record["images"])
         return {"method": self.method, "num_calib": self.num_calib, "images": record.get("images"),
                 "skipped": len(skipped), "skipped_files": skipped, "source": self.cset.source,
                 "images_sha256": self.cset.sha256, "cache": str(self.cache_path), "cache_hit": hit,
                 "warnings": warnings}
 
 
-class _BatchReader:
-    """ONNX Runtime's CalibrationDataReader protocol (get_next, and set_range/len for strided collection)."""
+CALIB_BATCH = 8  # preferred calibration batch (a static-batch model uses its own)
+CALIB_ROUND_IMAGES = 64  # activations of about this many images are held in memory at a time
 
-    def __init__(self, array: np.ndarray, meta: ModelMetadata):
-        self.batch = meta.static_batch or 8
-        self.batches = [{meta.input_name: np.ascontiguousarray(b, np.float32)}
-                        for b in chunks(array, self.batch, meta.static_batch or 1)]
-        per_chunk = max(1, 64 // self.batch)  # about 64 images of activations in memory at a time
-        self.stride = max(d for d in range(1, per_chunk + 1) if len(self.batches) % d == 0)
+
+def calibration_batches(n: int, static_batch: int | None = None) -> tuple[int, int, int]:
+    """(batch size, number of batches, batches per collection round) for calibrating on `n` inputs.
+
+    Every batch has the same size: ONNX Runtime's histogram calibrators (entropy, percentile) stack the outputs of a
+    round into one array, so one short last batch crashes them ("inhomogeneous shape"). A dynamic-batch model takes
+    the largest divisor of `n` up to CALIB_BATCH (61 inputs: 61 batches of 1); a static-batch one its own batch, the
+    last padded by repeating images. A round (ONNX Runtime's CalibStridedMinMax, which must divide the number of
+    batches) holds at most CALIB_ROUND_IMAGES images, so memory stays bounded at any image size."""
+    if static_batch:
+        batch = static_batch
+        count = -(-n // batch)
+    else:
+        batch = max(d for d in range(1, min(CALIB_BATCH, n) + 1) if n % d == 0)
+        count = n // batch
+    per_round = max(1, CALIB_ROUND_IMAGES // batch)
+    stride = max(d for d in range(1, min(per_round, count) + 1) if count % d == 0)
+    return batch, count, stride
+
+
+class _BatchReader:
+    """ONNX Runtime's CalibrationDataReader protocol (get_next, and set_range/len for collection in rounds), over
+    batches of one size (`calibration_batches`); counts the inputs it hands out on `task`."""
+
+    def __init__(self, array: np.ndarray, meta: ModelMetadata, task=None):
+        from ..runtime.batching import pad_batch
+
+        self.batch, count, self.stride = calibration_batches(len(array), meta.static_batch)
+        self.batches = [{meta.input_name: np.ascontiguousarray(pad_batch(array[i:i + self.batch], self.batch),
+                                                               np.float32)}
+                        for i in range(0, count * self.batch, self.batch)]
+        self.sizes = [len(array[i:i + self.batch]) for i in range(0, count * self.batch, self.batch)]
+        self.task = task
         self.set_range(0, len(self.batches))
 
     def __len__(self):
         return len(self.batches)
 
     def set_range(self, start_index: int, end_index: int):
-        self._it = iter(self.batches[start_index:end_index])
+        self._it = iter(range(start_index, min(end_index, len(self.batches))))
 
     def get_next(self):
-        return next(self._it, None)
+        i = next(self._it, None)
+        if i is None:
+            return None
+        if self.task is not None:
+            self.task.advance(self.sizes[i])
+        return self.batches[i]
 
 
 def _read_cache_record(path: Path) -> dict:
