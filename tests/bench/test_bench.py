@@ -142,13 +142,76 @@ def test_speedup_is_against_pytorch_on_the_same_device():
     assert cpu_only[1]["speedup"] == 8.0 and cpu_only[1]["speedup_baseline"] == "torch cpu fp32"
 
 
-def test_input_pool_is_distinct_real_batches():
+def test_fidelity_verdict_counts_accuracy_when_there_are_labels():
+    rng = np.random.default_rng(1)
+    ref = rng.normal(0, 3, (100, 10)).astype(np.float32)
+    labels = ref.argmax(1)
+    worse = ref.copy()
+    worse[:2] = worse[:2, ::-1]  # two images change class: 2 accuracy points, 98 % agreement
+    m, failures = run._fidelity(worse, ref, "int8", "cpu", labels)
+    assert m["n"] == 100 and m["accuracy"] == {"n": 100, "reference": 1.0, "candidate": 0.98,
+                                                "drop_points": pytest.approx(2.0)}
+    assert failures == ["accuracy drop 2.00 points > 1.0"]  # agreement 98 % passes INT8's 97 %, accuracy does not
+    assert run._fidelity(worse, ref, "int8", "cpu")[0]["accuracy"] is None  # no labels: agreement only
+
+
+def test_fidelity_set_is_64_distinct_photo_crops_or_the_folder_with_labels(tmp_path):
+    from PIL import Image
+
     from vanexport.model.variants import Preprocessing
 
-    pool = run.input_pool(Preprocessing(input_size=64), batch=3, seed=0)
-    assert pool.dtype == np.float32 and pool.shape[1:] == (3, 3, 64, 64) and 2 <= pool.shape[0] <= 8
-    assert all(not np.array_equal(pool[i], pool[j]) for i in range(len(pool)) for j in range(i))
-    assert -1.5 < pool.mean() < 1.5 and pool.std() > 0.2  # photos normalised with mean = std = 0.5
+    pre = Preprocessing(input_size=32)
+    default = run.fidelity_set(pre, seed=0)
+    x = default.array
+    assert x.shape == (run.FIDELITY_IMAGES, 3, 32, 32) and run.FIDELITY_IMAGES >= 64 and default.labels is None
+    assert len({a.tobytes() for a in x}) == len(x)  # every one a different view
+    assert np.array_equal(run.fidelity_set(pre, seed=0).array, x)  # and the same ones every run
+    for label in ("0", "1", "2"):
+        (tmp_path / label).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((40, 40, 3), 60 * i + int(label), np.uint8)).save(tmp_path / label / f"{i}.png")
+    folder = run.fidelity_set(pre, tmp_path, num_classes=10)
+    assert folder.array.shape == (6, 3, 32, 32) and folder.labels.tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_input_pool_is_distinct_batches_of_the_fidelity_images():
+    images = np.random.default_rng(0).normal(0, 1, (10, 3, 8, 8)).astype(np.float32)
+    for batch in (1, 3, 10, 16):
+        pool = run.input_pool(images, batch=batch, seed=0)
+        assert pool.dtype == np.float32 and pool.shape[1:] == (batch, 3, 8, 8) and 2 <= pool.shape[0] <= 8
+        assert all(not np.array_equal(pool[i], pool[j]) for i in range(len(pool)) for j in range(i))
+        members = {a.tobytes() for a in images}
+        assert all(img.tobytes() in members for b in pool for img in b)  # only images of the set
+
+
+def test_worker_fidelity_outputs_cover_every_image_in_batches_of_the_row(tmp_path):
+    images = np.arange(7 * 2, dtype=np.float32).reshape(7, 2)
+    np.save(tmp_path / "f.npy", images)
+    calls = []
+
+    def call(x):
+        calls.append(len(x))
+        return x * 10
+
+    out = worker.fidelity_outputs(call, str(tmp_path / "f.npy"), batch=3)
+    assert calls == [3, 3, 3] and np.array_equal(out, images * 10)  # the last batch padded, its padding dropped
+
+
+def test_speedup_against_an_unstable_baseline_is_flagged():
+    def row(label, p50, unstable):
+        backend, device, precision = label.split()
+        return {"variant": "b0", "batch": 1, "backend": backend, "device": device, "precision": precision,
+                "label": label, "latency_ms": {"p50": p50, "unstable": unstable, "spread": 0.5 if unstable else 0.01}}
+    group = [row("torch cpu fp32", 40.0, True), row("onnxruntime cpu fp32", 10.0, False)]
+    run._add_speedups(group)
+    assert group[1]["speedup"] == 4.0 and group[1]["speedup_baseline_unstable"] is True
+    for r in group:
+        r.update(compute_ms=None, warnings=[])
+    warnings = run._row_warnings(group)
+    assert any("against torch cpu fp32, whose timing was unstable" in w for w in warnings)
+    steady = [row("torch cpu fp32", 40.0, False), row("onnxruntime cpu fp32", 10.0, False)]
+    run._add_speedups(steady)
+    assert steady[1]["speedup_baseline_unstable"] is False
 
 
 # --- table, JSON, CSV --------------------------------------------------------------------------------------
@@ -157,14 +220,23 @@ def test_input_pool_is_distinct_real_batches():
 def synthetic_report():
     plan = cases.plan_cases(["b0"], [1], ["torch", "onnxruntime"], ["fp32", "int8"], "cpu")
     lat = stats.summarize([10.0, 11.0, 12.0, 30.0], batch=1)
-    fid = {"n": 8, "top1_agree": 1.0, "top5_agree": 1.0, "max_abs_err": 2e-6, "min_cosine": 1.0}
+    steady = stats.summarize([5.0, 5.0, 5.1, 5.0], batch=1)
+    fid = {"n": 64, "top1_agree": 1.0, "top5_agree": 1.0, "max_abs_err": 2e-6, "min_cosine": 1.0,
+           "accuracy": {"n": 64, "reference": 0.75, "candidate": 0.75, "drop_points": 0.0}}
+    bad = dict(fid, top1_agree=0.9, accuracy={"n": 64, "reference": 0.75, "candidate": 0.7, "drop_points": 5.0})
     rows = [run._row(plan[0], 224, "ok", latency_ms=lat, images_per_s=lat["images_per_s"], fidelity=fid,
-                     speedup=1.0, size_mb=16.5, peak_rss_mib=300.0),
+                     speedup=1.0, speedup_baseline="torch cpu fp32", speedup_baseline_unstable=True, size_mb=16.5,
+                     peak_rss_mib=300.0),
             run._row(plan[1], 224, "failed", "RuntimeError: boom"),
-            run._row(plan[2], 224, "skipped", "INT8 needs calibration images: pass --calib DIR")]
+            run._row(plan[2], 224, "skipped", "INT8 needs calibration images: pass --calib DIR"),
+            run._row(plan[2], 224, "validation failed", "accuracy drop 5.00 points > 1.0", latency_ms=steady,
+                     images_per_s=steady["images_per_s"], fidelity=bad, fidelity_failures=["accuracy drop 5.00 "
+                     "points > 1.0"], speedup=2.2, speedup_baseline="torch cpu fp32", speedup_baseline_unstable=True,
+                     size_mb=4.4, peak_rss_mib=200.0)]
     env = run.bench_environment(None)
     env["load_average_end"] = None
-    return run.BenchReport({"iters": 4, "seconds": None, "warmup": 1}, env, rows, ["something to know"]).to_dict()
+    return run.BenchReport({"iters": 4, "seconds": None, "warmup": 1, "images": "heldout/"}, env, rows,
+                           ["something to know"]).to_dict()
 
 
 def test_rows_share_one_schema_and_csv_is_flat(synthetic_report, tmp_path):
@@ -173,10 +245,12 @@ def test_rows_share_one_schema_and_csv_is_flat(synthetic_report, tmp_path):
     output.write_csv(synthetic_report, tmp_path / "b.csv")
     with open(tmp_path / "b.csv", newline="") as f:
         lines = list(csv.DictReader(f))
-    assert list(lines[0]) == list(output.CSV_COLUMNS) and len(lines) == 3
+    assert list(lines[0]) == list(output.CSV_COLUMNS) and len(lines) == 4
     assert lines[0]["p50_ms"] == str(synthetic_report["rows"][0]["latency_ms"]["p50"])
     assert lines[0]["cpu"] == synthetic_report["environment"]["cpu"] and lines[2]["p50_ms"] == ""
     assert lines[1]["status"] == "failed" and lines[2]["reason"].startswith("INT8 needs")
+    assert lines[3]["accuracy"] == "0.7" and lines[3]["reference_accuracy"] == "0.75"
+    assert lines[3]["fidelity_failures"].startswith("accuracy drop") and lines[3]["speedup_baseline_unstable"] == "True"
     output.write_json(synthetic_report, tmp_path / "b.json")
     assert json.loads((tmp_path / "b.json").read_text()) == json.loads(json.dumps(synthetic_report))
 
@@ -186,11 +260,28 @@ def test_table_shows_speed_fidelity_failures_and_skips(synthetic_report, capsys)
 
     render_bench(synthetic_report)
     out = capsys.readouterr().out
+    assert "top-1 n=64" in out and "acc." in out  # the number of images compared, and accuracy
     ok_line = next(line for line in out.splitlines() if "torch cpu fp32" in line)
     assert "16.5" in ok_line and "1.00x" in ok_line and "100.0%" in ok_line and "~" in ok_line  # ~: unstable
+    bad_line = next(line for line in out.splitlines() if "onnxruntime cpu int8" in line and "4.4" in line)
+    assert "!90.0%" in bad_line and "70.0%" in bad_line  # !: failed its fidelity check
+    assert "2.20x?" in bad_line  # ?: a speed-up against an unstable baseline
     assert "failed: b0 bs1 onnxruntime cpu fp32: RuntimeError: boom" in out
+    assert "validation failed: b0 bs1 onnxruntime cpu int8: accuracy drop 5.00 points" in out
     assert "skipped (INT8 needs calibration images: pass --calib DIR): onnxruntime cpu int8" in out
+    assert "PyTorch FP32 accuracy of VAN-b0 on these images: 75.0%" in out and "every image of heldout/" in out
     assert "warning: something to know" in out
+
+
+def test_plot_marks_unstable_points_and_failed_fidelity(synthetic_report, tmp_path):
+    series = {s["label"]: s for s in output.plot_series(synthetic_report)["b0"]}
+    assert set(series) == {"torch cpu fp32 (unstable)", "onnxruntime cpu int8 (fidelity failed)"}
+    torch_point, = series["torch cpu fp32 (unstable)"]["points"]
+    int8_point, = series["onnxruntime cpu int8 (fidelity failed)"]["points"]
+    assert torch_point["unstable"] and not torch_point["fidelity_failed"]
+    assert int8_point["fidelity_failed"] and not int8_point["unstable"]
+    output.write_plot(synthetic_report, tmp_path / "b.png")
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_worker_failure_becomes_a_failed_result(tmp_path):

@@ -16,10 +16,12 @@ import numpy as np
 
 from ..errors import VanexportError
 from ..files import work_folder
+from ..progress import as_progress
 from .cases import BACKEND_ALIASES, DEVICES, PRECISIONS, Case, Machine, parse_list, plan_cases, skip_reason
 from .stats import UNSTABLE_SPREAD, summarize
 
 POOL_BYTES = 64 * 2**20  # the rotated input batches of one row stay under this (2 to 8 batches)
+FIDELITY_IMAGES = 64  # without --images: this many crops of the sample photos (8 images made agreement noise)
 DEFAULT_SECONDS = 2.0
 DEFAULT_WARMUP = 5
 METHOD = {
@@ -28,7 +30,7 @@ METHOD = {
     "compute_ms": "GPU rows only: compute with input and output already on the GPU (CUDA events for PyTorch, "
                   "IO binding for ONNX Runtime)",
     "images_per_s": "batch / mean latency, one request at a time",
-    "inputs": "a pool of distinct batches (scikit-image's sample photos with light noise), a different one every "
+    "inputs": "timing: a pool of 2 to 8 distinct batches drawn from the fidelity images, a different one every "
               "iteration; warm-up iterations are not timed",
     "regime": "warm, one model per fresh process (one ONNX Runtime session alive at a time), library default "
               "threading unless --threads",
@@ -37,8 +39,11 @@ METHOD = {
     "gpu_memory": "GPU memory held by that process at the end of the row (NVML or nvidia-smi; allocator arenas "
                   "do not shrink, so this is its peak)",
     "speedup": "p50 latency of PyTorch eager FP32 on the same device (else on the CPU), same run, / this row's p50",
-    "fidelity": "the row's logits vs PyTorch FP32 on CPU for the same input batches (vanexport.metrics)",
-    "unstable": f"(p90 - p10) / p50 > {UNSTABLE_SPREAD:.0%}",
+    "fidelity": f"every image of the fidelity set (--images, else {FIDELITY_IMAGES} crops of scikit-image's sample "
+                "photos), run by the row in batches of its size, vs PyTorch FP32 on CPU (vanexport.metrics), judged "
+                "by the precision's thresholds; accuracy against the class subfolders of --images when they name "
+                "classes",
+    "unstable": f"(p90 - p10) / p50 > {UNSTABLE_SPREAD:.0%}; a speed-up against an unstable baseline is flagged",
 }
 
 
@@ -61,26 +66,28 @@ class BenchReport:
 def benchmark(variants=None, weights: str | None = None, *, backends=None, precisions=None, batches=(1,),
               img_size: int = 224, warmup: int = DEFAULT_WARMUP, iters: int | None = None,
               seconds: float | None = DEFAULT_SECONDS, threads: int | None = None, device: str | None = None,
-              calib=None, num_calib: int = 256, num_classes: int | None = None, seed: int = 0,
-              progress: Callable[[str], None] | None = None,
-              on_row: Callable[[int, int, str], None] | None = None) -> BenchReport:
+              calib=None, num_calib: int | None = None, images=None, num_classes: int | None = None, seed: int = 0,
+              progress=None, on_row: Callable[[int, int, str], None] | None = None) -> BenchReport:
     """Time every requested (variant, batch, backend, device, precision) and check its logits against PyTorch.
 
     `backends` ("torch", "onnxruntime", "tensorrt"), `precisions` ("fp32", "fp16", "int8") and `device`
     ("cpu", "cuda") filter the rows; None means all of them. Rows this machine cannot run are kept with
     status "skipped" and the reason. `iters` times exactly that many calls per row; otherwise each row runs
-    for `seconds` (at least 10 calls). `calib` (a folder of images) enables INT8 rows. `on_row(done, total,
-    label)` is called before each row, `progress(message)` for preparation steps.
+    for `seconds` (at least 10 calls). `calib` (a folder of images) enables INT8 rows. Every row's fidelity is
+    measured on all of `images` (a folder; class subfolders add accuracy), else on FIDELITY_IMAGES crops of the
+    sample photos. `progress` (vanexport.progress) gets the preparation steps and counts the rows; `on_row(done,
+    total, label)` is also called before each row.
     """
     from ..model.variants import DEFAULT_VARIANT, check_img_size, get_variant
     from ..pipeline import ModelSource
     from .artifacts import Artifacts
 
-    step = progress or (lambda msg: None)
+    p = as_progress(progress)
+    step = p.step
     batches = sorted(dict.fromkeys(int(b) for b in batches))
     backends = parse_list(backends, BACKEND_ALIASES, "backend") or None
     precisions = parse_list(precisions, PRECISIONS, "precision") or None
-    _check_settings(batches, img_size, warmup, iters, seconds, threads, device, calib, num_calib)
+    _check_settings(batches, img_size, warmup, iters, seconds, threads, device, calib, num_calib, images)
     check_img_size(img_size)
     variants = [get_variant(v).name for v in (variants or [])]
     from ..machine import available_memory_bytes
@@ -107,12 +114,13 @@ def benchmark(variants=None, weights: str | None = None, *, backends=None, preci
     settings = {"variants": variants, "weights": weights, "batches": batches, "img_size": img_size,
                 "backends": backends, "precisions": precisions, "device": device, "warmup": warmup,
                 "iters": iters, "seconds": None if iters else seconds, "threads": threads,
-                "calib": str(calib) if calib else None, "num_calib": num_calib, "num_classes": num_classes, "seed": seed}
+                "calib": str(calib) if calib else None, "num_calib": num_calib, "num_classes": num_classes, "seed": seed,
+                "images": str(images) if images else None}
     env = bench_environment(threads)
     warnings = _machine_warnings(env)
 
     rows: list[dict] = []
-    with work_folder() as tmp:
+    with work_folder() as tmp, p.task("benchmark", len(cases), "rows") as task:
         for variant in variants:
             step(f"loading VAN-{variant} (the PyTorch FP32 reference)")
             source = preloaded or ModelSource(variant, weights, num_classes, seed)
@@ -124,24 +132,34 @@ def benchmark(variants=None, weights: str | None = None, *, backends=None, preci
             work = Path(tmp) / v.name
             work.mkdir()
             arts = Artifacts(work, source, img_size=img_size, calib=calib, num_calib=num_calib,
-                             max_batch=max(batches), progress=step)
+                             max_batch=max(batches), progress=p)
             torch_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
+            fid = fidelity_set(v.preprocessing.at_size(img_size), images, info.num_classes, seed, p)
+            settings["fidelity_images"] = len(fid.array)
+            if images and fid.labels is None:
+                warnings.append(f"the images in '{images}' have no class subfolders this model's classes can be read "
+                                "from: agreement only, no accuracy")
+            fid_path = work / "fidelity.npy"
+            np.save(fid_path, fid.array)
+            # not computed if every row is skipped
+            reference = functools.cache(functools.partial(_reference_logits, model, fid.array))
             for batch in batches:
-                pool = input_pool(v.preprocessing.at_size(img_size), batch, seed)
                 pool_path = work / f"pool_bs{batch}.npy"
-                np.save(pool_path, pool)
-                # not computed if every row is skipped
-                reference = functools.cache(functools.partial(_reference_logits, model, pool))
+                np.save(pool_path, input_pool(fid.array, batch, seed))
                 group = []
                 for case in (c for c in cases if c.variant == v.name and c.batch == batch):
+                    task.describe(case.label)
                     if on_row:
                         on_row(len(rows), len(cases), case.label)
-                    row = _run_case(case, machine, arts, pool_path, reference, torch_mb, img_size, settings, work)
+                    row = _run_case(case, machine, arts, pool_path, fid_path, reference, fid.labels, torch_mb,
+                                    img_size, settings, work)
                     group.append(row)
                     rows.append(row)
+                    task.advance()
                 _add_speedups(group)
                 pool_path.unlink()
             del model, source, arts
+        task.describe("benchmark")
         if on_row:
             on_row(len(rows), len(cases), "done")
     warnings += _row_warnings(rows)
@@ -149,7 +167,7 @@ def benchmark(variants=None, weights: str | None = None, *, backends=None, preci
     return BenchReport(settings, env, rows, warnings)
 
 
-def _check_settings(batches, img_size, warmup, iters, seconds, threads, device, calib, num_calib):
+def _check_settings(batches, img_size, warmup, iters, seconds, threads, device, calib, num_calib, images):
     if not batches or min(batches) < 1:
         raise VanexportError(f"batch sizes must be positive (got {batches})", "pass e.g. --batch 1,8")
     if warmup < 0:
@@ -164,45 +182,65 @@ def _check_settings(batches, img_size, warmup, iters, seconds, threads, device, 
         raise VanexportError(f"unknown device '{device}'", f"choose one of {', '.join(DEVICES)}")
     if calib is not None and not Path(calib).exists():
         raise VanexportError(f"calibration data '{calib}' not found", "pass a folder of images with --calib")
-    if num_calib < 1:
-        raise VanexportError(f"--num-calib {num_calib} is not positive", "pass e.g. --num-calib 256")
+    if num_calib is not None and num_calib < 1:
+        raise VanexportError(f"--num-calib {num_calib} is not positive", "pass e.g. --num-calib 256, or omit it")
+    if images is not None and not Path(images).is_dir():
+        raise VanexportError(f"image folder '{images}' not found", "pass a folder of images (class subfolders give "
+                             "accuracy) with --images")
 
 
-def input_pool(preprocess, batch: int, seed: int = 0) -> np.ndarray:
-    """(P, batch, 3, H, W) float32: P distinct batches of real photos with light noise, P from 2 to 8.
+@dataclass
+class FidelitySet:
+    array: np.ndarray  # (N, 3, H, W) float32
+    labels: np.ndarray | None  # class index per image, when the folder's subfolders name the classes
+    source: str
 
-    Real photos give real activation statistics (which FP16/INT8 fidelity depends on); the noise makes every
-    batch different, so no call is flattered by finding its input already in the caches.
-    """
-    from ..data.images import sample_photos
 
-    photos = sample_photos(preprocess).array
-    n = int(np.clip(POOL_BYTES // max(photos[0].nbytes * batch, 1), 2, 8))
+def fidelity_set(preprocess, images=None, num_classes: int | None = None, seed: int = 0, progress=None) -> FidelitySet:
+    """What every row's logits are compared on: all of `images` (a folder, ImageFolder labels when they fit the
+    model), else FIDELITY_IMAGES crops of the sample photos (real image statistics, which FP16/INT8 error depends
+    on, and enough images that one flipped top-1 is 1.6 points, not 12.5)."""
+    from ..data.images import label_indices, load_folder, photo_crops
+
+    if images is None:
+        return FidelitySet(photo_crops(preprocess, FIDELITY_IMAGES, seed).array, None,
+                           f"{FIDELITY_IMAGES} crops of the sample photos")
+    data = load_folder(images, preprocess, progress=progress)
+    labels = label_indices(data.labels, num_classes) if num_classes else None
+    return FidelitySet(data.array, labels, str(images))
+
+
+def input_pool(images: np.ndarray, batch: int, seed: int = 0) -> np.ndarray:
+    """(P, batch, 3, H, W) float32: P distinct batches of `images` for the timed loop, P from 2 to 8 (the pool stays
+    under POOL_BYTES). Images are dealt from shuffled copies of the set, so batches differ even when the set is
+    smaller than the pool."""
+    n = int(np.clip(POOL_BYTES // max(images[0].nbytes * batch, 1), 2, 8))
     rng = np.random.default_rng(seed)
-    pool = photos[rng.integers(0, len(photos), (n, batch))]
-    return (pool + rng.normal(0, 0.05, pool.shape)).astype(np.float32)
+    order = np.concatenate([rng.permutation(len(images)) for _ in range(-(-n * batch // len(images)) + 1)])
+    return np.ascontiguousarray(images[order[:n * batch]].reshape(n, batch, *images.shape[1:]), np.float32)
 
 
-def _reference_logits(model, pool: np.ndarray) -> np.ndarray:
+def _reference_logits(model, images: np.ndarray) -> np.ndarray:
+    from ..runtime.batching import run_batched
     from ..runtime.torch_backend import TorchBackend
 
-    ref = TorchBackend(model, "cpu")
-    return np.stack([ref(x) for x in pool])
+    return run_batched(TorchBackend(model, "cpu"), images, 8)
 
 
 def _row(case: Case, img_size: int, status: str, reason: str | None = None, **fields) -> dict:
     """One row of the table; every row has every key, so JSON and CSV have one schema."""
     row = {**case.to_dict(), "img_size": img_size, "label": case.target.label, "status": status, "reason": reason,
            "model_file": None, "size_mb": None, "latency_ms": None, "compute_ms": None, "compute_note": None,
-           "images_per_s": None, "speedup": None, "speedup_baseline": None, "fidelity": None,
+           "images_per_s": None, "speedup": None, "speedup_baseline": None, "speedup_baseline_unstable": None,
+           "fidelity": None,
            "fidelity_failures": [], "peak_rss_mib": None, "rss_before_mib": None, "gpu_memory": None,
            "threads": None, "load_s": None, "pool_batches": None, "warnings": []}
     row.update(fields)
     return row
 
 
-def _run_case(case: Case, machine: Machine, arts, pool_path: Path, reference, torch_mb: float,
-              img_size: int, settings: dict, work: Path) -> dict:
+def _run_case(case: Case, machine: Machine, arts, pool_path: Path, fidelity_path: Path, reference, labels,
+              torch_mb: float, img_size: int, settings: dict, work: Path) -> dict:
     from .artifacts import Skipped
 
     t = case.target
@@ -218,13 +256,13 @@ def _run_case(case: Case, machine: Machine, arts, pool_path: Path, reference, to
         except Exception as e:  # a conversion or build failed: this row failed, the benchmark goes on
             return _row(case, img_size, "failed", _one_line(e))
         size_mb = model_file.stat().st_size / 1e6
-    result = _run_worker(case, model_file, pool_path, settings, work)
+    result = _run_worker(case, model_file, pool_path, fidelity_path, settings, work)
     fields = {"model_file": str(model_file) if model_file else None, "size_mb": size_mb}
     if result["status"] != "ok":
         return _row(case, img_size, "failed", result["reason"], **fields)
 
     outputs = np.load(result.pop("outputs_path"))
-    fidelity, failures = _fidelity(outputs, reference(), t.precision, t.device)
+    fidelity, failures = _fidelity(outputs, reference(), t.precision, t.device, labels)
     latency = summarize(result["host_ms"], case.batch)
     compute = summarize(result["compute_ms"], case.batch) if result["compute_ms"] else None
     return _row(case, img_size, "ok" if not failures else "validation failed",
@@ -232,15 +270,17 @@ def _run_case(case: Case, machine: Machine, arts, pool_path: Path, reference, to
                 compute_note=result["compute_note"], images_per_s=latency["images_per_s"], fidelity=fidelity,
                 fidelity_failures=failures, peak_rss_mib=result["peak_rss_mib"],
                 rss_before_mib=result["rss_before_mib"], gpu_memory=result["gpu_memory"],
-                threads=result["threads"], load_s=result["load_s"], pool_batches=int(outputs.shape[0]))
+                threads=result["threads"], load_s=result["load_s"], pool_batches=result.get("pool_batches"))
 
 
-def _run_worker(case: Case, model_file: Path | None, pool_path: Path, settings: dict, work: Path) -> dict:
+def _run_worker(case: Case, model_file: Path | None, pool_path: Path, fidelity_path: Path, settings: dict,
+                work: Path) -> dict:
     """Run one row in a fresh Python process (see worker.py for why)."""
     name = f"{case.variant}_bs{case.batch}_{case.target.label.replace(' ', '_')}"
     spec = {"target": asdict(case.target), "variant": case.variant, "weights": settings["weights"],
             "num_classes": settings["num_classes"], "seed": settings["seed"], "model": str(model_file) if model_file else None,
-            "inputs": str(pool_path), "outputs": str(work / f"{name}_out.npy"), "result": str(work / f"{name}.json"),
+            "inputs": str(pool_path), "fidelity": str(fidelity_path), "outputs": str(work / f"{name}_out.npy"),
+            "result": str(work / f"{name}.json"),
             "warmup": settings["warmup"], "iters": settings["iters"], "seconds": settings["seconds"],
             "threads": settings["threads"], "cache_dir": str(work / "trt_cache")}
     spec_path = work / f"{name}_spec.json"
@@ -266,18 +306,24 @@ def _child_env() -> dict:
     return env
 
 
-def _fidelity(outputs: np.ndarray, reference: np.ndarray, precision: str, device: str) -> tuple[dict, list[str]]:
+def _fidelity(outputs: np.ndarray, reference: np.ndarray, precision: str, device: str,
+              labels: np.ndarray | None = None) -> tuple[dict, list[str]]:
+    """The row's logits against PyTorch FP32's on the same images: metrics (with `accuracy` when there are labels)
+    and the failures of its precision's verdict."""
     from ..check import metrics
     from ..check.tolerances import abs_ok, verdict_failures
 
     num_classes = reference.shape[-1]
-    m = metrics.compare_logits(outputs.reshape(-1, num_classes), reference.reshape(-1, num_classes))
+    outputs, reference = outputs.reshape(-1, num_classes), reference.reshape(-1, num_classes)
+    m = metrics.compare_logits(outputs, reference)
+    accuracy = metrics.accuracy([(outputs, reference, labels)]) if labels is not None else None
+    m["accuracy"] = accuracy
     if not np.isfinite(reference).all():
         return m, ["the PyTorch FP32 reference itself gives NaN/inf logits on these inputs (the weights overflow)"]
     if not np.isfinite(outputs).all():
         return m, ["NaN/inf logits"]
     tol = fidelity_tolerance(precision, device)
-    return m, verdict_failures(m, tol, abs_ok(m, tol))
+    return m, verdict_failures(m, tol, abs_ok(m, tol), accuracy)
 
 
 def fidelity_tolerance(precision: str, device: str):
@@ -299,6 +345,7 @@ def _add_speedups(group: list[dict]) -> None:
         if r["latency_ms"] and base:
             r["speedup"] = base["latency_ms"]["p50"] / r["latency_ms"]["p50"]
             r["speedup_baseline"] = base["label"]
+            r["speedup_baseline_unstable"] = bool(base["latency_ms"].get("unstable"))
 
 
 def _row_warnings(rows: list[dict]) -> list[str]:
@@ -311,6 +358,11 @@ def _row_warnings(rows: list[dict]) -> list[str]:
                        f"{s['spread']:.0%} of the median); the machine may be busy: re-run, or raise --iters/--seconds")
                 r["warnings"].append(msg)
                 out.append(msg)
+    shaky = sorted({(r["variant"], r["batch"], r["speedup_baseline"]) for r in rows
+                    if r["speedup_baseline_unstable"] and r["speedup_baseline"] != r["label"]})
+    for variant, batch, base in shaky:
+        out.append(f"{variant} bs{batch}: the speed-ups are against {base}, whose timing was unstable: they are "
+                   "uncertain (marked ? in the table)")
     if rows and not any(r["latency_ms"] for r in rows):
         out.append("no row could run on this machine: see the reasons in the table")
     return out

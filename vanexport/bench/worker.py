@@ -3,7 +3,7 @@
 A fresh process per row makes three numbers honest: peak RSS is this row's alone (an ONNX Runtime row never
 imports PyTorch), only one ONNX Runtime session is ever alive (idle thread pools of other sessions would steal
 the cores), and no other model's weights share the caches. The parent writes the input pool and the spec;
-this process writes the result JSON and the logits of every pool batch (for the fidelity check).
+this process writes the result JSON and the logits of every image of the fidelity set (for the fidelity check).
 """
 from __future__ import annotations
 
@@ -242,10 +242,26 @@ def run(spec: dict) -> dict:
     gpu = None
     if spec["target"]["device"] == "cuda":
         gpu = {"process_mib": gpu_memory_mib(os.getpid()), **runner.gpu_extra()}
+    peak_rss = peak_rss_mib()
+    if spec.get("fidelity"):  # after the memory is measured: the fidelity set is no part of the row's footprint
+        outputs = fidelity_outputs(runner.host, spec["fidelity"], len(pool[0]))
     np.save(spec["outputs"], outputs)
     return {"status": "ok", "host_ms": host, "compute_ms": compute, "compute_note": runner.compute_note,
-            "load_s": load_s, "threads": runner.threads, "rss_before_mib": rss_before,
-            "peak_rss_mib": peak_rss_mib(), "gpu_memory": gpu}
+            "load_s": load_s, "threads": runner.threads, "rss_before_mib": rss_before, "peak_rss_mib": peak_rss,
+            "gpu_memory": gpu, "pool_batches": len(pool)}
+
+
+def fidelity_outputs(call, path: str, batch: int) -> np.ndarray:
+    """Logits of every image in `path` (.npy), read a batch at a time, in batches of the row's size (the last one
+    padded by repeating its last image, whose outputs are dropped)."""
+    from ..runtime.batching import pad_batch
+
+    images = np.load(path, mmap_mode="r")
+    out = []
+    for i in range(0, len(images), batch):
+        chunk = np.array(images[i:i + batch])
+        out.append(np.asarray(call(pad_batch(chunk, batch)), np.float32)[:len(chunk)])
+    return np.concatenate(out)
 
 
 def main(argv=None) -> int:

@@ -15,8 +15,12 @@ import click
 
 from .. import __version__
 from ..errors import VanexportError
+from ..progress import ConsoleProgress
 
 VARIANT_NAMES = ("b0", "b1", "b2", "b3", "b4", "b5", "b6")
+# `--help` lists the commands in the order of the journey: make the files, check and measure them, ship, run.
+JOURNEY = ("onnx", "quantize", "sensitivity", "trt", "validate", "inspect", "bench", "bundle", "unpack", "predict",
+           "triton", "deepstream", "info")
 
 
 class Terminated(KeyboardInterrupt):
@@ -54,7 +58,12 @@ def one_line(e: BaseException) -> tuple[str, int]:
 
 class _Group(click.Group):
     """Turns every failure into one line on stderr: exit code 2 for user and machine problems, 1 for internal
-    errors (a traceback only with --debug); SIGTERM and Ctrl-C clean up and say so."""
+    errors (a traceback only with --debug); SIGTERM and Ctrl-C clean up and say so. Lists commands in JOURNEY
+    order."""
+
+    def list_commands(self, ctx):
+        names = super().list_commands(ctx)
+        return [n for n in JOURNEY if n in names] + [n for n in names if n not in JOURNEY]
 
     def invoke(self, ctx):
         _route_warnings()
@@ -131,9 +140,28 @@ def weights_options(help_text: str):
     return decorate
 
 
-def _progress(msg: str) -> None:
-    """Long work reports each step on stderr (stdout stays clean for --json)."""
-    click.echo(f"• {msg}", err=True)
+def _progress() -> ConsoleProgress:
+    """Long work reports its steps and counts on stderr (stdout stays clean for --json): bars on a terminal,
+    a plain line every few seconds in logs ($VANEXPORT_PROGRESS_SECONDS)."""
+    return ConsoleProgress()
+
+
+def precision_option(choices: tuple[str, ...], default: str | None, help_text: str):
+    """The one way every command is told a precision: `--precision X`. The flags `--fp32`, `--fp16`, `--int8`
+    (what `vanexport trt --fp16` and trtexec users type) are kept as hidden shorthands for it."""
+    def decorate(f):
+        @functools.wraps(f)
+        def command(*args, precision=None, precision_flag=None, **kwargs):
+            if precision and precision_flag and precision != precision_flag:
+                raise VanexportError(f"--precision {precision} and --{precision_flag} contradict each other",
+                                     "pass only --precision")
+            return f(*args, precision=precision or precision_flag or default, **kwargs)
+
+        for p in reversed(choices):
+            command = click.option(f"--{p}", "precision_flag", flag_value=p, hidden=True)(command)
+        shown = f"{help_text} [default: {default}]" if default else help_text
+        return click.option("--precision", type=click.Choice(choices), default=None, help=shown)(command)
+    return decorate
 
 
 def _finish(result, as_json: bool, render, failed: bool = False) -> None:
@@ -195,7 +223,7 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
 
     result = export_onnx(variant, weights, num_classes=num_classes, img_size=img_size, batch=batch,
                          dynamic_hw=dynamic_hw, opset=opset, simplify=not no_simplify, output=output,
-                         validate=not no_validate, exporter=exporter, seed=seed, progress=_progress)
+                         validate=not no_validate, exporter=exporter, seed=seed, progress=_progress())
     _finish(result, as_json, render_export)
 
 
@@ -205,11 +233,10 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
               help="Without MODEL: VAN variant to export [default: b0, or guessed from --weights].")
 @weights_options("Without MODEL: checkpoint to export (random weights "
               "without it). With MODEL: the weights it was exported from, for validation.")
-@click.option("--fp32", "precision", flag_value="fp32", help="FP32 engine.")
-@click.option("--fp16", "precision", flag_value="fp16", help="FP16 engine, built from the mixed-precision ONNX.")
-@click.option("--int8", "precision", flag_value="int8", help="INT8 engine, built from the Q/DQ ONNX (needs --calib).")
-@click.option("--calib", type=click.Path(file_okay=False), help="Calibration images for --int8.")
-@click.option("--num-calib", type=int, default=256, show_default=True, help="Calibration images to use.")
+@precision_option(("fp32", "fp16", "int8"), None, "Engine precision; FP16 and INT8 are built from the FP16 / Q/DQ "
+                  "INT8 ONNX made first (INT8 needs --calib) [default: the ONNX file's own].")
+@click.option("--calib", type=click.Path(file_okay=False), help="Calibration images for --precision int8.")
+@click.option("--num-calib", type=int, help="Calibration images to use [default: all, up to 256].")
 @click.option("--min-batch", type=int, help="Smallest batch the engine takes [default: 1].")
 @click.option("--opt-batch", type=int, help="Batch TensorRT tunes for [default: 8].")
 @click.option("--max-batch", type=int, help="Largest batch the engine takes [default: 32].")
@@ -250,9 +277,9 @@ def trt(model, variant, weights, precision, calib, num_calib, min_batch, opt_bat
 
     \b
     Examples:
-      vanexport trt --fp16                        # engines/van_b0_224_fp16.plan (+ .manifest.json)
-      vanexport trt engines/van_b0_224.onnx --fp32 --max-batch 8 --hw-compat ampere+
-      vanexport trt --bundle van_b0_bundle.tar.gz --fp16   # on the device
+      vanexport trt --precision fp16              # engines/van_b0_224_fp16.plan (+ .manifest.json)
+      vanexport trt engines/van_b0_224.onnx --precision fp32 --max-batch 8 --hw-compat ampere+
+      vanexport trt --bundle van_b0_bundle.tar.gz --precision fp16   # on the device
     """
     from .render import render_trt
     from ..pipeline import export_trt
@@ -272,12 +299,12 @@ def trt(model, variant, weights, precision, calib, num_calib, min_batch, opt_bat
         from .render import render_device_build
         from ..ship.on_device import build_into_bundle
 
-        _emit(build_into_bundle(bundle, settings, device=device, progress=_progress), as_json, render_device_build)
+        _emit(build_into_bundle(bundle, settings, device=device, progress=_progress()), as_json, render_device_build)
         return
     result = export_trt(model, variant=variant, weights=weights, precision=precision, calib=calib,
                         num_calib=num_calib, settings=settings, output=output,
                         timing_cache=None if no_timing_cache else timing_cache, validate=not no_validate,
-                        images=images, force=force, device=device, progress=_progress)
+                        images=images, force=force, device=device, progress=_progress())
     _finish(result, as_json, render_trt)
 
 
@@ -313,7 +340,7 @@ def validate(model, weights, images, atol, rtol, as_json):
     from .render import render_validation
     from ..check.validate import validate as run_validate
 
-    report = run_validate(model, weights=weights, images=images, atol=atol, rtol=rtol)
+    report = run_validate(model, weights=weights, images=images, atol=atol, rtol=rtol, progress=_progress())
     _finish(report, as_json, render_validation, failed=not report.passed)
 
 
@@ -340,19 +367,22 @@ def _int_list(text: str, flag: str) -> list[int]:
 @click.option("--threads", type=int, help="CPU threads for PyTorch and ONNX Runtime [default: each library's own].")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Only rows on this device [default: both].")
 @click.option("--calib", type=click.Path(), help="Calibration images (folder) for the INT8 rows.")
-@click.option("--num-calib", type=int, default=256, show_default=True, help="Calibration images to use.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights and the input pool.")
+@click.option("--num-calib", type=int, help="Calibration images to use [default: all, up to 256].")
+@click.option("--images", type=click.Path(file_okay=False), help="Images every row's fidelity is measured on; class "
+              "subfolders (0/, 1/ ... or one per class) add accuracy [default: 64 crops of the sample photos].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights and the inputs.")
 @click.option("--json", "json_path", is_flag=False, flag_value="-", metavar="[PATH]",
               help="Write the JSON record to PATH, or to stdout (instead of the table) when no PATH is given.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write one CSV line per row to PATH.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a latency/throughput plot (PNG).")
 @debug_option
 def bench(variants, weights, num_classes, backends, precisions, batches, img_size, warmup, iters, seconds, threads,
-          device, calib, num_calib, seed, json_path, csv_path, plot_path):
+          device, calib, num_calib, images, seed, json_path, csv_path, plot_path):
     """Latency, throughput, memory and fidelity of every backend and precision, side by side in one run.
 
-    Each row is timed in a fresh process after a warm-up, on rotating inputs, and its logits are compared with
-    PyTorch FP32 on the same inputs. Rows this machine cannot run are listed with the reason.
+    Each row is timed in a fresh process after a warm-up, on rotating batches, and its logits on every image of
+    the fidelity set (--images, or 64 crops of the sample photos) are compared with PyTorch FP32 (agreement, and
+    accuracy when the images have class subfolders). Rows this machine cannot run are listed with the reason.
     Exit code 1 when a row failed or failed its fidelity check.
 
     \b
@@ -371,12 +401,11 @@ def bench(variants, weights, num_classes, backends, precisions, batches, img_siz
     if plot_path:
         check_plot_path(plot_path)
     names = [v for arg in variants for v in arg.split(",") if v.strip()]
-    with _progress_bar() as on_row:
-        report = benchmark(names, weights, backends=backends, precisions=precisions,
-                           batches=_int_list(batches, "--batch"), img_size=img_size, warmup=warmup, iters=iters,
-                           seconds=seconds if seconds is not None else DEFAULT_SECONDS, threads=threads,
-                           device=device, calib=calib, num_calib=num_calib, num_classes=num_classes, seed=seed,
-                           progress=_progress, on_row=on_row)
+    report = benchmark(names, weights, backends=backends, precisions=precisions, batches=_int_list(batches, "--batch"),
+                       img_size=img_size, warmup=warmup, iters=iters,
+                       seconds=seconds if seconds is not None else DEFAULT_SECONDS, threads=threads, device=device,
+                       calib=calib, num_calib=num_calib, images=images, num_classes=num_classes, seed=seed,
+                       progress=_progress())
     record = report.to_dict()
     for path, write in ((json_path, write_json), (csv_path, write_csv), (plot_path, write_plot)):
         if path and path != "-":
@@ -385,25 +414,6 @@ def bench(variants, weights, num_classes, backends, precisions, batches, img_siz
     _emit(record, json_path == "-", render_bench)
     if report.failed:
         sys.exit(1)
-
-
-def _progress_bar():
-    """A progress bar on stderr over the benchmark's rows; yields the `on_row` callback."""
-    import contextlib
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    @contextlib.contextmanager
-    def bar():
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=Console(stderr=True), transient=True, refresh_per_second=4) as p:
-            task = p.add_task("benchmark", total=None)
-
-            def on_row(done: int, total: int, label: str):
-                p.update(task, completed=done, total=total, description=label)
-            yield on_row
-    return bar()
 
 
 @cli.command()
@@ -416,7 +426,7 @@ def _progress_bar():
 @click.option("--precision", default="fp32", show_default=True, metavar="LIST",
               help="Comma-separated precisions: fp32,fp16,int8 (FP32 is always included).")
 @click.option("--calib", type=click.Path(file_okay=False), help="Calibration images for INT8.")
-@click.option("--num-calib", type=int, default=256, show_default=True, help="Calibration inputs for INT8.")
+@click.option("--num-calib", type=int, help="Calibration inputs for INT8 [default: all, up to 256].")
 @click.option("--images", type=click.Path(file_okay=False), help="Held-out images to validate every precision on "
               "[default: random batches and sample photos].")
 @click.option("--engines", multiple=True, type=click.Path(dir_okay=False), metavar="PLAN",
@@ -446,7 +456,7 @@ def bundle(variant, weights, model, precision, calib, num_calib, images, engines
     result = make_bundle(variant, weights, model=model, precisions=precision, calib=calib, num_calib=num_calib,
                          images=images, engines=engines, timing_cache=timing_cache, labels=labels,
                          check_images=check_images, img_size=img_size, output=output, seed=seed,
-                         validate=not no_validate, progress=_progress)
+                         validate=not no_validate, progress=_progress())
     _finish(result, as_json, render_bundle)
 
 
@@ -480,7 +490,7 @@ def predict(images, model, topk, backend, precision, as_json):
     from .render import render_predict
     from ..device.classify import predict as run_predict
 
-    result = run_predict(images, model, topk=topk, backend=backend, precision=precision, progress=_progress)
+    result = run_predict(images, model, topk=topk, backend=backend, precision=precision, progress=_progress())
     for f in result.skipped_images:
         click.echo(f"warning: cannot read {f}; skipped", err=True)
     _emit(result.to_dict(), as_json, render_predict)
@@ -510,7 +520,7 @@ def triton(bundle_path, output, name, precision, max_batch, instances, cpu, max_
 
     result = triton_repository(bundle_path, output, name=name, precision=precision, max_batch=max_batch,
                                instances=instances, cpu=cpu, max_queue_delay_us=max_queue_delay_us,
-                               ensemble=ensemble, force=force, progress=_progress)
+                               ensemble=ensemble, force=force, progress=_progress())
     _finish(result, as_json, render_triton)
 
 
@@ -546,87 +556,123 @@ def deepstream(bundle_path, output, precision, batch_size, threshold, gpu_id, se
     result = deepstream_config(bundle_path, output, precision=precision, batch_size=batch_size, threshold=threshold,
                                gpu_id=gpu_id, secondary=secondary, gie_id=gie_id,
                                operate_on_gie_id=operate_on_gie_id, crop=crop, frame=frame, images=images,
-                               build_engine=build_engine, progress=_progress)
+                               build_engine=build_engine, progress=_progress())
     _finish(result, as_json, render_deepstream)
 
 
-@cli.command()
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--keep-fp32", multiple=True, metavar="OP_TYPE|REGEX",
-              help="Op type (exact) or node-name regex to keep in FP32; repeat the flag for more. "
-              "LayerNormalization is always kept unless --fp16-layernorm.")
-@click.option("--fp16-layernorm", is_flag=True, help="Convert LayerNormalization to FP16 too (FP16 LayerNorm can overflow).")
-@click.option("--fp16-io", is_flag=True, help="FP16 model input/output [default: FP32, so callers need not change].")
-@click.option("--images", type=click.Path(file_okay=False),
-              help="Held-out images to validate on; nothing is written if the FP16 thresholds fail.")
-@click.option("--weights", metavar="PATH|URL|official", help="Weights of the PyTorch reference for --images "
-              "[default: recorded at export].")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file [default: MODEL_fp16.onnx beside MODEL].")
-@common
-def fp16(model, keep_fp32, fp16_layernorm, fp16_io, images, weights, output, as_json):
-    """Convert an FP32 MODEL to a mixed FP16 graph for TensorRT strongly typed builds.
+_FP16_OPTIONS = ("keep_fp32", "fp16_layernorm", "fp16_io")
+_INT8_OPTIONS = ("calib", "num_calib", "method", "exclude")
 
-    \b
-    Example:
-      vanexport fp16 engines/van_b0_224.onnx --images heldout/
-    """
-    from ..precision.fp16 import convert_fp16
+
+def _fp16_options(f):
+    f = click.option("--fp16-io", is_flag=True, help="FP16: FP16 model input/output [default: FP32, so callers need "
+                     "not change].")(f)
+    f = click.option("--fp16-layernorm", is_flag=True, help="FP16: convert LayerNormalization too (FP16 LayerNorm "
+                     "can overflow).")(f)
+    return click.option("--keep-fp32", multiple=True, metavar="OP_TYPE|REGEX",
+                        help="FP16: op type (exact) or node-name regex to keep in FP32; repeat the flag for more. "
+                        "LayerNormalization is always kept unless --fp16-layernorm.")(f)
+
+
+def _check_options(f):
+    f = click.option("-o", "--output", type=click.Path(dir_okay=False),
+                     help="Output file [default: MODEL_fp16.onnx / MODEL_int8.onnx beside MODEL].")(f)
+    f = click.option("--no-validate", is_flag=True, help="Write the file without comparing it with PyTorch.")(f)
+    f = click.option("--weights", metavar="PATH|URL|official", help="Weights of the PyTorch reference "
+                     "[default: recorded at export].")(f)
+    return click.option("--images", type=click.Path(file_okay=False),
+                        help="Held-out images to check on, with accuracy when they are in class subfolders "
+                        "[default: random batches and sample photos]. Nothing is written when the check fails.")(f)
+
+
+def _convert(model, precision, options: dict, images, weights, no_validate, output, as_json):
+    """`quantize` (and its old spelling `fp16`): the conversion, checked against PyTorch, and its report."""
     from .render import render_precision
 
-    result = convert_fp16(model, output, keep_fp32=keep_fp32, keep_io_types=not fp16_io, layernorm_fp16=fp16_layernorm,
-                          images=images, weights=weights, progress=_progress)
+    wrong = _INT8_OPTIONS if precision == "fp16" else _FP16_OPTIONS
+    given = [k for k in wrong if options.get(k) not in (None, False, ())]
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise VanexportError(f"{flags} cannot be used with --precision {precision}",
+                             "drop them, or choose the precision they belong to")
+    if precision == "fp16":
+        from ..precision.fp16 import convert_fp16
+
+        result = convert_fp16(model, output, keep_fp32=options["keep_fp32"], keep_io_types=not options["fp16_io"],
+                              layernorm_fp16=options["fp16_layernorm"], images=images, weights=weights,
+                              validate=not no_validate, progress=_progress())
+    else:
+        from ..precision.int8 import quantize_int8
+
+        if not options.get("calib"):
+            raise VanexportError("INT8 needs calibration images", "pass --calib DIR (a folder of real images) or an .npz")
+        result = quantize_int8(model, options["calib"], output, num_calib=options["num_calib"],
+                               method=options["method"], exclude=options["exclude"], images=images, weights=weights,
+                               validate=not no_validate, progress=_progress())
     _finish(result, as_json, render_precision)
 
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--int8", is_flag=True, default=True, help="INT8 Q/DQ (the only quantization mode; FP16 is `vanexport fp16`).")
-@click.option("--calib", required=True, type=click.Path(), metavar="DIR|NPZ",
-              help="Calibration images (recursive, class subfolders allowed) or an .npz of preprocessed batches.")
-@click.option("--num-calib", type=int, default=256, show_default=True, help="Calibration inputs to use.")
-@click.option("--method", type=click.Choice(["entropy", "max", "percentile"]), default="entropy", show_default=True,
-              help="How activation ranges are chosen from the calibration data.")
+@precision_option(("fp16", "int8"), "int8", "FP16: a mixed FP16 graph (LayerNorm kept in FP32). INT8: a Q/DQ graph "
+                  "calibrated on --calib.")
+@click.option("--calib", type=click.Path(), metavar="DIR|NPZ", help="INT8: calibration images (recursive, class "
+              "subfolders allowed) or an .npz of preprocessed batches.")
+@click.option("--num-calib", type=int, help="INT8: calibration inputs to use [default: all, up to 256].")
+@click.option("--method", type=click.Choice(["entropy", "max", "percentile"]), default=None,
+              help="INT8: how activation ranges are chosen from the calibration data [default: entropy].")
 @click.option("--exclude", multiple=True, metavar="REGEX|OP_TYPE",
-              help="Node-name regex (or op type) to leave unquantized; repeat the flag for more.")
-@click.option("--images", type=click.Path(file_okay=False),
-              help="Held-out images to validate on; nothing is written if the INT8 thresholds fail.")
-@click.option("--weights", metavar="PATH|URL|official", help="Weights of the PyTorch reference for --images "
-              "[default: recorded at export].")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file [default: MODEL_int8.onnx beside MODEL].")
+              help="INT8: node-name regex (or op type) to leave unquantized; repeat the flag for more.")
+@_fp16_options
+@_check_options
 @common
-def quantize(model, int8, calib, num_calib, method, exclude, images, weights, output, as_json):
-    """Quantize an FP32 MODEL to a Q/DQ INT8 graph for TensorRT, calibrated on real images.
+def quantize(model, precision, calib, num_calib, method, exclude, keep_fp32, fp16_layernorm, fp16_io, images,
+             weights, no_validate, output, as_json):
+    """Convert an FP32 MODEL to FP16 or INT8 for TensorRT strongly typed builds, checked against PyTorch before it
+    is written (sample photos and random batches, or --images).
 
-    Calibration ranges are cached beside the output and reused when the model and images are unchanged.
+    INT8 calibration ranges are cached beside the output and reused when the model and images are unchanged.
 
     \b
-    Example:
-      vanexport quantize engines/van_b0_224.onnx --int8 --calib calib/ --images heldout/
+    Examples:
+      vanexport quantize engines/van_b0_224.onnx --precision int8 --calib calib/ --images heldout/
+      vanexport quantize engines/van_b0_224.onnx --precision fp16
     """
-    from ..precision.int8 import quantize_int8
-    from .render import render_precision
+    options = dict(calib=calib, num_calib=num_calib, method=method, exclude=exclude, keep_fp32=keep_fp32,
+                   fp16_layernorm=fp16_layernorm, fp16_io=fp16_io)
+    if precision == "int8" and method is None:
+        options["method"] = "entropy"
+    _convert(model, precision, options, images, weights, no_validate, output, as_json)
 
-    result = quantize_int8(model, calib, output, num_calib=num_calib, method=method, exclude=exclude, images=images,
-                           weights=weights, progress=_progress)
-    _finish(result, as_json, render_precision)
+
+@cli.command(hidden=True)
+@click.argument("model", type=click.Path(dir_okay=False))
+@_fp16_options
+@_check_options
+@common
+def fp16(model, keep_fp32, fp16_layernorm, fp16_io, images, weights, no_validate, output, as_json):
+    """The old spelling of `vanexport quantize MODEL --precision fp16`."""
+    _convert(model, "fp16", dict(keep_fp32=keep_fp32, fp16_layernorm=fp16_layernorm, fp16_io=fp16_io), images,
+             weights, no_validate, output, as_json)
 
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
+@precision_option(("fp16", "int8"), "int8", "What to analyse: INT8 (recommends --exclude) or FP16 (recommends "
+                  "--keep-fp32).")
 @click.option("--calib", type=click.Path(), metavar="DIR|NPZ", help="Calibration images or .npz (needed for INT8).")
 @click.option("--images", type=click.Path(file_okay=False),
               help="Held-out images to measure on [default: the --calib folder, which flatters INT8].")
-@click.option("--fp16", "use_fp16", is_flag=True, help="Analyse FP16 instead of INT8 (recommends --keep-fp32).")
 @click.option("--mode", type=click.Choice(["only", "leave-out"]), default="only", show_default=True,
               help="Convert one group at a time, or everything but one group at a time.")
 @click.option("--depth", type=int, default=2, show_default=True,
               help="Group size: 1 = one group per block (/block1.0), 2 = attn/mlp of each block (/block1.0/attn).")
-@click.option("--num-calib", type=int, default=256, show_default=True, help="Calibration inputs to use.")
+@click.option("--num-calib", type=int, help="Calibration inputs to use [default: all, up to 256].")
 @click.option("--method", type=click.Choice(["entropy", "max", "percentile"]), default="entropy", show_default=True,
               help="INT8 calibration method.")
 @click.option("--num-images", type=int, help="Measure on this many of the images (a seeded pick) [default: all].")
 @common
-def sensitivity(model, calib, images, use_fp16, mode, depth, num_calib, method, num_images, as_json):
+def sensitivity(model, precision, calib, images, mode, depth, num_calib, method, num_images, as_json):
     """Find which layers lose accuracy in INT8 (or FP16), and the --exclude (--keep-fp32) set that fixes it.
 
     Exit code 1 when no set of groups brings the model within the threshold.
@@ -638,9 +684,8 @@ def sensitivity(model, calib, images, use_fp16, mode, depth, num_calib, method, 
     from .render import render_sensitivity
     from ..precision.sensitivity import sensitivity as run_sensitivity
 
-    report = run_sensitivity(model, calib, images=images, precision="fp16" if use_fp16 else "int8", mode=mode,
-                             depth=depth, num_calib=num_calib, method=method, num_images=num_images,
-                             progress=_progress)
+    report = run_sensitivity(model, calib, images=images, precision=precision, mode=mode, depth=depth,
+                             num_calib=num_calib, method=method, num_images=num_images, progress=_progress())
     _finish(report, as_json, render_sensitivity, failed=not report.passed)
 
 

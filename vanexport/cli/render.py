@@ -337,14 +337,19 @@ def _ms(v: float) -> str:
 
 
 def bench_table(report: dict):
-    """One line per row that ran or failed; skipped rows are summarised under the table by reason."""
+    """One line per row that ran or failed; skipped rows are summarised under the table by reason. Marks: `~` an
+    unstable timing, `!` a failed fidelity check, `?` a speed-up against an unstable baseline."""
     from rich.table import Table
 
     rows = [r for r in report["rows"] if r["status"] != "skipped"]
     gpu = any(r["compute_ms"] or r["gpu_memory"] for r in rows)
+    accuracy = any((r["fidelity"] or {}).get("accuracy") for r in rows)
+    counts = {r["fidelity"]["n"] for r in rows if r["fidelity"]}
+    n = f" n={counts.pop()}" if len(counts) == 1 else ""
     t = Table(show_edge=False, pad_edge=False, header_style="bold")
     cols = ["model", "bs", "backend", "status", "MB", "p50 ms", "p90", "p99", "mean ± std", "img/s",
-            "× torch", "top-1", "max abs", "RSS MiB"] + (["compute p50", "GPU MiB"] if gpu else [])
+            "× torch", f"top-1{n}"] + (["acc."] if accuracy else []) + ["max abs", "RSS MiB"] \
+        + (["compute p50", "GPU MiB"] if gpu else [])
     for c in cols:
         t.add_column(c, justify="left" if c in ("model", "backend", "status") else "right", no_wrap=True)
     style = {"ok": "green", "validation failed": "yellow", "failed": "red"}
@@ -354,13 +359,18 @@ def bench_table(report: dict):
                  f"[{style[r['status']]}]{r['status']}[/]", f"{r['size_mb']:.1f}" if r["size_mb"] else "-"]
         if lat:
             mark = "[yellow]~[/]" if lat["unstable"] else ""
+            shaky = "[yellow]?[/]" if r.get("speedup_baseline_unstable") and r["speedup_baseline"] != r["label"] else ""
             cells += [mark + _ms(lat["p50"]), _ms(lat["p90"]), _ms(lat["p99"]),
                       f"{_ms(lat['mean'])} ± {_ms(lat['std'])}", f"{lat['images_per_s']:.1f}",
-                      f"{r['speedup']:.2f}x" if r["speedup"] else "-"]
+                      f"{r['speedup']:.2f}x{shaky}" if r["speedup"] else "-"]
         else:
             cells += ["-"] * 6
-        cells += [f"{fid['top1_agree']:.1%}" if fid else "-", f"{fid['max_abs_err']:.1e}" if fid else "-",
-                  f"{r['peak_rss_mib']:.0f}" if r["peak_rss_mib"] else "-"]
+        failed = "[yellow]![/]" if r["status"] == "validation failed" else ""
+        cells.append(f"{failed}{fid['top1_agree']:.1%}" if fid else "-")
+        if accuracy:
+            acc = (fid or {}).get("accuracy")
+            cells.append(f"{acc['candidate']:.1%}" if acc else "-")
+        cells += [f"{fid['max_abs_err']:.1e}" if fid else "-", f"{r['peak_rss_mib']:.0f}" if r["peak_rss_mib"] else "-"]
         if gpu:
             comp, mem = r["compute_ms"], (r["gpu_memory"] or {}).get("process_mib")
             cells += [_ms(comp["p50"]) if comp else "-", f"{mem:.0f}" if mem else "-"]
@@ -386,8 +396,14 @@ def render_bench(report: dict) -> None:
     c.print(f"VAN benchmark on {env['cpu']} ({env['usable_cores']} cores, threads: {env['threads']}), {gpus}; "
             f"{timing} per row after {s['warmup']} warm-up, each row in a fresh process")
     c.print(bench_table(report))
+    fidelity = s.get("images") or "the sample-photo crops"
+    refs = {(r["variant"], r["fidelity"]["accuracy"]["reference"]) for r in report["rows"]
+            if (r["fidelity"] or {}).get("accuracy")}
     c.print("latency: host, numpy in -> numpy out; × torch: PyTorch eager FP32 p50 on the same device / row p50; "
-            "top-1 and max abs: vs PyTorch FP32 on the same inputs; RSS: peak of the row's own process")
+            f"top-1 (agreement), acc. and max abs: every image of {fidelity} vs PyTorch FP32; RSS: peak of the row's "
+            "own process; ~ unstable timing, ! failed its fidelity check, ? speed-up against an unstable baseline")
+    for variant, ref in sorted(refs):
+        c.print(f"PyTorch FP32 accuracy of VAN-{variant} on these images: {ref:.1%}")
     for r in report["rows"]:
         if r["status"] in ("failed", "validation failed"):
             colour = "red" if r["status"] == "failed" else "yellow"

@@ -101,6 +101,23 @@ def sample_photos(pre: Preprocessing, names=SAMPLE_PHOTOS) -> ImageSet:
     return ImageSet(np.stack(arrays), list(photos), [None] * len(names))
 
 
+def photo_crops(pre: Preprocessing, n: int, seed: int = 0) -> ImageSet:
+    """`n` distinct views of the sample photos, preprocessed: random crops (40-100 % of the short side, anywhere in
+    the photo), every other one mirrored. More real images than the eight photos, without a download."""
+    photos = _sample_rgb(SAMPLE_PHOTOS)
+    rng = np.random.default_rng(seed)
+    arrays, names = [], []
+    for i in range(n):
+        name, a = list(photos.items())[i % len(photos)]
+        h, w = a.shape[:2]
+        side = int(min(h, w) * rng.uniform(0.4, 1.0))
+        y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        crop = a[y:y + side, x:x + side]
+        arrays.append(preprocess_image(np.ascontiguousarray(crop[:, ::-1] if i % 2 else crop), pre))
+        names.append(f"{name} crop {i}")
+    return ImageSet(np.stack(arrays), names, [None] * n)
+
+
 def check_crops(pre: Preprocessing, folder: str | Path | None = None, limit: int = 16) -> tuple[np.ndarray, list[str]]:
     """Resized, centre-cropped 8-bit RGB images (N, H, W, 3) to ship as check inputs: the sample photos, or up to
     `limit` images of `folder`. Storing the crops (not floats) keeps them small and exact."""

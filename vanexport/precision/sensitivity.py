@@ -9,14 +9,13 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 
 from ..check import metrics
 from ..check.tolerances import TOLERANCES, passes
 from ..errors import VanexportError
 from ..files import work_folder
+from ..progress import as_progress
 from ..runtime.batching import run_batched
 from . import graph as g
 
@@ -46,12 +45,13 @@ class SensitivityReport:
 
 
 def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", mode: str = "only", depth: int = 2,
-                num_calib: int = 256, method: str = "entropy", num_images: int | None = None, seed: int = 0,
-                progress: Callable[[str], None] | None = None) -> SensitivityReport:
+                num_calib: int | None = None, method: str = "entropy", num_images: int | None = None, seed: int = 0,
+                progress=None) -> SensitivityReport:
     """Rank the module groups of an FP32 ONNX file by the accuracy converting them costs.
 
     `calib`: calibration folder or .npz (INT8). `images`: held-out folder to measure on (default: the calib
     folder, which flatters INT8). `depth`: how coarse a group is (1: `/block1.0`, 2: `/block1.0/attn`).
+    `progress`: see vanexport.progress (one count per converted variant).
     """
     from ..data.images import label_indices, load_folder
     from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
@@ -59,7 +59,7 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
     from .fp16 import fp16_model
     from .int8 import Calibrator
 
-    step = progress or (lambda m: None)
+    p = as_progress(progress)
     t0 = time.perf_counter()
     if precision not in ("int8", "fp16"):
         raise VanexportError(f"unknown precision '{precision}'", "choose int8 or fp16")
@@ -76,7 +76,8 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
         raise VanexportError("no images to measure on", "pass --images DIR (held-out images, ideally with class subfolders)")
     if images is None:
         notes.append("measured on the calibration images (pass --images with held-out images for an honest ranking)")
-    data = load_folder(folder, meta.preprocess, limit=num_images, shuffle_seed=seed if num_images else None)
+    data = load_folder(folder, meta.preprocess, limit=num_images, shuffle_seed=seed if num_images else None,
+                       progress=p)
     labels = label_indices(data.labels, meta.num_classes)
     size = meta.static_batch or 32
 
@@ -84,7 +85,7 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
         # idle threads sleep: dozens of short-lived sessions on a shared machine, throughput matters
         return run_batched(OnnxRuntimeBackend(path, spinning=False), data.array, size, meta.static_batch or 1)
 
-    step(f"FP32 reference on {len(data.array)} images from '{folder}'")
+    p.step(f"FP32 reference on {len(data.array)} images from '{folder}'")
     reference = run(onnx_path)
     tol = TOLERANCES[precision]
 
@@ -117,7 +118,7 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
             if precision == "int8":
                 nonlocal calibration
                 # calibration (or the cache read) happens on the first call only: report that one
-                calibration = calibrator.quantize(path, left_out, step if calibration is None else (lambda m: None))
+                calibration = calibrator.quantize(path, left_out, p if calibration is None else None)
             else:
                 import onnx
 
@@ -127,16 +128,19 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
             return run(path)
 
         all_nodes = [n for names in groups.values() for n in names]
-        step(f"{precision.upper()} of the whole model")
+        p.step(f"{precision.upper()} of the whole model")
         baseline = score(convert([]))
         ranked = []
-        for i, (name, nodes) in enumerate(groups.items()):
-            step(f"[{i + 1}/{len(groups)}] {precision.upper()} {'only' if mode == 'only' else 'all but'} {name}")
-            inside = set(nodes)
-            left_out = [n for n in all_nodes if n not in inside] if mode == "only" else nodes
-            row = score(convert(left_out))
-            ranked.append({"name": name, "regex": g.group_regex(name), "nodes": len(nodes), **row,
-                           "cost": _cost(row, baseline, mode)})
+        how = "only" if mode == "only" else "all but"
+        with p.task(f"{precision.upper()} {how} each of {len(groups)} groups", len(groups), "groups") as task:
+            for name, nodes in groups.items():
+                task.describe(f"{precision.upper()} {how} {name}")
+                inside = set(nodes)
+                left_out = [n for n in all_nodes if n not in inside] if mode == "only" else nodes
+                row = score(convert(left_out))
+                ranked.append({"name": name, "regex": g.group_regex(name), "nodes": len(nodes), **row,
+                               "cost": _cost(row, baseline, mode)})
+                task.advance()
         ranked.sort(key=lambda r: tuple(r["cost"].values()), reverse=True)
 
         recommended, result = [], baseline
@@ -145,7 +149,7 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
                 break
             recommended.append(row["name"])
             left_out = [n for grp in recommended for n in groups[grp]]
-            step(f"{precision.upper()} without {len(recommended)} group(s): {', '.join(recommended)}")
+            p.step(f"{precision.upper()} without {len(recommended)} group(s): {', '.join(recommended)}")
             result = score(convert(left_out))
     for row in ranked:
         row.pop("passed", None)

@@ -59,7 +59,7 @@ class BundleResult:
 
 
 def make_bundle(variant: str | None = None, weights: str | None = None, *, model: str | os.PathLike | None = None,
-                precisions=("fp32",), calib: str | None = None, num_calib: int = 256, engines=(),
+                precisions=("fp32",), calib: str | None = None, num_calib: int | None = None, engines=(),
                 timing_cache: str | None = None,
                 labels: str | None = None, check_images: str | None = None, images: str | None = None,
                 img_size: int = 224,
@@ -71,13 +71,15 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
     Each precision is compared with the FP32 PyTorch reference: on `images` (a held-out folder, with labels
     when it has class subfolders) if given, else on random batches and sample photos. A file that fails is still
     bundled, marked as failed (devices never pick it), so the user sees the numbers. `validate=False` skips the
-    comparisons (the manifest then records no fidelity).
+    comparisons (the manifest then records no fidelity). Paths of this machine (weights, calibration and image
+    folders) are recorded by their names only. `progress`: see vanexport.progress.
     """
     from ..check.validate import validate_onnx
     from ..formats.onnx_metadata import read_metadata
     from ..pipeline import ModelSource, ensure_onnx, ensure_precision, onnx_artifact
+    from ..progress import as_progress
 
-    step = progress or (lambda msg: None)
+    step = as_progress(progress)
     precisions = _parse_precisions(precisions)
     if "int8" in precisions and not calib:
         raise VanexportError("INT8 needs calibration images", "pass --calib DIR (a folder of real images)")
@@ -96,7 +98,9 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
     warns: list[str] = []
 
     def check(path, reference) -> dict | None:
-        return validate_onnx(path, weights, images, seed=seed, reference=reference).to_dict() if validate else None
+        if not validate:
+            return None
+        return validate_onnx(path, weights, images, seed=seed, reference=reference, progress=step).to_dict()
 
     with work_folder() as work:
         reference, exported = None, None
@@ -119,9 +123,6 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
         if exported is not None and exported.validation and not images:
             fp32_validation = exported.validation
         else:
-            if validate:
-                step(f"validating {Path(fp32.path).name if model else 'the FP32 ONNX'} against PyTorch"
-                     + (" on the held-out images" if images else ""))
             fp32_validation = check(fp32.path, reference)
         weights_info = {"source": meta.weights_source, "layout": meta.weights_layout, "sha256": meta.weights_sha256,
                         "random": meta.weights_layout == "random"}
@@ -144,17 +145,18 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
                 path, validation = reused[prec], None
                 made_by["tool"] = f"vanexport {read_metadata(path).vanexport_version} (the source of a bundled engine)"
                 step(f"taking {path.name}, the {prec.upper()} source of a bundled engine")
-            else:
+            else:  # checked like every converted file, but a failing one is kept and marked (strict=False)
                 art, result = ensure_precision(fp32, prec, work / f"{stem}_{prec}.onnx", calib=calib,
-                                               num_calib=num_calib, reference=reference, progress=step)
+                                               num_calib=num_calib, images=images, weights=weights,
+                                               reference=reference, validate=validate, strict=False, progress=step)
                 path, record = Path(art.path), result.to_dict()
                 validation = record.get("validation")
                 made_by["tool"] = f"vanexport {__version__} {'fp16' if prec == 'fp16' else 'quantize'}"
                 made_by.update({k: v for k, v in record.items() if k in ("kept_fp32", "converted_nodes", "seconds")})
                 if record.get("calibration"):
                     made_by["calibration"] = {k: v for k, v in record["calibration"].items() if k != "cache"}
-            if validation is None and validate:
-                step(f"validating the {prec.upper()} ONNX against PyTorch")
+                warns += result.warnings
+            if validation is None:
                 validation = check(path, reference)
             name = f"onnx/{stem}_{prec}.onnx"
             files[name] = path
@@ -178,13 +180,16 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
         if timing_cache:
             files[TIMING_CACHE_FILE] = Path(timing_cache)
 
+        local = [p for p in (weights, model, calib, images, check_images, labels, timing_cache, *engines) if p]
         manifest = BundleManifest(
-            model=ModelInfo(meta.variant, meta.num_classes, weights_info),
+            model=ModelInfo(meta.variant, meta.num_classes, without_local_paths(weights_info, local)),
             preprocessing=meta.preprocessing,
             io_input=TensorIO(meta.input_name, "float32", meta.input_shape, layout="NCHW"),
             io_output=TensorIO(meta.output_name, "float32", [meta.input_shape[0], meta.num_classes], meaning="logits"),
             labels=LabelsEntry(LABELS_FILE, len(names), labels_source),
-            models=models, engines=engine_entries,
+            models=[replace(m, made_by=without_local_paths(m.made_by, local),
+                            validation=without_local_paths(m.validation, local)) for m in models],
+            engines=engine_entries,
             check=CheckEntry(CHECK_FILE, _check_names(files[CHECK_FILE]),
                              "ONNX Runtime CPU outputs of each ONNX file on these images"),
             timing_cache=TIMING_CACHE_FILE if timing_cache else None,
@@ -253,6 +258,29 @@ def _write(out: Path, manifest: BundleManifest, files: dict, warns: list[str]) -
                         [{"precision": m.precision, "file": m.file, "sha256": m.sha256,
                           "fidelity": fidelity(m.validation)} for m in manifest.models],
                         record["engines"], record["labels"], manifest.timing_cache is not None, record["files"], warns)
+
+
+def without_local_paths(value, paths):
+    """`value` (a manifest part) with every mention of the given local paths (as given, or absolute) replaced by
+    their names: a bundle travels, and the folders of the machine that made it mean nothing elsewhere."""
+    if isinstance(value, dict):
+        return {k: without_local_paths(v, paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_local_paths(v, paths) for v in value]
+    if not isinstance(value, str):
+        return value
+    spellings = {}
+    for p in paths:
+        spec = str(p).split("#sha256=")[0]  # a pinned checkpoint: PATH#sha256=HEX
+        if "://" in spec or spec in ("official", ""):
+            continue
+        name = Path(spec).name or spec
+        for s in {spec, spec.rstrip("/"), str(Path(spec).resolve())}:
+            if s and s != name:
+                spellings[s] = name
+    for s in sorted(spellings, key=len, reverse=True):  # the longest first: /a/b/calib before calib
+        value = value.replace(s, spellings[s])
+    return value
 
 
 def _sha(src) -> str:
@@ -403,6 +431,13 @@ def _engine_entry(plan: Path, manifest_file: Path, onnx_by_sha: dict[str, str]) 
                        compute_capability=m.gpu.compute_capability, validation=m.validation)
 
 
+def _weights_name(source) -> str:
+    """A checkpoint by its file name (never a folder of the machine that made the bundle); URLs, 'official' and
+    'random(seed=N)' as they are."""
+    source = str(source or "?")
+    return source if "://" in source or "/" not in source and "\\" not in source else Path(source).name
+
+
 def _readme(m: BundleManifest) -> str:
     model, pre = m.model, m.preprocessing
     rows = []
@@ -415,7 +450,7 @@ def _readme(m: BundleManifest) -> str:
         if model.weights.get("random") else ""
     return f"""VAN-{model.variant} classifier bundle ({model.num_classes} classes), made by vanexport {m.created_by.get('vanexport')}
 {'=' * 78}
-Weights: {model.weights.get('source')} (sha256 {str(model.weights.get('sha256'))[:16]}){random}
+Weights: {_weights_name(model.weights.get('source'))} (sha256 {str(model.weights.get('sha256'))[:16]}){random}
 Input:   '{m.io_input.name}' float32 NCHW {m.io_input.shape}, RGB.
          Resize the short side to {pre['resize_size']} ({pre['interpolation']}), centre-crop {pre['input_size']},
          scale to [0, 1], normalise with mean {pre['mean']} and std {pre['std']}.
