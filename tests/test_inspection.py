@@ -56,3 +56,40 @@ def test_inspect_errors(tmp_path, name, content, message):
         inspect_file(path)
     r = CliRunner().invoke(cli, ["inspect", str(path)])
     assert r.exit_code == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_inspect_a_bundle_without_unpacking_it(b0_bundle, tmp_path, make_manifest, monkeypatch):
+    """The main output: manifest summary, files, models with their fidelity, engines with their manifests."""
+    from vanexport.ship.bundle import add_engine_to_bundle
+
+    src, _ = b0_bundle
+    bundle = tmp_path / "b.tar.gz"
+    bundle.write_bytes(src.read_bytes())
+    plan = tmp_path / "van_b0_64_fp32.plan"
+    plan.write_bytes(b"a serialized engine")
+    from vanexport.device.archive import read_bundle
+    from vanexport.machine import GpuInfo
+
+    manifest = make_manifest(plan, gpu=GpuInfo("Orin", "8.7"), source_sha=read_bundle(bundle)["models"][0]["sha256"])
+    (tmp_path / "van_b0_64_fp32.manifest.json").write_text(json.dumps(manifest.to_dict()))
+    add_engine_to_bundle(bundle, plan)
+    monkeypatch.setenv("VANEXPORT_CACHE", str(tmp_path / "cache"))
+
+    report = inspect_file(bundle)
+    d = report.details
+    assert report.kind == "bundle" and d["variant"] == "b0" and d["num_classes"] == 1000 and d["verified"]
+    assert set(d["files"]) >= {"README.txt", "labels.txt", "onnx/van_b0_64_fp32.onnx", "engines/van_b0_64_fp32.plan"}
+    assert d["models"][0]["validation"]["passed"] and d["models"][0]["precision"] == "fp32"
+    engine, = d["engines"]
+    assert engine["entry"]["gpu_name"] == "Orin" and engine["manifest"]["tensorrt"]["version"] == "10.16.1.11"
+    assert any("random weights" in n for n in report.notes)
+    assert not (tmp_path / "cache").exists()  # nothing was unpacked
+    r = CliRunner().invoke(cli, ["inspect", str(bundle)])
+    assert r.exit_code == 0, r.output
+    assert "VAN-b0, 1000 classes; bundle schema 1" in r.stdout and "PASS vs FP32 PyTorch" in r.stdout
+    assert "engines/van_b0_64_fp32.plan (from onnx/van_b0_64_fp32.onnx)" in r.stdout and "built on Orin" in r.stdout
+
+    tampered = tmp_path / "t.tar.gz"  # a bundle that fails its checks is refused with one line, as by unpack
+    tampered.write_bytes(bundle.read_bytes()[:-200])
+    r = CliRunner().invoke(cli, ["inspect", str(tampered)])
+    assert r.exit_code == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1

@@ -1,5 +1,7 @@
-"""What is in a file: an ONNX model (I/O, opset, op histogram, metadata, parameters) or a TensorRT plan (its
-manifest, whether it fits this machine, and the engine inspector's per-layer table when TensorRT is here)."""
+"""What is in a file: an ONNX model (I/O, opset, op histogram, metadata, parameters), a TensorRT plan (its
+manifest, whether it fits this machine, and the engine inspector's per-layer table when TensorRT is here), or a
+bundle (its manifest, files, models with their fidelity, engines with their manifests' facts; checked completely,
+never unpacked)."""
 from __future__ import annotations
 
 import collections
@@ -15,7 +17,7 @@ from .formats.names import kind_of
 @dataclass
 class InspectReport:
     path: str
-    kind: str  # "onnx" or "plan"
+    kind: str  # "onnx", "plan" or "bundle"
     bytes: int
     sha256: str
     details: dict
@@ -28,13 +30,15 @@ class InspectReport:
 def inspect_file(path) -> InspectReport:
     path = Path(path)
     if not path.is_file():
-        raise VanexportError(f"'{path}' not found", "pass an .onnx file or a TensorRT .plan")
+        raise VanexportError(f"'{path}' not found", "pass an .onnx file, a TensorRT .plan or a bundle (.tar.gz)")
     kind = kind_of(path)
     if kind == "onnx":
         return inspect_onnx(path)
     if kind == "plan":
         return inspect_plan(path)
-    raise VanexportError(f"cannot inspect '{path.name}'", "pass an .onnx file or a TensorRT .plan")
+    if kind == "bundle":
+        return inspect_bundle(path)
+    raise VanexportError(f"cannot inspect '{path.name}'", "pass an .onnx file, a TensorRT .plan or a bundle (.tar.gz)")
 
 
 def _shape(value_info) -> list:
@@ -126,3 +130,60 @@ def inspect_plan(path) -> InspectReport:
             details["device_memory_bytes"] = int(getattr(engine, "device_memory_size_v2", 0) or 0)
             del engine, runtime
     return InspectReport(str(path), "plan", path.stat().st_size, digest, details, notes)
+
+
+def inspect_bundle(path) -> InspectReport:
+    """A bundle as `vanexport unpack` would check it (every member against manifest.json), without unpacking: its
+    manifest summarised, its files, its ONNX models with their fidelity, and its engines with their own manifests."""
+    from .device.archive import read_bundle
+    from .formats.bundle_manifest import BundleManifest
+    from .formats.engine_manifest import parse_manifest
+
+    path = Path(path)
+    record = read_bundle(path)  # refuses a damaged or tampered bundle, with one line
+    m = BundleManifest.from_dict(record)
+    engine_manifests = _small_members(path, [e.manifest for e in m.engines], m.files)
+    engines = [{"entry": asdict(e), "manifest": parse_manifest(engine_manifests[e.manifest].decode(),
+                                                               f"{e.manifest} in {path.name}").to_dict()}
+               for e in m.engines]
+    details = {
+        "schema_version": m.schema_version, "variant": m.model.variant, "num_classes": m.model.num_classes,
+        "weights": m.model.weights, "preprocessing": m.preprocessing, "input": m.io_input.to_dict(),
+        "output": m.io_output.to_dict(), "labels": asdict(m.labels), "created_at": m.created_at,
+        "created_by": m.created_by, "history": m.history, "timing_cache": m.timing_cache,
+        "files": {name: asdict(f) for name, f in m.files.items()},
+        "models": [asdict(e) for e in m.models], "engines": engines, "verified": True,
+    }
+    notes = []
+    if m.model.weights.get("random"):
+        notes.append("random weights: for testing the pipeline only, predictions are meaningless")
+    for e in m.models:
+        if e.validated is False:
+            notes.append(f"{e.file} failed its check against PyTorch: devices never pick it automatically")
+        elif e.validated is None:
+            notes.append(f"{e.file} was never checked against PyTorch (bundled with --no-validate)")
+    return InspectReport(str(path), "bundle", path.stat().st_size, sha256_file(path), details, notes)
+
+
+def _small_members(archive: Path, names: list[str], files: dict, limit: int = 16 * 2**20) -> dict[str, bytes]:
+    """The bytes of a few small members (engine manifests) of a bundle already checked by `read_bundle`, each
+    checked again against its sha256 in the manifest as it is read."""
+    import hashlib
+    import tarfile
+
+    out: dict[str, bytes] = {}
+    wanted = set(names)
+    if not wanted:
+        return out
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            if member.name in wanted and member.isfile() and member.size <= limit:
+                data = tar.extractfile(member).read(limit + 1)
+                if hashlib.sha256(data).hexdigest() != files[member.name].sha256:
+                    raise VanexportError(f"'{member.name}' in '{archive.name}' changed while it was read",
+                                         "inspect the bundle again; get it from its source if this repeats")
+                out[member.name] = data
+    missing = wanted - set(out)
+    if missing:
+        raise VanexportError(f"'{archive.name}' lacks {', '.join(sorted(missing))}", "rebuild the bundle")
+    return out

@@ -289,3 +289,34 @@ def test_check_engine_against_bundle(b0_bundle):
     bad = check_engine_against_bundle(b, shifted, "fp32")
     assert not bad["passed"] and "max abs error" in bad["failures"][0]
     assert check_engine_against_bundle(b, shifted, "fp32")["tolerance"]["atol"] == 1e-3  # the FP32 engine tolerance
+
+
+def test_no_path_of_the_building_machine_travels_in_the_bundle(b0, tmp_path):
+    """Weights, calibration and held-out folders are named, never located: README.txt and manifest.json carry no
+    folder of the machine that made the bundle (an absolute one, or one relative to where it ran)."""
+    import torch
+    from PIL import Image
+    from skimage import data
+
+    where = tmp_path / "home" / "someone" / "project"
+    (where / "calib").mkdir(parents=True)
+    (where / "heldout").mkdir()
+    for name in ("astronaut", "chelsea", "coffee", "rocket"):
+        Image.fromarray(getattr(data, name)()).save(where / "calib" / f"{name}.png")
+        Image.fromarray(getattr(data, name)()[::-1]).save(where / "heldout" / f"{name}.png")
+    (where / "calib" / "broken.png").write_bytes(b"not a png")  # its path is recorded among the skipped files
+    torch.save({"state_dict": b0[1]}, where / "van_b0_mine.pth")
+    r = make_bundle("b0", str(where / "van_b0_mine.pth"), precisions="fp32,int8", calib=str(where / "calib"),
+                    images=str(where / "heldout"), img_size=64, output=tmp_path / "b.tar.gz")
+    with tarfile.open(r.path) as t:
+        readme = t.extractfile("README.txt").read().decode()
+        manifest = t.extractfile("manifest.json").read().decode()
+    assert "Weights: van_b0_mine.pth" in readme
+    for text in (readme, manifest):
+        assert str(tmp_path) not in text and "home/someone" not in text
+    m = read_bundle(r.path)
+    int8 = next(e for e in m["models"] if e["precision"] == "int8")
+    assert int8["made_by"]["calibration"]["source"] == "calib"
+    assert int8["made_by"]["calibration"]["skipped_files"] == ["calib/broken.png"]
+    assert int8["validation"]["groups"][0]["group"] == "4 images from heldout"
+    assert m["model"]["weights"]["source"] == "van_b0_mine.pth"

@@ -493,7 +493,7 @@ def predict(images, model, topk, backend, precision, as_json):
     result = run_predict(images, model, topk=topk, backend=backend, precision=precision, progress=_progress())
     for f in result.skipped_images:
         click.echo(f"warning: cannot read {f}; skipped", err=True)
-    _emit(result.to_dict(), as_json, render_predict)
+    _finish(result, as_json, render_predict)
 
 
 @cli.command()

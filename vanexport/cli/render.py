@@ -295,7 +295,9 @@ def render_inspect(r: dict) -> None:
     c = _console()
     d = r["details"]
     c.print(f"[bold]{r['path']}[/bold]: {r['kind']}, {r['bytes'] / 1e6:.1f} MB, sha256 {r['sha256'][:12]}")
-    if r["kind"] == "onnx":
+    if r["kind"] == "bundle":
+        _bundle_lines(c, d)
+    elif r["kind"] == "onnx":
         c.print(f"  producer {d['producer'] or '?'}, IR {d['ir_version']}, opsets "
                 + ", ".join(f"{k} {v}" for k, v in d["opsets"].items()))
         for label, tensors in (("input", d["inputs"]), ("output", d["outputs"])):
@@ -320,6 +322,37 @@ def render_inspect(r: dict) -> None:
             c.print(t)
     for note in r["notes"]:
         c.print(f"  [yellow]note:[/yellow] {note}")
+
+
+def _bundle_lines(c, d: dict) -> None:
+    from ..ship.bundle import fidelity, fidelity_summary
+
+    w, pre = d["weights"], d["preprocessing"]
+    made = d["created_by"].get("vanexport", "?")
+    c.print(f"  VAN-{d['variant']}, {d['num_classes']} classes; bundle schema {d['schema_version']}, made by "
+            f"vanexport {made} at {d['created_at'] or '?'}; every file checked against manifest.json")
+    c.print(f"  weights {w.get('source', '?')} ({w.get('layout', '?')}, sha256 {str(w.get('sha256'))[:12]})")
+    c.print(f"  input '{d['input']['name']}' {_shape(d['input']['shape'])} float32; resize {pre.get('resize_size')}, "
+            f"crop {pre.get('input_size')}, mean {pre.get('mean')}, std {pre.get('std')}; labels: "
+            f"{d['labels']['count']} from {d['labels']['source']}")
+    c.print("  models:")
+    for m in d["models"]:
+        verdict = fidelity_summary(fidelity(m["validation"]), "[green]PASS[/green]", "[red]FAIL[/red]")
+        c.print(f"    {m['precision'].upper():<5} {m['file']:<34} {verdict}")
+    if d["engines"]:
+        c.print("  engines:")
+    for e in d["engines"]:
+        entry = e["entry"]
+        check = "" if entry.get("validation") is None else (
+            " [green]checked[/green]" if entry["validation"].get("passed", True) else " [red]failed its check[/red]")
+        c.print(f"    {entry['file']} (from {entry['source']}){check}")
+        for line in _manifest_lines(e["manifest"]):
+            c.print("  " + line)
+    c.print(f"  files ({len(d['files'])}):")
+    for name, f in d["files"].items():
+        c.print(f"    {name:<40} {f['size'] / 1e6:8.2f} MB  sha256 {f['sha256'][:12]}")
+    if d.get("timing_cache"):
+        c.print(f"  timing cache: {d['timing_cache']}")
 
 
 def render_device_build(r: dict) -> None:

@@ -25,6 +25,7 @@ class PredictResult:
     device: dict
     predictions: list[dict]
     skipped_images: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,9 +41,10 @@ class Classifier:
     """A backend plus what turns images into its input and its output into class names."""
 
     def __init__(self, backend, choice: select.Choice, labels: list[str], preprocessing, static_batch: int | None,
-                 source: str, device: select.Device):
+                 source: str, device: select.Device, random_weights: bool = False):
         self.backend, self.choice, self.labels = backend, choice, labels
         self.preprocessing, self.static_batch, self.source, self.device = preprocessing, static_batch, source, device
+        self.random_weights = random_weights  # what the model says about itself: its classes mean nothing
 
     def describe(self) -> dict:
         d = self.choice.to_dict()
@@ -104,7 +106,8 @@ def load_classifier(model: str | os.PathLike, *, backend: str = "auto", precisio
         if info is None:  # a bare ONNX file describes itself in its metadata
             info = _onnx_info(runner, path)
             choice.candidate = select.Candidate("onnx", str(path), info["precision"])
-        return Classifier(runner, choice, info["labels"], info["preprocessing"], info["static_batch"], str(path), device)
+        return Classifier(runner, choice, info["labels"], info["preprocessing"], info["static_batch"], str(path), device,
+                          info.get("random_weights", False))
     reasons = "; ".join((choices[0].skipped if choices else []) + failures) or "no model file fits the request"
     raise VanexportError(f"no backend can run '{path.name}' here ({reasons})",
                          "install onnxruntime (CPU) or onnxruntime-gpu, or ask for another --backend/--precision")
@@ -143,7 +146,8 @@ def _from_bundle(path: Path):
     cands = [select.Candidate("onnx", str(b.file(m.file)), m.precision, None, m.validated) for m in b.manifest.models]
     cands += [select.Candidate("plan", str(e.plan_path), e.entry.precision, e.manifest, e.entry.validated)
               for e in b.engines]
-    return cands, {"labels": b.labels, "preprocessing": b.preprocessing, "static_batch": b.static_batch}
+    return cands, {"labels": b.labels, "preprocessing": b.preprocessing, "static_batch": b.static_batch,
+                   "random_weights": b.random_weights}
 
 
 def _from_plan(path: Path):
@@ -154,7 +158,8 @@ def _from_plan(path: Path):
     m = read_manifest(path)
     labels, _ = default_labels(int(m.num_classes))
     return [select.Candidate("plan", str(path), m.precision, m, m.validated)], {
-        "labels": labels, "preprocessing": Preprocessing.from_dict(m.preprocessing), "static_batch": None}
+        "labels": labels, "preprocessing": Preprocessing.from_dict(m.preprocessing), "static_batch": None,
+        "random_weights": m.model.get("weights_layout") == "random"}
 
 
 def _onnx_info(runner, path: Path) -> dict:
@@ -165,12 +170,12 @@ def _onnx_info(runner, path: Path) -> dict:
     runner.check_matches(meta, path.name)
     labels, _ = default_labels(meta.num_classes)
     return {"labels": labels, "preprocessing": meta.preprocess, "precision": meta.precision,
-            "static_batch": meta.static_batch}
+            "static_batch": meta.static_batch, "random_weights": meta.weights_layout == "random"}
 
 
-def read_images(paths) -> tuple[list, list[str], list[str]]:
-    """Open image files (folders are searched recursively); returns images, their names, and unreadable files."""
-    from ..data.images import list_images, open_image, unreadable_errors
+def image_files(paths) -> list[Path]:
+    """The files to classify: the given files, and the images in the given folders (recursively)."""
+    from ..data.images import list_images
 
     files: list[Path] = []
     for p in map(Path, paths):
@@ -180,6 +185,15 @@ def read_images(paths) -> tuple[list, list[str], list[str]]:
             files.append(p)  # a pipe or device is refused (and counted) when it is opened
         else:
             raise VanexportError(f"image '{p}' not found", "pass image files or folders")
+    if not files:
+        raise VanexportError("no image files in " + ", ".join(map(str, paths)), "pass .jpg/.png/.webp/.bmp files")
+    return files
+
+
+def read_images(files) -> tuple[list, list[str], list[str]]:
+    """Open image files; returns the images, their names, and the files that could not be read."""
+    from ..data.images import open_image, unreadable_errors
+
     images, names, bad = [], [], []
     unreadable = unreadable_errors()
     for f in files:
@@ -188,19 +202,34 @@ def read_images(paths) -> tuple[list, list[str], list[str]]:
             names.append(str(f))
         except unreadable:
             bad.append(str(f))
-    if not images:
-        raise VanexportError("none of the images could be read" + (f" ({', '.join(bad[:3])})" if bad else ""),
-                             "pass .jpg/.png/.webp/.bmp files")
     return images, names, bad
 
 
+PREDICT_CHUNK = 64  # images opened and classified at a time: memory stays flat however many are given
+
+
 def predict(images, model: str | os.PathLike, *, topk: int = 5, backend: str = "auto", precision: str | None = None,
-            progress: Callable[[str], None] | None = None) -> PredictResult:
-    """`vanexport predict`: the top-k classes of each image file, and which backend computed them."""
+            progress=None) -> PredictResult:
+    """`vanexport predict`: the top-k classes of each image file, and which backend computed them. `progress` (see
+    vanexport.progress) counts the images."""
+    from ..progress import as_progress
+
     if topk < 1:
         raise VanexportError(f"--topk {topk} is not positive", "pass --topk 1 or more")
-    pics, names, bad = read_images(images)
-    clf = load_classifier(model, backend=backend, precision=precision, progress=progress)
-    tops = clf.classify(pics, topk)
-    return PredictResult(str(model), clf.describe(), clf.device.to_dict(),
-                         [{"image": n, "top": t} for n, t in zip(names, tops)], bad)
+    p = as_progress(progress)
+    files = image_files(images)
+    clf = load_classifier(model, backend=backend, precision=precision, progress=p)
+    predictions, bad = [], []
+    with p.task(f"classifying {len(files)} images", len(files), "images") as task:
+        for i in range(0, len(files), PREDICT_CHUNK):
+            pics, names, unread = read_images(files[i:i + PREDICT_CHUNK])
+            bad += unread
+            if pics:
+                predictions += [{"image": n, "top": t} for n, t in zip(names, clf.classify(pics, topk))]
+            task.advance(len(files[i:i + PREDICT_CHUNK]))
+    if not predictions:
+        raise VanexportError("none of the images could be read" + (f" ({', '.join(bad[:3])})" if bad else ""),
+                             "pass .jpg/.png/.webp/.bmp files")
+    warnings = [f"'{Path(model).name}' holds a model with random weights: the classes below are meaningless (it was "
+                "made to try the pipeline; bundle trained weights with --weights)"] if clf.random_weights else []
+    return PredictResult(str(model), clf.describe(), clf.device.to_dict(), predictions, bad, warnings)
