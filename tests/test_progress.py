@@ -80,3 +80,13 @@ def test_validate_shows_counts_in_logs(b0_onnx_64, monkeypatch):
     counted = [line for line in lines if "/16 inputs" in line]
     assert counted[0].startswith("  checking FP32") and "1/16 inputs" in counted[0]
     assert counted[-1].endswith("s") and "16/16 inputs in" in counted[-1]
+
+
+def test_unpack_counts_the_bytes_it_checks(b0_bundle, tmp_path, monkeypatch):
+    monkeypatch.setenv("VANEXPORT_PROGRESS_SECONDS", "0")
+    r = CliRunner().invoke(cli, ["unpack", str(b0_bundle[0]), "-o", str(tmp_path / "u")])
+    assert r.exit_code == 0, r.output
+    lines = r.stderr.splitlines()
+    assert f"• checking and unpacking {b0_bundle[0].name}" in lines
+    total = sum(p.stat().st_size for p in (tmp_path / "u").rglob("*") if p.is_file())
+    assert lines[-1].startswith(f"  checking and unpacking {b0_bundle[0].name}: {total / 1e6:.0f}/{total / 1e6:.0f} MB in")

@@ -107,12 +107,20 @@ def duration(seconds: float) -> str:
     return f"{minutes} min {s:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+def amount(task: Task) -> str:
+    """'120/400 images', or '12/40 MB' for a task counted in bytes, or '7 files' without a total."""
+    if task.unit == "bytes":
+        done, total, unit = f"{task.done / 1e6:.0f}", task.total and f"{task.total / 1e6:.0f}", " MB"
+    else:
+        done, total, unit = str(task.done), task.total, f" {task.unit}" if task.unit else ""
+    return f"{done}/{total}{unit}" if total else f"{done}{unit}"
+
+
 def counts(task: Task) -> str:
     """'120/400 images (30%), 12 s elapsed, about 28 s left' (or the count alone without a total)."""
-    unit = f" {task.unit}" if task.unit else ""
     if not task.total:
-        return f"{task.done}{unit}, {duration(task.elapsed)} elapsed"
-    text = f"{task.done}/{task.total}{unit} ({100 * task.done / task.total:.0f}%), {duration(task.elapsed)} elapsed"
+        return f"{amount(task)}, {duration(task.elapsed)} elapsed"
+    text = f"{amount(task)} ({100 * task.done / task.total:.0f}%), {duration(task.elapsed)} elapsed"
     left = task.remaining
     return text + (f", about {duration(left)} left" if left is not None and task.done < task.total else "")
 
@@ -153,13 +161,15 @@ class ConsoleProgress(Progress):
             if self._bars is None:
                 self._bars = _rich_bars(self.stream)
                 self._bars.start()
-            task.handle = self._bars.add_task(task.description, total=task.total, completed=task.done)
+            task.handle = self._bars.add_task(task.description, total=task.total, completed=task.done,
+                                              amount=amount(task))
 
     def update(self, task: Task) -> None:
         if task not in self._open:
             return
         if self._bars is not None:
-            self._bars.update(task.handle, completed=task.done, total=task.total, description=task.description)
+            self._bars.update(task.handle, completed=task.done, total=task.total, description=task.description,
+                              amount=amount(task))
             return
         now = time.monotonic()
         if now - self._last_line[id(task)] >= self.interval:
@@ -176,9 +186,7 @@ class ConsoleProgress(Progress):
                 self._bars.stop()
                 self._bars = None
         elif ok and task.elapsed >= self.interval:
-            total = f"/{task.total}" if task.total else ""
-            unit = f" {task.unit}" if task.unit else ""
-            self._print(f"  {task.description}: {task.done}{total}{unit} in {duration(task.elapsed)}")
+            self._print(f"  {task.description}: {amount(task)} in {duration(task.elapsed)}")
         self._last_line.pop(id(task), None)
 
 
@@ -191,9 +199,8 @@ def _isatty(stream) -> bool:
 
 def _rich_bars(stream):
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return RichProgress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TextColumn("left"), TimeRemainingColumn(), console=Console(file=stream),
+    return RichProgress(TextColumn("  {task.description}"), BarColumn(), TextColumn("{task.fields[amount]}"),
+                        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=Console(file=stream),
                         transient=True, refresh_per_second=4)

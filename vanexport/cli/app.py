@@ -469,7 +469,7 @@ def unpack(bundle_path, output, as_json):
     from .render import render_unpack
     from ..device.bundle import unpack_bundle
 
-    _emit(unpack_bundle(bundle_path, output), as_json, render_unpack)
+    _emit(unpack_bundle(bundle_path, output, progress=_progress()), as_json, render_unpack)
 
 
 @cli.command()

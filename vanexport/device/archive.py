@@ -132,9 +132,12 @@ def _members(tar: tarfile.TarFile, archive: str) -> dict[str, tarfile.TarInfo]:
     return files
 
 
-def read_bundle(archive: str | os.PathLike, extract_to: str | os.PathLike | None = None) -> dict:
+def read_bundle(archive: str | os.PathLike, extract_to: str | os.PathLike | None = None, progress=None) -> dict:
     """Check a bundle archive completely and return its manifest; with `extract_to` (a folder that must not
-    exist yet), also unpack it there. On any failure the folder does not exist afterwards."""
+    exist yet), also unpack it there. On any failure the folder does not exist afterwards. `progress` (see
+    vanexport.progress) counts the bytes checked."""
+    from ..progress import as_progress
+
     path = Path(archive)
     tar = _open_tar(path)
     dest = Path(extract_to) if extract_to is not None else None
@@ -161,11 +164,14 @@ def read_bundle(archive: str | os.PathLike, extract_to: str | os.PathLike | None
                 _check_free_space(dest.parent if str(dest.parent) else Path("."), sum(m.size for m in files.values()))
                 dest.mkdir(parents=False, exist_ok=False)
                 created = True
-            for name, m in files.items():
-                target = dest / name if dest is not None else None
-                digest = _copy_hashing(tar.extractfile(m), target, m.size)
-                if name != MANIFEST and digest != listed[name].sha256:
-                    _refuse(str(path), f"file '{name}' does not match its sha256 in {MANIFEST}")
+            what = "checking and unpacking" if dest is not None else "checking"
+            with as_progress(progress).task(f"{what} {path.name}", sum(m.size for m in files.values()),
+                                            "bytes") as task:
+                for name, m in files.items():
+                    target = dest / name if dest is not None else None
+                    digest = _copy_hashing(tar.extractfile(m), target, m.size, task)
+                    if name != MANIFEST and digest != listed[name].sha256:
+                        _refuse(str(path), f"file '{name}' does not match its sha256 in {MANIFEST}")
     except BaseException:
         if created:
             shutil.rmtree(dest, ignore_errors=True)
@@ -187,7 +193,7 @@ def _expected_sha(entry) -> str | None:
     return entry.get("sha256") if isinstance(entry, dict) else None
 
 
-def _copy_hashing(src, target: Path | None, size: int) -> str:
+def _copy_hashing(src, target: Path | None, size: int, task=None) -> str:
     """sha256 of exactly `size` bytes of `src`, written to `target` when given (never more than that)."""
     h = hashlib.sha256()
     out = None
@@ -201,12 +207,14 @@ def _copy_hashing(src, target: Path | None, size: int) -> str:
         while left > 0 and (block := src.read(min(_CHUNK, left))):
             left -= len(block)
             h.update(block)
+            if task is not None:
+                task.advance(len(block))
             if out is not None:
                 out.write(block)
     return h.hexdigest()
 
 
-def extract_verified(archive: str | os.PathLike, dest: str | os.PathLike) -> dict:
+def extract_verified(archive: str | os.PathLike, dest: str | os.PathLike, progress=None) -> dict:
     """Unpack a checked bundle into `dest` (created; it must not exist or be empty) via a temp folder beside it."""
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
@@ -216,7 +224,7 @@ def extract_verified(archive: str | os.PathLike, dest: str | os.PathLike) -> dic
         raise VanexportError(f"folder '{parent}' does not exist", "create it first or choose another -o")
     tmp = temp_folder_beside(dest)
     tmp.rmdir()  # read_bundle creates it, so a failure leaves nothing behind
-    manifest = read_bundle(archive, tmp)
+    manifest = read_bundle(archive, tmp, progress)
     try:
         if dest.exists():
             dest.rmdir()

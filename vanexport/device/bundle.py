@@ -172,12 +172,13 @@ def _cached(path: Path, target: Path) -> BundleManifest | None:
     return None if verify_tree(target, manifest) else parsed
 
 
-def open_bundle(path: str | os.PathLike, dest: str | os.PathLike | None = None) -> Bundle:
+def open_bundle(path: str | os.PathLike, dest: str | os.PathLike | None = None, progress=None) -> Bundle:
     """Check a bundle and unpack it: into `dest` (a new folder), or by default into the cache, keyed by the
-    archive's sha256 (reused, after re-checking it against the archive, when the same bundle is opened again)."""
+    archive's sha256 (reused, after re-checking it against the archive, when the same bundle is opened again).
+    `progress` (see vanexport.progress) counts the bytes checked."""
     path = Path(path)
     if dest is not None:
-        manifest = extract_verified(path, dest)
+        manifest = extract_verified(path, dest, progress)
         try:
             return Bundle(Path(dest), _parse(manifest, str(path)), str(path))
         except UnsafeBundle:
@@ -192,7 +193,7 @@ def open_bundle(path: str | os.PathLike, dest: str | os.PathLike | None = None) 
     shutil.rmtree(target, ignore_errors=True)  # absent, changed since it was unpacked, or not this archive's
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        manifest = extract_verified(path, target)
+        manifest = extract_verified(path, target, progress)
     except VanexportError:
         if _cached(path, target) is not None:  # another process unpacked the same bundle meanwhile
             return open_bundle(path)
@@ -204,9 +205,9 @@ def open_bundle(path: str | os.PathLike, dest: str | os.PathLike | None = None) 
         raise
 
 
-def unpack_bundle(path: str | os.PathLike, dest: str | os.PathLike) -> dict:
+def unpack_bundle(path: str | os.PathLike, dest: str | os.PathLike, progress=None) -> dict:
     """`vanexport unpack`: check a bundle and unpack it into the new folder `dest`; return a short record."""
-    manifest = open_bundle(path, dest).manifest
+    manifest = open_bundle(path, dest, progress).manifest
     return {"bundle": str(path), "folder": str(dest), "schema_version": manifest.schema_version,
             "variant": manifest.model.variant, "files": {k: asdict(v) for k, v in manifest.files.items()},
             "verified": True}

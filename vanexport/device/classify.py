@@ -84,8 +84,7 @@ def load_classifier(model: str | os.PathLike, *, backend: str = "auto", precisio
     device = device or select.probe_device()
     kind = kind_of(path)
     if kind == "bundle":
-        step(f"checking and unpacking {path.name}")
-        candidates, info = _from_bundle(path)
+        candidates, info = _from_bundle(path, step)
     elif kind == "onnx":
         candidates, info = [select.Candidate("onnx", str(path), precision or "unknown")], None
     elif kind == "plan":
@@ -139,10 +138,10 @@ def _start(choice: select.Choice):
     return OnnxRuntimeBackend(c.path)
 
 
-def _from_bundle(path: Path):
+def _from_bundle(path: Path, progress=None):
     from .bundle import open_bundle
 
-    b = open_bundle(path)
+    b = open_bundle(path, progress=progress)
     cands = [select.Candidate("onnx", str(b.file(m.file)), m.precision, None, m.validated) for m in b.manifest.models]
     cands += [select.Candidate("plan", str(e.plan_path), e.entry.precision, e.manifest, e.entry.validated)
               for e in b.engines]
