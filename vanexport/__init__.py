@@ -23,6 +23,8 @@ _API = {
     "get_variant": "vanexport.model.variants",
     "VARIANTS": "vanexport.model.variants",
     "VanexportError": "vanexport.errors",
+    "Progress": "vanexport.progress",
+    "ConsoleProgress": "vanexport.progress",
     "environment_info": "vanexport.machine",
     "require_tensorrt": "vanexport.machine",
     "convert_fp16": "vanexport.precision.fp16",

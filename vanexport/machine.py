@@ -196,8 +196,7 @@ PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "onnxs
 NEEDS = {
     "onnx": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim", "polygraphy"),
     "validate": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "polygraphy"),
-    "fp16": ("onnx", "onnxruntime|onnxruntime-gpu"),
-    "quantize": ("onnx", "onnxruntime|onnxruntime-gpu", "pillow"),
+    "quantize": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "pillow", "polygraphy"),  # torch: the check
     "sensitivity": ("onnx", "onnxruntime|onnxruntime-gpu", "pillow"),
     "trt": ("torch", "onnx", "polygraphy", "tensorrt"),  # and a CUDA GPU with its driver
     "trt --bundle": ("tensorrt",),  # on the device: no PyTorch, no onnx, no Polygraphy

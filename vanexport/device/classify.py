@@ -219,7 +219,8 @@ def predict(images, model: str | os.PathLike, *, topk: int = 5, backend: str = "
     files = image_files(images)
     clf = load_classifier(model, backend=backend, precision=precision, progress=p)
     predictions, bad = [], []
-    with p.task(f"classifying {len(files)} images", len(files), "images") as task:
+    plural = "s" if len(files) != 1 else ""
+    with p.task(f"classifying {len(files)} image{plural}", len(files), "images") as task:
         for i in range(0, len(files), PREDICT_CHUNK):
             pics, names, unread = read_images(files[i:i + PREDICT_CHUNK])
             bad += unread
