@@ -120,7 +120,7 @@ def benchmark(variants=None, weights: str | None = None, *, backends=None, preci
     warnings = _machine_warnings(env)
 
     rows: list[dict] = []
-    with work_folder() as tmp, p.task("benchmark", len(cases), "rows") as task:
+    with work_folder() as tmp, p.task(f"benchmarking {len(cases)} rows", len(cases), "rows") as task:
         for variant in variants:
             step(f"loading VAN-{variant} (the PyTorch FP32 reference)")
             source = preloaded or ModelSource(variant, weights, num_classes, seed)
@@ -159,7 +159,7 @@ def benchmark(variants=None, weights: str | None = None, *, backends=None, preci
                 _add_speedups(group)
                 pool_path.unlink()
             del model, source, arts
-        task.describe("benchmark")
+        task.describe("benchmark")  # the last line counts them all
         if on_row:
             on_row(len(rows), len(cases), "done")
     warnings += _row_warnings(rows)

@@ -432,9 +432,10 @@ def render_bench(report: dict) -> None:
     fidelity = s.get("images") or "the sample-photo crops"
     refs = {(r["variant"], r["fidelity"]["accuracy"]["reference"]) for r in report["rows"]
             if (r["fidelity"] or {}).get("accuracy")}
+    measured = "top-1 (agreement), acc. and max abs" if refs else "top-1 (agreement) and max abs"
     c.print("latency: host, numpy in -> numpy out; × torch: PyTorch eager FP32 p50 on the same device / row p50; "
-            f"top-1 (agreement), acc. and max abs: every image of {fidelity} vs PyTorch FP32; RSS: peak of the row's "
-            "own process; ~ unstable timing, ! failed its fidelity check, ? speed-up against an unstable baseline")
+            f"{measured}: every image of {fidelity} vs PyTorch FP32; RSS: peak of the row's own process; "
+            "~ unstable timing, ! failed its fidelity check, ? speed-up against an unstable baseline")
     for variant, ref in sorted(refs):
         c.print(f"PyTorch FP32 accuracy of VAN-{variant} on these images: {ref:.1%}")
     for r in report["rows"]:

@@ -153,6 +153,7 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
             result = score(convert(left_out))
     for row in ranked:
         row.pop("passed", None)
+    notes += (calibration or {}).get("warnings", [])  # too few calibration images, unreadable ones
     return SensitivityReport(str(onnx_path), precision, mode, str(folder), len(data.array), depth, asdict(tol),
                              baseline, ranked, [g.group_regex(r) for r in recommended],
                              result if recommended else None, bool(result["passed"]),
