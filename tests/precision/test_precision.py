@@ -133,7 +133,9 @@ def test_fp16_layernorm_can_be_converted_when_asked(digits, tmp_path):
     producers = _producers(model)
     ln = [n for n in model.graph.node if n.op_type == "LayerNormalization"]
     assert ln and all(producers[n.input[0]].op_type != "Cast" for n in ln) and result.kept_fp32 == []
-    assert result.validation is None
+    # checked without being asked, on random batches and the sample photos, and reported under its own name
+    v = result.validation
+    assert v["passed"] and v["model"] == result.path and [g["group"] for g in v["groups"]][-1] == "photos 64x64"
 
 
 def test_calibration_cache_is_reused(digits, small, tmp_path, monkeypatch):
@@ -182,8 +184,15 @@ def test_too_few_images_is_a_clear_error_and_writes_nothing(digits, tmp_path):
     with pytest.raises(VanexportError, match=r"only 20 usable images .* \(1 unreadable\), fewer than --num-calib 64"):
         quantize_int8(digits.onnx, folder, out / "m.onnx", num_calib=64)
     assert list(out.iterdir()) == []
-    r = CliRunner().invoke(cli, ["quantize", digits.onnx, "--int8", "--calib", str(folder), "-o", str(out / "m.onnx")])
+    r = CliRunner().invoke(cli, ["quantize", digits.onnx, "--int8", "--calib", str(folder), "--num-calib", "64",
+                                 "-o", str(out / "m.onnx")])
     assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1].startswith("error: only 20 usable images")
+    assert "omit --num-calib to calibrate on all 20" in r.stderr and list(out.iterdir()) == []
+    # without --num-calib the 20 images there are calibrate, with a warning (and the check on held-out images)
+    r = CliRunner().invoke(cli, ["quantize", digits.onnx, "--int8", "--calib", str(folder), "--images",
+                                 str(folder), "-o", str(out / "m.onnx"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["calibration"]["images"] == 20 and "calibrating on only 20 inputs" in r.stderr
     with pytest.raises(VanexportError, match="calibration data .* not found"):
         quantize_int8(digits.onnx, tmp_path / "nowhere", out / "m.onnx")
 
@@ -248,7 +257,7 @@ def test_cli_fp16_and_fp16_sensitivity(digits, small, tmp_path):
     record = json.loads(r.stdout)
     assert record["precision"] == "fp16" and record["path"] == str(tmp_path / "m.onnx")
     assert "'^/nomatch/' matches no node" in r.stderr and "converting to FP16" in r.stderr
-    r = run(cli, ["sensitivity", digits.onnx, "--fp16", "--images", str(small["heldout"]), "--depth", "1",
+    r = run(cli, ["sensitivity", digits.onnx, "--precision", "fp16", "--images", str(small["heldout"]), "--depth", "1",
                   "--num-images", "20", "--json"])
     assert r.exit_code == 0, r.output
     report = json.loads(r.stdout)

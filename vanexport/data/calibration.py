@@ -2,8 +2,8 @@
 preprocessed batches. The set has an identity (a hash of its files) so calibration ranges can be cached.
 
 Without an explicit count, calibration uses the images there are, at most DEFAULT_NUM_CALIB (a seeded pick), and
-warns below MIN_CALIB: on the trained digits VAN, fewer images made INT8 agreement depend on which images were
-picked (benchmarks/calibration_count.py, docs/precision.md#how-many-calibration-images)."""
+warns below MIN_CALIB: with fewer, the INT8 ranges of the trained digits VAN depended twice as much on which
+images happened to be picked (benchmarks/calibration_count.py, docs/precision.md#how-many-calibration-images)."""
 from __future__ import annotations
 
 import hashlib
@@ -29,7 +29,6 @@ class CalibrationSet:
     files: int  # image files (folder) or arrays (npz) found
     array: np.ndarray | None = None  # (N, 3, H, W) float32, once loaded
     skipped: list[str] = field(default_factory=list)  # unreadable files
-    warnings: list[str] = field(default_factory=list)
 
 
 def open_calibration(calib: str | Path) -> CalibrationSet:
@@ -79,11 +78,11 @@ def load_calibration(cset: CalibrationSet, pre: Preprocessing, num: int | None =
                 f"only {found} usable images in '{cset.source}' ({len(images.skipped)} unreadable), "
                 f"fewer than --num-calib {num}", f"add images, or omit --num-calib to calibrate on all {found}")
         cset.array = images.array
-    cset.warnings = few_inputs_warning(len(cset.array))
     return cset
 
 
 def few_inputs_warning(n: int) -> list[str]:
+    """The warning calibrating on `n` inputs deserves (none from MIN_CALIB on)."""
     if n >= MIN_CALIB:
         return []
     return [f"calibrating on only {n} inputs (fewer than {MIN_CALIB}): INT8 ranges then depend on which images were "

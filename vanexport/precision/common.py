@@ -62,26 +62,28 @@ def stamp(proto, meta: ModelMetadata, precision: str, source: Path, source_sha: 
     proto.doc_string = f"VAN-{meta.variant} ({meta.num_classes} classes), {precision.upper()}, by vanexport {__version__}"
 
 
-def check_converted(tmp: Path, meta: ModelMetadata, precision: str, *, images=None, weights=None, reference=None,
-                    validate: bool = True, strict: bool = True, progress=None,
+def check_converted(tmp: Path, output: Path, meta: ModelMetadata, precision: str, *, images=None, weights=None,
+                    reference=None, validate: bool = True, strict: bool = True, progress=None,
                     hint: str = "") -> tuple[dict | None, list[str]]:
-    """(the ValidationReport record or None, warnings): the converted file (still under its temporary name) compared
-    with PyTorch FP32, on `images` or else on random batches and the sample photos. A failure raises, so nothing is
-    written, except with random weights (a verdict on them says nothing: the file is written, with a warning) and
-    when `strict` is False (the caller records the failing verdict: a bundle marks the file as failed)."""
+    """(the ValidationReport record or None, warnings): the converted file (still under its temporary name `tmp`,
+    to be `output`) compared with PyTorch FP32, on `images` or else on random batches and the sample photos. A
+    failure raises, so nothing is written, except with random weights (a verdict on them says nothing: the file is
+    written, with a warning) and when `strict` is False (the caller records the failing verdict: a bundle marks the
+    file as failed)."""
     if not validate:
         return None, []
     from ..check.validate import validate_onnx
 
     report = validate_onnx(tmp, weights=weights, images=images, reference=reference, progress=progress)
+    report.model = str(output)  # the file the report is about, not its temporary name
     if report.passed or not strict:
         return report.to_dict(), []
     where = f"'{images}'" if images else "random batches and sample photos"
     failing = f"the {precision.upper()} model fails its thresholds on {where}: " + "; ".join(report.failures)
     if meta.weights_layout == "random":
         return report.to_dict(), [f"{failing}. Written anyway: the weights are random, their logits nearly tied, so "
-                                  f"any rounding flips the top class and the verdict says nothing about a trained "
-                                  f"model; export with --weights for a check that counts"]
+                                  "rounding flips the top class of many inputs and the verdict says nothing about a "
+                                  "trained model; export with --weights for a check that counts"]
     raise ValidationFailed(f"{failing}; nothing was written", hint)
 
 

@@ -58,7 +58,7 @@ def convert_fp16(onnx_path, output=None, *, keep_fp32=(), keep_io_types: bool = 
     with atomic_output(out) as tmp:
         onnx.save(converted, str(tmp))
         report, check_warnings = check_converted(
-            tmp, meta, "fp16", images=images, weights=weights, reference=reference, validate=validate, strict=strict,
+            tmp, out, meta, "fp16", images=images, weights=weights, reference=reference, validate=validate, strict=strict,
             progress=p, hint="keep the layers that lose accuracy in FP32 (--keep-fp32; `vanexport sensitivity "
                              "--precision fp16` finds them)")
         digest = sha256_file(tmp)

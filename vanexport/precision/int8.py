@@ -9,6 +9,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
+
 import numpy as np
 
 from ..data.calibration import few_inputs_warning
@@ -63,7 +64,7 @@ def quantize_int8(onnx_path, calib, output=None, *, num_calib: int | None = None
         onnx.save(quantized, str(tmp))
         t_convert = time.perf_counter()
         report, check_warnings = check_converted(
-            tmp, meta, "int8", images=images, weights=weights, reference=reference, validate=validate, strict=strict,
+            tmp, out, meta, "int8", images=images, weights=weights, reference=reference, validate=validate, strict=strict,
             progress=p, hint="exclude the layers that lose accuracy (--exclude; `vanexport sensitivity` finds them), "
                              "or try another --method")
         digest = sha256_file(tmp)
