@@ -1,4 +1,5 @@
 """`vanexport bundle`: contents, manifest, round trip through the runtime, and adding engines atomically."""
+import json
 import tarfile
 from pathlib import Path
 
@@ -320,3 +321,11 @@ def test_no_path_of_the_building_machine_travels_in_the_bundle(b0, tmp_path):
     assert int8["made_by"]["calibration"]["skipped_files"] == ["calib/broken.png"]
     assert int8["validation"]["groups"][0]["group"] == "4 images from heldout"
     assert m["model"]["weights"]["source"] == "van_b0_mine.pth"
+    # a bundle of an FP32 file exported elsewhere: the checkpoint path recorded in that file stays behind too
+    from vanexport.export.onnx import export_onnx
+
+    exported = export_onnx("b0", str(where / "van_b0_mine.pth"), img_size=64, output=where / "m.onnx", validate=False)
+    assert str(where) in json.dumps(exported.weights)
+    r = make_bundle(model=where / "m.onnx", output=tmp_path / "c.tar.gz", validate=False)
+    manifest = json.dumps(read_bundle(r.path))
+    assert "van_b0_mine.pth" in manifest and str(tmp_path) not in manifest

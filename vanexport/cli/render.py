@@ -92,8 +92,8 @@ def render_precision(r: dict) -> None:
             c.print(line)
         c.print(_verdict(r["validation"]))
     else:
-        c.print("  not validated: pass --images DIR (held-out images), or run `vanexport validate "
-                f"{r['path']} --images DIR`")
+        c.print(f"  [yellow]not checked against PyTorch (--no-validate)[/yellow]: `vanexport validate {r['path']} "
+                "--images DIR` checks it")
     c.print("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["seconds"].items()))
 
 

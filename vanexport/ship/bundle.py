@@ -180,7 +180,8 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
         if timing_cache:
             files[TIMING_CACHE_FILE] = Path(timing_cache)
 
-        local = [p for p in (weights, model, calib, images, check_images, labels, timing_cache, *engines) if p]
+        local = [p for p in (weights, meta.weights_source, model, calib, images, check_images, labels, timing_cache,
+                             *engines) if p]
         manifest = BundleManifest(
             model=ModelInfo(meta.variant, meta.num_classes, without_local_paths(weights_info, local)),
             preprocessing=meta.preprocessing,
