@@ -19,6 +19,7 @@ from ..formats.onnx_metadata import ModelMetadata
 from ..logs import discard_stdout, quiet_logger
 from ..progress import as_progress
 from . import graph as g
+from .entropy import NUM_BINS, NUM_QUANTIZED_BINS
 from .common import PrecisionResult, check_converted, copy_model, load_fp32_source, prepare_output, seconds, stamp
 
 CALIBRATION_METHODS = ("entropy", "max", "percentile")
@@ -98,6 +99,8 @@ class Calibrator:
         fields = {"model": source_sha, "images": self.cset.sha256, "num_calib": self.num_calib, "method": self.method,
                   "seed": self.seed, "op_types": INT8_OPS, "symmetric": True, "preprocessing": self.meta.preprocessing,
                   "onnxruntime": onnxruntime.__version__}
+        if self.method == "entropy":
+            fields["entropy"] = {"bins": NUM_BINS, "quantized_bins": NUM_QUANTIZED_BINS}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def quantize(self, out_path: Path, excluded: list[str], progress=None, only: list[str] | None = None) -> dict:
@@ -135,6 +138,9 @@ class Calibrator:
                 extra["CalibStridedMinMax"] = reader.stride  # in rounds: bounded memory at any image size
             stack.enter_context(quiet_logger())
             stack.enter_context(discard_stdout())
+            if not hit and self.method == "entropy":  # our own KL search on 2048-bin histograms (see entropy.py)
+                self._calibrate_entropy(reader)
+                reader = None  # quantize_static now reads the ranges from the cache
             # a copy: on a cache miss ONNX Runtime moves the weights of the proto it is given to external data
             quantize_static(copy_model(self.proto), str(out_path), reader, quant_format=QuantFormat.QDQ,
                             op_types_to_quantize=list(INT8_OPS), per_channel=True,
@@ -152,6 +158,20 @@ class Calibrator:
                 "skipped": len(skipped), "skipped_files": skipped, "source": self.cset.source,
                 "images_sha256": self.cset.sha256, "cache": str(self.cache_path), "cache_hit": hit,
                 "warnings": warnings}
+
+
+    def _calibrate_entropy(self, reader) -> None:
+        """Write the KL-optimal ranges to the calibration cache, in ONNX Runtime's format."""
+        import onnx
+        from onnxruntime.quantization.calibrate import save_tensors_data
+
+        from ..files import work_folder
+        from .entropy import entropy_ranges
+
+        with work_folder() as work:
+            model = work / "model.onnx"
+            onnx.save(copy_model(self.proto), str(model), save_as_external_data=True)
+            save_tensors_data(entropy_ranges(model, reader, INT8_OPS, work), self.cache_path)
 
 
 CALIB_BATCH = 8  # preferred calibration batch (a static-batch model uses its own)
