@@ -172,12 +172,14 @@ def cli():
 @click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default="torchscript", show_default=True,
               help="torch.onnx exporter.")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
+@click.option("--fold", is_flag=True, help="CPU deploy form: BatchNorms and layer scales folded into the "
+              "convolutions (FP32 serving; not for FP16/INT8/TensorRT).")
 @click.option("--no-validate", is_flag=True, help="Skip the check against PyTorch.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights and check inputs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file [default: engines/van_<variant>_<size>.onnx].")
 @common
 def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_hw, opset, exporter, no_simplify,
-         no_validate, seed, output, as_json):
+         fold, no_validate, seed, output, as_json):
     """Export a VAN to ONNX, simplify it and validate it against PyTorch.
 
     \b
@@ -191,7 +193,7 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
 
     result = export_onnx(variant, weights, num_classes=num_classes, img_size=img_size, batch=batch,
                          dynamic_hw=dynamic_hw, opset=opset, simplify=not no_simplify, output=output,
-                         validate=not no_validate, exporter=exporter, seed=seed, progress=_progress)
+                         validate=not no_validate, exporter=exporter, seed=seed, fold=fold, progress=_progress)
     _finish(result, as_json, render_export)
 
 
