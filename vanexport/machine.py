@@ -131,7 +131,7 @@ def tensorrt_version(trt) -> str:
 
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "onnxscript", "polygraphy", "tensorrt",
-            "nvidia-modelopt", "numpy", "pillow", "click", "rich", "tritonclient")
+            "nvidia-modelopt", "openvino", "numpy", "pillow", "click", "rich", "tritonclient")
 # What each command needs beyond numpy/click. A command is usable when all of these are present.
 NEEDS = {
     "onnx": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim", "polygraphy"),
@@ -143,7 +143,7 @@ NEEDS = {
     "inspect": ("onnx",),  # TensorRT only for a plan's per-layer table
     "bundle": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "polygraphy"),
     "unpack": (),
-    "predict": ("onnxruntime|onnxruntime-gpu|tensorrt", "pillow"),  # no torch: what a device needs
+    "predict": ("onnxruntime|onnxruntime-gpu|openvino|tensorrt", "pillow"),  # no torch: what a device needs
     "triton": ("tritonclient",),  # Triton's model-config schema
     "deepstream": ("onnx",),
     "bench": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim"),
