@@ -461,9 +461,10 @@ def unpack(bundle_path, output, as_json):
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--model", required=True, type=click.Path(dir_okay=False), help="A bundle (.tar.gz), .onnx or .plan.")
 @click.option("--topk", type=int, default=5, show_default=True, help="Classes to show per image.")
-@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime-cuda", "onnxruntime-cpu"]),
-              default="auto", show_default=True, help="Force a backend [auto: TensorRT > ORT CUDA > ORT CPU].")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), help="Use only this precision.")
+@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime-cuda", "onnxruntime-cpu", "openvino"]),
+              default="auto", show_default=True, help="Force a backend [auto: TensorRT > ORT CUDA > fastest CPU].")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8", "bf16"]),
+              help="Use only this precision (bf16: the FP32 file in BF16 through OpenVINO, where the CPU has it).")
 @common
 def predict(images, model, topk, backend, precision, as_json):
     """Classify IMAGE files (or folders) without PyTorch, and say which backend ran.
