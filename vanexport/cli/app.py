@@ -325,8 +325,8 @@ def _int_list(text: str, flag: str) -> list[int]:
 @weights_options("Checkpoint (any layout), URL, or 'official' "
               "[default: random weights, seed --seed: real speed, meaningless top-1].")
 @click.option("--num-classes", type=int, help="Classifier size [default: from the checkpoint, else 1000].")
-@click.option("--backends", metavar="torch,ort,trt", help="Backends to time [default: all].")
-@click.option("--precision", "precisions", metavar="fp32,fp16,int8", help="Precisions to time [default: all].")
+@click.option("--backends", metavar="torch,ort,ov,trt", help="Backends to time [default: all].")
+@click.option("--precision", "precisions", metavar="fp32,fp16,int8,bf16", help="Precisions to time [default: all].")
 @click.option("--batch", "batches", default="1", show_default=True, metavar="1,8,32", help="Batch sizes.")
 @click.option("--img-size", type=int, default=224, show_default=True, help="Input height = width (multiple of 32).")
 @click.option("--warmup", type=int, default=5, show_default=True, help="Untimed calls before timing each row.")
