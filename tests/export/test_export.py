@@ -220,3 +220,13 @@ def test_every_gelu_stays_fusable(b0_onnx_64, tmp_path):
     ort.InferenceSession(str(b0_onnx_64), opts, providers=["CPUExecutionProvider"])
     ops = collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node)
     assert ops["Gelu"] == 26 and ops["Erf"] == 0
+
+
+@pytest.mark.slow
+def test_an_exporter_that_writes_another_opset_is_refused(tmp_path):
+    """torch's dynamo exporter cannot convert VAN down to opset 17 and keeps 18: the file would carry a false opset in
+    its metadata (and its Erf GELU pattern is not fused by ONNX Runtime). Refused, nothing written."""
+    out = tmp_path / "dynamo.onnx"
+    with pytest.raises(VanexportError, match="the dynamo exporter wrote opset 18, not the 17 asked for: pass --opset 18"):
+        export_onnx("b0", img_size=64, exporter="dynamo", opset=17, output=out, validate=False)
+    assert not out.exists() and not list(tmp_path.iterdir())

@@ -202,4 +202,8 @@ def _torch_export(model, img_size: int, batch: int | None, dynamic_hw: bool, ops
                                         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                         dynamic_axes={k: v for k, v in axes.items() if v}, verbose=False)
             proto = program.model_proto
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != opset:  # onnxscript's version converter gives up on some graphs and keeps its own opset
+        raise VanexportError(f"the {exporter} exporter wrote opset {written}, not the {opset} asked for",
+                             f"pass --opset {written}, or use the torchscript exporter")
     return proto, shape, {INPUT_NAME: {str(k): v for k, v in dynamic_axes.items()}}
