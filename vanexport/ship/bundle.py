@@ -424,7 +424,8 @@ Files (sha256 of each in manifest.json; `vanexport unpack` checks them all):
 On the device (no PyTorch needed):
   pip install --no-deps vanexport && pip install numpy pillow click rich onnxruntime   # or onnxruntime-gpu
   vanexport predict photo.jpg --model THIS_BUNDLE.tar.gz        # picks TensorRT > ONNX Runtime CUDA > CPU, says which
-  vanexport trt --bundle THIS_BUNDLE.tar.gz --fp16              # build an engine for this GPU into the bundle
+  (CPU-only box: pip install openvino, then add --backend openvino; --precision bf16 where the CPU has BF16)
+  vanexport trt --bundle THIS_BUNDLE.tar.gz --precision fp16    # build an engine for this GPU into the bundle
   vanexport unpack THIS_BUNDLE.tar.gz -o van/                   # checked unpacking, e.g. for trtexec
 Serving:
   vanexport triton THIS_BUNDLE.tar.gz -o model_repository/
