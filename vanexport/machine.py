@@ -191,7 +191,7 @@ def tensorrt_version(trt) -> str:
 
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "onnxscript", "polygraphy", "tensorrt",
-            "nvidia-modelopt", "numpy", "pillow", "click", "rich", "tritonclient")
+            "nvidia-modelopt", "openvino", "numpy", "pillow", "click", "rich", "tritonclient")
 # What each command needs beyond the core (numpy, pillow, click, rich). A command is usable when all are present.
 NEEDS = {
     "onnx": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim", "polygraphy"),
@@ -203,7 +203,7 @@ NEEDS = {
     "inspect": ("onnx",),  # TensorRT only for a plan's per-layer table
     "bundle": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "polygraphy"),
     "unpack": (),
-    "predict": ("onnxruntime|onnxruntime-gpu|tensorrt", "pillow"),  # no torch: what a device needs
+    "predict": ("onnxruntime|onnxruntime-gpu|openvino|tensorrt", "pillow"),  # no torch: what a device needs
     "triton": ("tritonclient",),  # Triton's model-config schema
     "deepstream": (),  # --images (the crop's measured agreement) also needs ONNX Runtime
     "bench": ("torch", "onnx", "onnxruntime|onnxruntime-gpu", "onnxsim"),

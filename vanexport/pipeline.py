@@ -97,7 +97,7 @@ def _onnx_is_current(path: Path, expected: dict, batch, dynamic_hw: bool, img_si
         return False
     shape = [batch or "batch", 3, "height" if dynamic_hw else img_size, "width" if dynamic_hw else img_size]
     return all(getattr(meta, k) == v for k, v in expected.items()) and meta.input_shape == shape \
-        and (dynamic_hw or meta.img_size == img_size)
+        and (dynamic_hw or meta.img_size == img_size) and "form" not in meta.extra  # not the CPU deploy form
 
 
 def onnx_artifact(path) -> Artifact:

@@ -61,15 +61,26 @@ def test_plan_filters_and_orders_cases():
         ("b0", 1, "onnxruntime cpu fp32"), ("b0", 8, "onnxruntime cpu fp32"),
         ("b1", 1, "onnxruntime cpu fp32"), ("b1", 8, "onnxruntime cpu fp32")]
     everything = cases.plan_cases(["b0"], [1], None, None, None)
-    assert len(everything) == len(cases.TARGETS) == 15
+    assert len(everything) == len(cases.TARGETS) == 17
     assert not any(c.target.backend == "torch" and c.target.precision == "int8" for c in everything)
     with pytest.raises(run.VanexportError, match="no benchmark matches"):
         cases.plan_cases(["b0"], [1], ["torch"], ["int8"], None)
+    with pytest.raises(run.VanexportError, match="BF16 only OpenVINO"):
+        cases.plan_cases(["b0"], [1], ["onnxruntime"], ["bf16"], None)
+
+
+def test_openvino_rows_run_the_fp32_file():
+    """OpenVINO's BF16 is a way to run the FP32 file, not a file of its own: both rows need only the FP32 ONNX."""
+    plan = cases.plan_cases(["b0"], [1], ["openvino"], None, None)
+    assert [c.target.label for c in plan] == ["openvino cpu fp32", "openvino cpu bf16"]
+    assert [(c.target.artifact, c.target.file_precision) for c in plan] == [("onnx", "fp32"), ("onnx", "fp32")]
+    assert _target("onnxruntime cpu fp16").file_precision == "fp16"
+    assert [c.target.label for c in cases.plan_cases(["b0"], [1], None, ["bf16"], None)] == ["openvino cpu bf16"]
 
 
 def test_backend_and_precision_names():
-    assert cases.parse_list(["torch,ort", "trt", "ORT"], cases.BACKEND_ALIASES, "backend") == \
-        ["torch", "onnxruntime", "tensorrt"]
+    assert cases.parse_list(["torch,ort", "trt", "ORT", "ov"], cases.BACKEND_ALIASES, "backend") == \
+        ["torch", "onnxruntime", "tensorrt", "openvino"]
     assert cases.parse_list("fp16, fp32", cases.PRECISIONS, "precision") == ["fp16", "fp32"]
     with pytest.raises(run.VanexportError, match="unknown backend 'tflite'"):
         cases.parse_list(["torch,tflite"], cases.BACKEND_ALIASES, "backend")
@@ -82,7 +93,8 @@ def _target(label):
 def test_unavailable_backends_are_skipped_with_a_reason():
     cpu_only = cases.Machine(cuda_devices=0, ort_providers=["CPUExecutionProvider"])
     gpu_no_ep = cases.Machine(cuda_devices=1, ort_providers=["CPUExecutionProvider"])
-    full = cases.Machine(1, ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], True)
+    full = cases.Machine(1, ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], True,
+                         openvino=["fp32", "bf16", "int8"])
     reason = cases.skip_reason
     assert reason(_target("torch cpu fp32"), cpu_only, None) is None
     assert reason(_target("onnxruntime cpu fp32"), cpu_only, None) is None
@@ -92,6 +104,11 @@ def test_unavailable_backends_are_skipped_with_a_reason():
     assert "TensorRT is not installed" in reason(_target("tensorrt cuda fp16"), gpu_no_ep, None)
     assert reason(_target("onnxruntime cpu int8"), cpu_only, None) == "INT8 needs calibration images: pass --calib DIR"
     assert reason(_target("onnxruntime cpu int8"), cpu_only, "calib/") is None
+    assert "pip install 'vanexport[openvino]'" in reason(_target("openvino cpu fp32"), cpu_only, None)
+    avx2 = cases.Machine(0, ["CPUExecutionProvider"], openvino=["fp32", "int8"])  # OpenVINO, but no BF16 in the CPU
+    assert reason(_target("openvino cpu fp32"), avx2, None) is None
+    assert reason(_target("openvino cpu bf16"), avx2, None) == \
+        "this CPU has no native BF16 (OpenVINO computes in FP32, INT8)"
     assert all(reason(t, full, "calib/") is None for t in cases.TARGETS)
 
 
@@ -117,6 +134,8 @@ def test_fidelity_verdicts_per_precision():
     assert failures and "atol" in failures[0]
     m, failures = run._fidelity(ref + 1e-2, ref, "fp16", "cpu")  # FP16 is judged on agreement, not 1e-4
     assert not failures
+    assert not run._fidelity(ref * 1.001 + 1e-2, ref, "bf16", "cpu")[1]  # BF16 too, a decade looser on cosine
+    assert any("cosine" in f for f in run._fidelity(ref + rng.normal(0, 0.3, ref.shape), ref, "bf16", "cpu")[1])
     flipped = ref.copy()
     flipped[0, 0] = -flipped[0, 0]
     m, failures = run._fidelity(flipped, ref, "int8", "cpu")
@@ -358,6 +377,28 @@ def test_cli_run_writes_csv_and_plot(cli_run):
     assert len(ok) == 4 and all(float(line["p50_ms"]) > 0 for line in ok)
     assert (tmp / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "wrote" in r.stderr
+
+
+def test_cli_run_openvino_rows(digits):
+    """OpenVINO FP32 and BF16 rows, each in its own process, each judged by its precision's fidelity verdict (on
+    the trained digits model: random weights give near-tied logits, whose top-1 a BF16 rounding may flip)."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'vanexport[openvino]')")
+    from vanexport.runtime.openvino_backend import cpu_precisions
+
+    r = CliRunner().invoke(cli, ["bench", "--weights", digits.weights, "--backends", "ov", "--batch", "2",
+                                 "--img-size", "64", "--iters", "3", "--warmup", "1", "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    rows = {row["label"]: row for row in json.loads(r.stdout)["rows"]}
+    assert list(rows) == ["openvino cpu fp32", "openvino cpu bf16"]
+    fp32 = rows["openvino cpu fp32"]
+    assert fp32["status"] == "ok" and fp32["fidelity"]["max_abs_err"] < 1e-4 and fp32["latency_ms"]["n"] == 3
+    assert fp32["model_file"].endswith("van_b0_64.onnx") and fp32["threads"] >= 1
+    bf16 = rows["openvino cpu bf16"]
+    if "bf16" in cpu_precisions():
+        assert bf16["status"] == "ok" and bf16["model_file"] == fp32["model_file"]
+        assert 1e-4 < bf16["fidelity"]["max_abs_err"] < 0.5 and bf16["fidelity"]["min_cosine"] >= 0.999
+    else:
+        assert bf16["status"] == "skipped" and "no native BF16" in bf16["reason"]
 
 
 @pytest.mark.parametrize("args, message", [

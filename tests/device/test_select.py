@@ -161,3 +161,44 @@ def test_a_plan_for_another_platform_is_skipped_with_the_reason():
     choices = choose(ONNX[:1] + [jetson], server)
     assert order(choices) == [("onnxruntime-cpu", "m_fp32.onnx")]
     assert "orin.plan: orin.plan was built for an integrated GPU (Jetson)" in choices[0].skipped[0]
+
+
+# --- the CPU backends: ONNX Runtime and OpenVINO ---------------------------------------------------------------
+
+CPU_ONLY = Device(None, (), ("CPUExecutionProvider",), openvino="2026.4.1")
+
+
+def test_cpu_backends_in_measured_order_each_fp32_first():
+    from vanexport.device.select import CPU_BACKENDS
+
+    choices = choose(ONNX, CPU_ONLY)
+    expected = [(b, f) for b in CPU_BACKENDS for f in ("m_fp32.onnx", "m_fp16.onnx", "m_int8.onnx")]
+    assert order(choices) == expected
+    ov = next(c for c in choices if c.backend == "openvino")
+    assert ov.reason == "OpenVINO 2026.4.1 CPU on m_fp32.onnx" and ov.precision == "fp32"
+
+
+@pytest.mark.parametrize("backend, precision, message", [
+    ("openvino", None, "OpenVINO is not installed"),
+    ("auto", "bf16", "OpenVINO is not installed"),
+    ("onnxruntime-cpu", "bf16", "only OpenVINO computes an FP32 file in BF16, not onnxruntime-cpu"),
+])
+def test_openvino_requests_that_cannot_be_met_are_one_line(b0_onnx_64, backend, precision, message):
+    from vanexport.device.classify import load_classifier
+    from vanexport.errors import VanexportError
+
+    no_ov = Device(None, (), ("CPUExecutionProvider",))
+    assert {c.backend for c in choose(ONNX, no_ov)} == {"onnxruntime-cpu"}  # auto simply goes without it
+    with pytest.raises(VanexportError, match=message):
+        load_classifier(b0_onnx_64, backend=backend, precision=precision, device=no_ov)
+
+
+def test_bf16_is_the_fp32_file_through_openvino_only():
+    choices = choose(ONNX, CPU_ONLY, precision="bf16")
+    assert order(choices) == [("openvino", "m_fp32.onnx")]
+    c = choices[0]
+    assert (c.precision, c.candidate.precision, c.compute_precision) == ("bf16", "fp32", "bf16")
+    assert c.to_dict()["precision"] == "bf16" and c.to_dict()["file_precision"] == "fp32"
+    assert "in BF16 (this CPU's native lower precision)" in c.reason
+    assert choose(ONNX, CPU_ONLY, backend="onnxruntime-cpu", precision="bf16") == []
+    assert order(choose(ONNX, CPU_ONLY, backend="openvino", precision="fp16")) == [("openvino", "m_fp16.onnx")]

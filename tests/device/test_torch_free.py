@@ -112,3 +112,56 @@ def test_importing_the_device_side_loads_neither_torch_nor_onnx(tmp_path):
     r = run_blocked(code, tmp_path, tmp_path / "cache")
     assert r.returncode == 0, r.stderr
     assert int(r.stdout.split()[-1]) > 20
+
+
+def test_predict_on_a_bundle_through_openvino_without_torch(b0_bundle, b0_onnx_64, photos, tmp_path):
+    """A bundle's ONNX file runs on OpenVINO as it is (no IR shipped): the same classes and probabilities as ONNX
+    Runtime on the source file, the precision that ran in the reason, and OpenVINO's compiled-model cache kept in
+    vanexport's cache folder."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'vanexport[openvino]')")
+    from vanexport.data.preprocess import preprocess_image
+    from vanexport.device.bundle import open_bundle
+    from vanexport.device.classify import softmax
+    from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    code = f"""
+        import sys
+        from vanexport.cli import main
+        sys.argv = ["vanexport", "predict", *{[str(p) for p in photos]!r}, "--model", {str(b0_bundle[0])!r},
+                    "--backend", "openvino", "--topk", "3", "--json"]
+        try:
+            main()
+        finally:
+            print("LEAKED", sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED), file=sys.stderr)
+    """
+    r = run_blocked(code, tmp_path, tmp_path / "cache")
+    assert r.returncode == 0, r.stderr
+    assert "LEAKED []" in r.stderr
+    backend = json.loads(r.stdout)["backend"]
+    assert (backend["backend"], backend["precision"], backend["file_precision"]) == ("openvino", "fp32", "fp32")
+    assert "CPU on van_b0_64_fp32.onnx: fp32 (OpenVINO" in backend["reason"]
+    assert "compute layers in f32" in backend["reason"]
+    assert list((tmp_path / "cache" / "openvino").iterdir())  # the compiled model, for the next start
+
+    pre = open_bundle(b0_bundle[0]).preprocessing
+    ref = softmax(OnnxRuntimeBackend(b0_onnx_64)(np.stack([preprocess_image(Image.open(p), pre) for p in photos])))
+    for pred, p in zip(json.loads(r.stdout)["predictions"], ref):
+        assert [t["index"] for t in pred["top"]] == list(np.argsort(-p, kind="stable")[:3])
+        assert [t["probability"] for t in pred["top"]] == pytest.approx(list(np.sort(p)[::-1][:3]), abs=1e-5)
+
+
+def test_bf16_on_a_bare_onnx_file_through_openvino_without_torch(b0_onnx_64, tmp_path):
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'vanexport[openvino]')")
+    from vanexport.runtime.openvino_backend import cpu_precisions
+
+    code = f"""
+        from vanexport.device.classify import load_classifier
+        clf = load_classifier({str(b0_onnx_64)!r}, precision="bf16")
+        print(clf.choice.backend, clf.choice.precision, clf.backend.precision, len(clf.labels))
+    """
+    r = run_blocked(code, tmp_path, tmp_path / "cache")
+    if "bf16" in cpu_precisions():
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["openvino", "bf16", "bf16", "1000"]  # metadata read through OpenVINO
+    else:
+        assert r.returncode != 0 and "this CPU has no native BF16" in r.stderr

@@ -207,3 +207,26 @@ def test_default_output_names():
     assert str(default_output_path("b0", 224, None, False)) == "engines/van_b0_224.onnx"
     assert str(default_output_path("b2", 256, 8, False)) == "engines/van_b2_256_bs8.onnx"
     assert str(default_output_path("b0", 224, None, True, "fp16")) == "engines/van_b0_dynhw_fp16.onnx"
+
+
+def test_every_gelu_stays_fusable(b0_onnx_64, tmp_path):
+    """onnxsim must not fold the MLP GELU's '* 0.5' into fc2: ONNX Runtime then fuses all 26 of b0's GELUs (the
+    level before its hardware-specific layouts, so the saved graph is the same on every CPU)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(b0_onnx_64), opts, providers=["CPUExecutionProvider"])
+    ops = collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node)
+    assert ops["Gelu"] == 26 and ops["Erf"] == 0
+
+
+@pytest.mark.slow
+def test_an_exporter_that_writes_another_opset_is_refused(tmp_path):
+    """torch's dynamo exporter cannot convert VAN down to opset 17 and keeps 18: the file would carry a false opset in
+    its metadata (and its Erf GELU pattern is not fused by ONNX Runtime). Refused, nothing written."""
+    out = tmp_path / "dynamo.onnx"
+    with pytest.raises(VanexportError, match="the dynamo exporter wrote opset 18, not the 17 asked for: pass --opset 18"):
+        export_onnx("b0", img_size=64, exporter="dynamo", opset=17, output=out, validate=False)
+    assert not out.exists() and not list(tmp_path.iterdir())

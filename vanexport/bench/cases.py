@@ -9,10 +9,13 @@ import importlib.util
 from dataclasses import asdict, dataclass, field
 
 from ..errors import VanexportError
-from ..formats.names import PRECISIONS
+from ..formats.names import PRECISIONS as FILE_PRECISIONS
 
 BACKEND_ALIASES = {"torch": "torch", "pytorch": "torch", "ort": "onnxruntime", "onnxruntime": "onnxruntime",
-                   "trt": "tensorrt", "tensorrt": "tensorrt"}
+                   "ov": "openvino", "openvino": "openvino", "trt": "tensorrt", "tensorrt": "tensorrt"}
+# Precisions a backend computes in from the FP32 file rather than a file of their own: OpenVINO's BF16.
+RUNTIME_PRECISIONS = ("bf16",)
+PRECISIONS = FILE_PRECISIONS + RUNTIME_PRECISIONS
 DEVICES = ("cpu", "cuda")
 CPU_EP, CUDA_EP, TRT_EP = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 _SHORT_EP = {CPU_EP: "cpu", CUDA_EP: "cuda", TRT_EP: "trt-ep"}
@@ -20,9 +23,9 @@ _SHORT_EP = {CPU_EP: "cpu", CUDA_EP: "cuda", TRT_EP: "trt-ep"}
 
 @dataclass(frozen=True)
 class Target:
-    backend: str  # torch | onnxruntime | tensorrt
+    backend: str  # torch | onnxruntime | openvino | tensorrt
     device: str  # cpu | cuda
-    precision: str  # fp32 | fp16 | int8
+    precision: str  # fp32 | fp16 | int8 | bf16 (what it computes in)
     provider: str | None = None  # ONNX Runtime execution provider
 
     @property
@@ -33,19 +36,27 @@ class Target:
     @property
     def artifact(self) -> str | None:
         """The file this target runs: an ONNX of its precision, a TensorRT plan, or nothing (PyTorch)."""
-        return {"torch": None, "onnxruntime": "onnx", "tensorrt": "plan"}[self.backend]
+        return {"torch": None, "onnxruntime": "onnx", "openvino": "onnx", "tensorrt": "plan"}[self.backend]
+
+    @property
+    def file_precision(self) -> str:
+        """The precision of the file it runs: BF16 runs the FP32 file."""
+        return "fp32" if self.precision in RUNTIME_PRECISIONS else self.precision
 
 
-# Every row a benchmark knows, in table order. PyTorch eager has no INT8 path, and FP16 only on CUDA (autocast):
-# those combinations are not targets at all, rather than rows that are always skipped.
+# Every row a benchmark knows, in table order. PyTorch eager has no INT8 path, and FP16 only on CUDA (autocast);
+# OpenVINO runs the FP32 file in FP32 and in the CPU's native BF16: other combinations are not targets at all,
+# rather than rows that are always skipped.
 TARGETS: tuple[Target, ...] = (
     Target("torch", "cpu", "fp32"),
     Target("torch", "cuda", "fp32"),
     Target("torch", "cuda", "fp16"),
-    *(Target("onnxruntime", "cpu", p, CPU_EP) for p in PRECISIONS),
-    *(Target("onnxruntime", "cuda", p, CUDA_EP) for p in PRECISIONS),
-    *(Target("onnxruntime", "cuda", p, TRT_EP) for p in PRECISIONS),
-    *(Target("tensorrt", "cuda", p) for p in PRECISIONS),
+    *(Target("onnxruntime", "cpu", p, CPU_EP) for p in FILE_PRECISIONS),
+    Target("openvino", "cpu", "fp32"),
+    Target("openvino", "cpu", "bf16"),
+    *(Target("onnxruntime", "cuda", p, CUDA_EP) for p in FILE_PRECISIONS),
+    *(Target("onnxruntime", "cuda", p, TRT_EP) for p in FILE_PRECISIONS),
+    *(Target("tensorrt", "cuda", p) for p in FILE_PRECISIONS),
 )
 
 
@@ -70,6 +81,7 @@ class Machine:
     cuda_devices: int = 0
     ort_providers: list[str] = field(default_factory=list)
     tensorrt: bool = False  # the tensorrt Python package
+    openvino: list[str] | None = None  # what OpenVINO computes in on this CPU ("fp32", "bf16", ...); None: no OpenVINO
 
     @classmethod
     def probe(cls) -> "Machine":
@@ -82,7 +94,19 @@ class Machine:
             cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
         except ImportError:
             pass
-        return cls(cuda_devices=cuda, ort_providers=ort_providers(), tensorrt=_importable("tensorrt"))
+        return cls(cuda_devices=cuda, ort_providers=ort_providers(), tensorrt=_importable("tensorrt"),
+                   openvino=_openvino_precisions())
+
+
+def _openvino_precisions() -> list[str] | None:
+    if not _importable("openvino"):
+        return None
+    from ..runtime.openvino_backend import cpu_precisions
+
+    try:
+        return list(cpu_precisions())
+    except Exception:  # installed but broken: its rows fail with the real error
+        return ["fp32"]
 
 
 def _importable(module: str) -> bool:
@@ -103,6 +127,12 @@ def skip_reason(target: Target, machine: Machine, calib) -> str | None:
     if target.backend == "tensorrt":
         if not machine.tensorrt:
             return "TensorRT is not installed: pip install 'vanexport[gpu]' (JetPack ships it on Jetson)"
+    if target.backend == "openvino":
+        if machine.openvino is None:
+            return "OpenVINO is not installed: pip install 'vanexport[openvino]'"
+        if target.precision not in machine.openvino:
+            return (f"this CPU has no native {target.precision.upper()} (OpenVINO computes in "
+                    f"{', '.join(p.upper() for p in machine.openvino)})")
     if target.precision == "int8" and target.backend != "torch" and calib is None:
         return "INT8 needs calibration images: pass --calib DIR"
     return None
@@ -132,5 +162,5 @@ def plan_cases(variants: list[str], batches: list[int], backends: list[str] | No
               and (device is None or t.device == device)]
     if not chosen:
         raise VanexportError("no benchmark matches these --backends/--precision/--device",
-                             "PyTorch eager runs FP32 (and FP16 on CUDA); drop a filter")
+                             "PyTorch eager runs FP32 (and FP16 on CUDA), BF16 only OpenVINO; drop a filter")
     return [Case(v, b, t) for v in variants for b in batches for t in chosen]

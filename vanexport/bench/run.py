@@ -250,7 +250,7 @@ def _run_case(case: Case, machine: Machine, arts, pool_path: Path, fidelity_path
     model_file, size_mb = None, torch_mb
     if t.artifact:
         try:
-            model_file = arts.get(t.artifact, t.precision)
+            model_file = arts.get(t.artifact, t.file_precision)
         except Skipped as e:
             return _row(case, img_size, "skipped", str(e))
         except Exception as e:  # a conversion or build failed: this row failed, the benchmark goes on

@@ -204,6 +204,17 @@ def _trt_ep(cache_dir: str):
                                           "trt_timing_cache_enable": True, "trt_timing_cache_path": cache_dir})
 
 
+class OpenVinoRunner(Runner):
+    """The FP32 ONNX file through OpenVINO's CPU plugin, in FP32 or BF16 (refused unless that is what compiled)."""
+
+    def __init__(self, spec):
+        from ..runtime.openvino_backend import OpenVinoBackend
+
+        self.backend = OpenVinoBackend(spec["model"], precision=spec["target"]["precision"], threads=spec["threads"])
+        self.host = self.backend
+        self.threads = self.backend.threads
+
+
 class TensorRTRunner(Runner):
     """A plan through vanexport's TensorRT backend (host latency: numpy in, numpy out; no PyTorch in the process).
     A batch below the profile's minimum is padded, as every caller of the backend does."""
@@ -219,7 +230,8 @@ class TensorRTRunner(Runner):
         self.compute_note = "not exposed by the TensorRT backend: host latency only"
 
 
-RUNNERS = {"torch": TorchRunner, "onnxruntime": OnnxRuntimeRunner, "tensorrt": TensorRTRunner}
+RUNNERS = {"torch": TorchRunner, "onnxruntime": OnnxRuntimeRunner, "openvino": OpenVinoRunner,
+           "tensorrt": TensorRTRunner}
 
 
 def run(spec: dict) -> dict:

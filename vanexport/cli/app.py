@@ -204,12 +204,14 @@ def cli():
 @click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default="torchscript", show_default=True,
               help="torch.onnx exporter.")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
+@click.option("--fold", is_flag=True, help="CPU deploy form: BatchNorms and layer scales folded into the "
+              "convolutions (FP32 serving; not for FP16/INT8/TensorRT).")
 @click.option("--no-validate", is_flag=True, help="Skip the check against PyTorch.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights and check inputs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file [default: engines/van_<variant>_<size>.onnx].")
 @common
 def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_hw, opset, exporter, no_simplify,
-         no_validate, seed, output, as_json):
+         fold, no_validate, seed, output, as_json):
     """Export a VAN to ONNX, simplify it and validate it against PyTorch.
 
     \b
@@ -223,7 +225,7 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
 
     result = export_onnx(variant, weights, num_classes=num_classes, img_size=img_size, batch=batch,
                          dynamic_hw=dynamic_hw, opset=opset, simplify=not no_simplify, output=output,
-                         validate=not no_validate, exporter=exporter, seed=seed, progress=_progress())
+                         validate=not no_validate, exporter=exporter, seed=seed, fold=fold, progress=_progress())
     _finish(result, as_json, render_export)
 
 
@@ -357,8 +359,8 @@ def _int_list(text: str, flag: str) -> list[int]:
 @weights_options("Checkpoint (any layout), URL, or 'official' "
               "[default: random weights, seed --seed: real speed, meaningless top-1].")
 @click.option("--num-classes", type=int, help="Classifier size [default: from the checkpoint, else 1000].")
-@click.option("--backends", metavar="torch,ort,trt", help="Backends to time [default: all].")
-@click.option("--precision", "precisions", metavar="fp32,fp16,int8", help="Precisions to time [default: all].")
+@click.option("--backends", metavar="torch,ort,ov,trt", help="Backends to time [default: all].")
+@click.option("--precision", "precisions", metavar="fp32,fp16,int8,bf16", help="Precisions to time [default: all].")
 @click.option("--batch", "batches", default="1", show_default=True, metavar="1,8,32", help="Batch sizes.")
 @click.option("--img-size", type=int, default=224, show_default=True, help="Input height = width (multiple of 32).")
 @click.option("--warmup", type=int, default=5, show_default=True, help="Untimed calls before timing each row.")
@@ -476,9 +478,10 @@ def unpack(bundle_path, output, as_json):
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--model", required=True, type=click.Path(dir_okay=False), help="A bundle (.tar.gz), .onnx or .plan.")
 @click.option("--topk", type=int, default=5, show_default=True, help="Classes to show per image.")
-@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime-cuda", "onnxruntime-cpu"]),
-              default="auto", show_default=True, help="Force a backend [auto: TensorRT > ORT CUDA > ORT CPU].")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), help="Use only this precision.")
+@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime-cuda", "onnxruntime-cpu", "openvino"]),
+              default="auto", show_default=True, help="Force a backend [auto: TensorRT > ORT CUDA > fastest CPU].")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8", "bf16"]),
+              help="Use only this precision (bf16: the FP32 file in BF16 through OpenVINO, where the CPU has it).")
 @common
 def predict(images, model, topk, backend, precision, as_json):
     """Classify IMAGE files (or folders) without PyTorch, and say which backend ran.

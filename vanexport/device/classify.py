@@ -1,5 +1,5 @@
-"""Classify images with a bundle, an ONNX file or a TensorRT plan, using only numpy, Pillow and ONNX Runtime or
-TensorRT (no PyTorch, no `onnx` package): what a device runs.
+"""Classify images with a bundle, an ONNX file or a TensorRT plan, using only numpy, Pillow and ONNX Runtime,
+OpenVINO or TensorRT (no PyTorch, no `onnx` package): what a device runs.
 
 `load_classifier` picks the best backend that works here (see `select.choose`) and says which and why.
 """
@@ -74,7 +74,8 @@ class Classifier:
 def load_classifier(model: str | os.PathLike, *, backend: str = "auto", precision: str | None = None,
                     device: select.Device | None = None, progress: Callable[[str], None] | None = None) -> Classifier:
     """Open a bundle (.tar.gz, checked and unpacked into the cache), an ONNX file or a plan, and build the best
-    backend that starts here: a fitting TensorRT plan, else ONNX Runtime CUDA, else ONNX Runtime CPU."""
+    backend that starts here: a fitting TensorRT plan, else ONNX Runtime CUDA, else the fastest CPU backend.
+    `precision` "bf16" runs the FP32 file in BF16 through OpenVINO, where the CPU has it."""
     step = progress or (lambda msg: None)
     if backend != "auto" and backend not in select.BACKENDS:
         raise VanexportError(f"unknown backend '{backend}'", f"choose auto or one of {', '.join(select.BACKENDS)}")
@@ -82,17 +83,20 @@ def load_classifier(model: str | os.PathLike, *, backend: str = "auto", precisio
     if not path.exists():
         raise VanexportError(f"model '{path}' not found", "pass a bundle (.tar.gz), an .onnx file or a .plan")
     device = device or select.probe_device()
+    _check_openvino_request(backend, precision, device)
+    runtime_precision = precision if precision in select.RUNTIME_PRECISIONS else None
     kind = kind_of(path)
     if kind == "bundle":
         candidates, info = _from_bundle(path, step)
-    elif kind == "onnx":
-        candidates, info = [select.Candidate("onnx", str(path), precision or "unknown")], None
+    elif kind == "onnx":  # its precision is in its metadata, read once a backend has opened it
+        file_precision = "fp32" if runtime_precision else precision or "unknown"
+        candidates, info = [select.Candidate("onnx", str(path), file_precision)], None
     elif kind == "plan":
         candidates, info = _from_plan(path)
     else:
         raise VanexportError(f"cannot tell what '{path.name}' is", "pass a bundle (.tar.gz), an .onnx file or a .plan")
 
-    choices = select.choose(candidates, device, backend, None if kind == "onnx" else precision)
+    choices = select.choose(candidates, device, backend, runtime_precision if kind == "onnx" else precision)
     failures: list[str] = []
     for choice in choices:
         try:
@@ -102,14 +106,29 @@ def load_classifier(model: str | os.PathLike, *, backend: str = "auto", precisio
             failures.append(f"{choice.backend} on {Path(choice.candidate.path).name}: {e.problem}")
             continue
         choice.skipped += failures
+        if hasattr(runner, "precision_note"):  # OpenVINO says which precision its compiled graph runs in
+            choice.reason += f": {runner.precision_note}"
         if info is None:  # a bare ONNX file describes itself in its metadata
             info = _onnx_info(runner, path)
+            if runtime_precision and info["precision"] != "fp32":
+                raise VanexportError(f"{runtime_precision.upper()} runs an FP32 file, and '{path.name}' is "
+                                     f"{info['precision'].upper()}", "pass the FP32 ONNX file")
             choice.candidate = select.Candidate("onnx", str(path), info["precision"])
         return Classifier(runner, choice, info["labels"], info["preprocessing"], info["static_batch"], str(path), device,
                           info.get("random_weights", False))
     reasons = "; ".join((choices[0].skipped if choices else []) + failures) or "no model file fits the request"
     raise VanexportError(f"no backend can run '{path.name}' here ({reasons})",
                          "install onnxruntime (CPU) or onnxruntime-gpu, or ask for another --backend/--precision")
+
+
+def _check_openvino_request(backend: str, precision: str | None, device: select.Device) -> None:
+    """What only OpenVINO can do, asked of a machine or backend that cannot: one clear line, before any work."""
+    needs_openvino = backend == "openvino" or precision in select.RUNTIME_PRECISIONS
+    if precision in select.RUNTIME_PRECISIONS and backend not in ("auto", "openvino"):
+        raise VanexportError(f"only OpenVINO computes an FP32 file in {precision.upper()}, not {backend}",
+                             "pass --backend openvino (or auto)")
+    if needs_openvino and device.openvino is None:
+        raise VanexportError("OpenVINO is not installed", select.OPENVINO_HINT)
 
 
 def _start(choice: select.Choice):
@@ -124,6 +143,13 @@ def _start(choice: select.Choice):
         except (ImportError, OSError, RuntimeError, TypeError) as e:  # missing TensorRT, CUDA failure, bad plan
             raise VanexportError(f"TensorRT could not load the plan ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})",
                                  "use ONNX Runtime") from e
+    if choice.backend == "openvino":
+        from ..files import cache_dir
+        from ..runtime.openvino_backend import OpenVinoBackend
+
+        # OpenVINO's compiled-model cache: a warm start skips most of the compile (docs/benchmarks.md)
+        return OpenVinoBackend(c.path, precision=choice.compute_precision or "fp32",
+                               cache_dir=cache_dir() / "openvino")
     try:
         import onnxruntime  # noqa: F401
     except ImportError as e:

@@ -1,11 +1,13 @@
 """Which backend runs a model on this machine, and why.
 
 Order: a TensorRT plan whose manifest fits this machine (fastest precision first), else ONNX Runtime with its
-CUDA provider, else ONNX Runtime on the CPU. Everything here is plain data and logic (no torch, no TensorRT
-import), so the choice is tested with manifests written for devices this machine is not.
+CUDA provider, else the CPU backends in CPU_BACKENDS order (ONNX Runtime, OpenVINO where installed). Everything here
+is plain data and logic (no torch, no TensorRT or OpenVINO import), so the choice is tested with manifests written
+for devices this machine is not.
 """
 from __future__ import annotations
 
+import importlib.metadata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -13,9 +15,16 @@ from ..errors import VanexportError
 from ..formats.engine_manifest import EngineManifest, compatibility_problem
 from ..machine import GpuInfo, PlatformInfo, cuda_gpu, host_platform, ort_providers
 
-BACKENDS = ("tensorrt", "onnxruntime-cuda", "onnxruntime-cpu")
+BACKENDS = ("tensorrt", "onnxruntime-cuda", "onnxruntime-cpu", "openvino")
 GPU_PRECISIONS = ("int8", "fp16", "fp32")  # fastest first on a GPU
 CPU_PRECISIONS = ("fp32", "fp16", "int8")  # ONNX Runtime's CPU provider runs FP32 fastest (FP16/Q-DQ are emulated)
+# The CPU backends, fastest faithful (FP32) one first, as benchmarks/cpu_fastest.py measures them (each in its own
+# process, rounds alternated; docs/benchmarks.md#the-fastest-faithful-cpu-path): ONNX Runtime with vanexport's
+# session options is at least as fast as OpenVINO FP32 on the same file, and starts several times sooner.
+CPU_BACKENDS = ("onnxruntime-cpu", "openvino")
+# Precisions a backend computes in from an FP32 file (not a file of their own): only OpenVINO, where the CPU has them.
+RUNTIME_PRECISIONS = ("bf16",)
+OPENVINO_HINT = "pip install 'vanexport[openvino]'"
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,7 @@ class Device:
     gpus: tuple[GpuInfo, ...] = ()
     ort_providers: tuple[str, ...] = ()
     platform: PlatformInfo | None = None
+    openvino: str | None = None  # the installed openvino package's version
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,10 +59,15 @@ class Choice:
     candidate: Candidate
     reason: str
     skipped: list[str] = field(default_factory=list)
+    compute_precision: str | None = None  # what the backend computes in, when not the file's own (OpenVINO BF16)
+
+    @property
+    def precision(self) -> str:
+        return self.compute_precision or self.candidate.precision
 
     def to_dict(self) -> dict:
-        return {"backend": self.backend, "file": self.candidate.path, "precision": self.candidate.precision,
-                "reason": self.reason, "skipped": list(self.skipped)}
+        return {"backend": self.backend, "file": self.candidate.path, "precision": self.precision,
+                "file_precision": self.candidate.precision, "reason": self.reason, "skipped": list(self.skipped)}
 
 
 def plan_fits(manifest: EngineManifest, device: Device) -> tuple[bool, str]:
@@ -80,10 +95,17 @@ def choose(candidates: list[Candidate], device: Device, backend: str = "auto",
            precision: str | None = None) -> list[Choice]:
     """Every way to run the model here, best first; each says why it is where it is.
 
-    `backend` limits the choice to one of BACKENDS ("auto": all); `precision` to one precision. Files whose
-    recorded validation failed are left out.
+    `backend` limits the choice to one of BACKENDS ("auto": all); `precision` to one precision: a file precision,
+    or a precision OpenVINO computes an FP32 file in (RUNTIME_PRECISIONS). Files whose recorded validation failed
+    are left out.
     """
     skipped: list[str] = []
+    wanted = BACKENDS if backend == "auto" else (backend,)
+    compute = precision if precision in RUNTIME_PRECISIONS else None
+    if compute:  # BF16 is a way to run the FP32 file, and only OpenVINO has it
+        if "openvino" not in wanted:
+            skipped.append(f"{backend}: only OpenVINO computes an FP32 file in {compute.upper()}")
+        wanted, precision = tuple(b for b in wanted if b == "openvino"), "fp32"
     pool = []
     for c in candidates:
         if precision and c.precision != precision:
@@ -92,7 +114,6 @@ def choose(candidates: list[Candidate], device: Device, backend: str = "auto",
             skipped.append(f"{Path(c.path).name}: failed its validation when the bundle was made")
             continue
         pool.append(c)
-    wanted = BACKENDS if backend == "auto" else (backend,)
     choices: list[Choice] = []
 
     if "tensorrt" in wanted:
@@ -109,9 +130,17 @@ def choose(candidates: list[Candidate], device: Device, backend: str = "auto",
                 choices.append(Choice("onnxruntime-cuda", c, f"ONNX Runtime CUDA provider on {Path(c.path).name}"))
         else:
             skipped.append("ONNX Runtime CUDA: this ONNX Runtime has no CUDA provider (install onnxruntime-gpu)")
-    if "onnxruntime-cpu" in wanted:
-        for c in _by_precision(onnx, CPU_PRECISIONS):
-            choices.append(Choice("onnxruntime-cpu", c, f"ONNX Runtime CPU provider on {Path(c.path).name}"))
+    for name in (b for b in CPU_BACKENDS if b in wanted and onnx):
+        if name == "onnxruntime-cpu":
+            choices += [Choice(name, c, f"ONNX Runtime CPU provider on {Path(c.path).name}")
+                        for c in _by_precision(onnx, CPU_PRECISIONS)]
+        elif device.openvino is None:
+            if backend == "openvino" or not choices:  # say so where OpenVINO was asked for or would have led
+                skipped.append(f"OpenVINO: not installed ({OPENVINO_HINT})")
+        else:
+            how = f" in {compute.upper()} (this CPU's native lower precision)" if compute else ""
+            choices += [Choice(name, c, f"OpenVINO {device.openvino} CPU on {Path(c.path).name}{how}",
+                               compute_precision=compute) for c in _by_precision(onnx, CPU_PRECISIONS)]
     for ch in choices:
         ch.skipped = list(skipped)
     return choices
@@ -123,9 +152,16 @@ def _by_precision(cands: list[Candidate], order: tuple[str, ...]) -> list[Candid
 
 
 def probe_device() -> Device:
-    """This machine, without PyTorch: TensorRT's version, the first CUDA GPU (from the driver), ORT providers,
-    the platform."""
-    return Device(_tensorrt_version(), tuple(_gpus()), tuple(ort_providers()), host_platform())
+    """This machine, without PyTorch: TensorRT's version, the first CUDA GPU (from the driver), ORT providers, the
+    platform, and OpenVINO's version (from its package metadata: importing it costs a quarter of a second)."""
+    return Device(_tensorrt_version(), tuple(_gpus()), tuple(ort_providers()), host_platform(), _openvino_version())
+
+
+def _openvino_version() -> str | None:
+    try:
+        return importlib.metadata.version("openvino")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _tensorrt_version() -> str | None:

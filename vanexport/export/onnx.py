@@ -21,6 +21,7 @@ from ..model.variants import DEFAULT_VARIANT, check_fits_in_memory, check_img_si
 SUPPORTED_OPSETS = range(17, 21)  # 17: one LayerNormalization op (TensorRT's normalisation layer); 20: Gelu op
 EXPORTERS = ("torchscript", "dynamo")
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
+FOLDED = "folded"  # metadata "form" of the deploy form (export/fold.py); faithful files have no "form"
 
 
 @dataclass
@@ -37,27 +38,31 @@ class ExportResult:
     seconds: dict
     validation: dict | None = None
     warnings: list[str] = field(default_factory=list)
+    folded: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def default_output_path(variant: str, img_size: int, batch: int | None, dynamic_hw: bool,
-                        precision: str = "fp32", folder: Path = DEFAULT_FOLDER) -> Path:
-    """Named from what it contains: van_b0_224.onnx (dynamic batch), van_b0_224_bs4.onnx, van_b0_dynhw.onnx."""
-    name = model_stem(variant, img_size, batch, dynamic_hw)
+                        precision: str = "fp32", folder: Path = DEFAULT_FOLDER, folded: bool = False) -> Path:
+    """Named from what it contains: van_b0_224.onnx (dynamic batch), van_b0_224_bs4.onnx, van_b0_dynhw.onnx,
+    van_b0_224_folded.onnx (the deploy form)."""
+    name = model_stem(variant, img_size, batch, dynamic_hw) + (f"_{FOLDED}" if folded else "")
     return Path(folder) / (f"{name}_{precision}.onnx" if precision != "fp32" else f"{name}.onnx")
 
 
 def export_onnx(variant: str | None = None, weights: str | None = None, *, num_classes: int | None = None,
                 img_size: int = 224, batch: int | None = None, dynamic_hw: bool = False, opset: int = 17,
                 simplify: bool = True, output: str | Path | None = None, validate: bool = True,
-                exporter: str = "torchscript", seed: int = 0, loaded=None,
+                exporter: str = "torchscript", seed: int = 0, fold: bool = False, loaded=None,
                 progress: Callable[[str], None] | None = None) -> ExportResult:
     """Export a VAN to ONNX and check it against PyTorch.
 
     `batch=None` exports a dynamic batch axis; `batch=N` a static batch of N. `dynamic_hw` makes H and W
-    dynamic too (multiples of 32). `loaded`: the (model, variant, WeightsInfo) of `load_model`, when the caller
+    dynamic too (multiples of 32). `fold` exports the deploy form for the CPU (BatchNorms and layer scales folded
+    into the convolutions, export/fold.py), checked against the faithful model like any export.
+    `loaded`: the (model, variant, WeightsInfo) of `load_model`, when the caller
     has loaded it already (the pipeline loads a model once for every stage). Nothing is written unless every
     step, validation included, succeeds.
     """
@@ -97,13 +102,19 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
     model, v, info = loaded
     check_fits_in_memory(v, img_size, max(batch or 3, 3), available, "exporting")
     if out_path is None:
-        out_path = default_output_path(v.name, img_size, batch, dynamic_hw)
+        out_path = default_output_path(v.name, img_size, batch, dynamic_hw, folded=fold)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         check_output_path(out_path)
     t_load = time.perf_counter()
 
+    exported = model
+    if fold:
+        step("folding BatchNorms and layer scales into the convolutions")
+        from .fold import fold_van
+
+        exported = fold_van(model)
     step(f"exporting VAN-{v.name} to ONNX (opset {opset}, {exporter} exporter)")
-    proto, input_shape, dynamic_axes = _torch_export(model, img_size, batch, dynamic_hw, opset, exporter)
+    proto, input_shape, dynamic_axes = _torch_export(exported, img_size, batch, dynamic_hw, opset, exporter)
     import onnx
 
     try:
@@ -131,10 +142,11 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
         input_shape=input_shape, dynamic_axes=dynamic_axes,
         preprocessing=v.preprocessing.at_size(img_size).to_dict(), weights_sha256=info.sha256,
         weights_source=info.source, weights_layout=info.layout, opset=opset, exporter=exporter,
-        vanexport_version=__version__)
+        vanexport_version=__version__, extra={"form": FOLDED} if fold else {})
     write_metadata(proto, meta)
     proto.producer_name, proto.producer_version = "vanexport", __version__
-    proto.doc_string = f"VAN-{v.name} ({info.num_classes} classes) exported by vanexport {__version__}"
+    proto.doc_string = (f"VAN-{v.name} ({info.num_classes} classes) exported by vanexport {__version__}"
+                        + (" (deploy form: BatchNorms and layer scales folded into the convolutions)" if fold else ""))
 
     report = None
     with atomic_output(out_path) as tmp:
@@ -161,7 +173,7 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
                         {"source": info.source, "layout": info.layout, "sha256": info.sha256,
                          "num_classes": info.num_classes, "random": info.is_random},
                         {k: round(s, 3) for k, s in seconds.items()},
-                        report.to_dict() if report else None, caught)
+                        report.to_dict() if report else None, caught, fold)
 
 
 def _torch_export(model, img_size: int, batch: int | None, dynamic_hw: bool, opset: int, exporter: str):
@@ -190,4 +202,8 @@ def _torch_export(model, img_size: int, batch: int | None, dynamic_hw: bool, ops
                                         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                         dynamic_axes={k: v for k, v in axes.items() if v}, verbose=False)
             proto = program.model_proto
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != opset:  # onnxscript's version converter gives up on some graphs and keeps its own opset
+        raise VanexportError(f"the {exporter} exporter wrote opset {written}, not the {opset} asked for",
+                             f"pass --opset {written}, or use the torchscript exporter")
     return proto, shape, {INPUT_NAME: {str(k): v for k, v in dynamic_axes.items()}}

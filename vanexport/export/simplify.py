@@ -5,12 +5,17 @@ import warnings
 
 import numpy as np
 
+# onnxsim's fuse_preceding_mul_into_conv folds the MLP GELU's final "* 0.5" into fc2, which hides the Erf pattern
+# from ONNX Runtime's GeluFusion: half of VAN's 26 GELUs then ran as Div/Erf/Add/Mul, and b0 ran 1.2x slower on
+# the CPU (docs/benchmarks.md). Nothing else in onnxsim costs speed.
+SKIPPED_OPTIMIZERS = ["fuse_preceding_mul_into_conv"]
+
 
 def simplify(model_proto, check_inputs: list[dict[str, np.ndarray]], atol: float = 1e-5):
     """Return (model, note). `note` is None when the simplified graph was kept, else why it was not."""
     try:
         import onnxsim
-        simplified, ok = onnxsim.simplify(model_proto, check_n=0)
+        simplified, ok = onnxsim.simplify(model_proto, check_n=0, skipped_optimizers=SKIPPED_OPTIMIZERS)
     except Exception as e:  # onnxsim raises plain RuntimeErrors from C++; any failure means "keep the original"
         return model_proto, _warn(f"onnxsim failed ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})")
     if not ok:
@@ -24,7 +29,7 @@ def simplify(model_proto, check_inputs: list[dict[str, np.ndarray]], atol: float
 def _max_output_diff(a, b, inputs) -> float:
     from ..runtime.onnxruntime_backend import make_session
 
-    sa, sb = make_session(a), make_session(b)
+    sa, sb = make_session(a, spinning=False), make_session(b, spinning=False)  # two pools alive: let idle ones sleep
     return max(float(np.abs(sa.run(None, feed)[0] - sb.run(None, feed)[0]).max()) for feed in inputs)
 
 

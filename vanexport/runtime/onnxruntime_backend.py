@@ -11,13 +11,23 @@ CPU = ("CPUExecutionProvider",)
 def make_session(model, providers=CPU, *, threads: int | None = None, spinning: bool | None = None):
     """An InferenceSession for `model` (a path, serialized bytes, or a ModelProto).
 
-    `threads`: intra-op threads (None: one per physical core, ONNX Runtime's default). `spinning=False` lets idle
-    threads sleep: slower wake-up at batch 1, but many short-lived sessions on a busy machine no longer steal each
-    other's cores (None: ONNX Runtime's default, spinning).
+    Every option is chosen, from measurements on VAN-b0 at batch 1 (docs/benchmarks.md#exporters-and-session-options):
+    - graph optimisation: all levels. They include the CPU's NCHWc layouts (blocked convolutions): without them
+      (EXTENDED) b0 ran 2.1x slower; the level is set explicitly so no ONNX Runtime default can change it.
+    - sequential execution: the parallel executor ran b0 2x slower (VAN is one chain of operators).
+    - `threads`: intra-op threads (None: one per physical core, ONNX Runtime's default; one thread on two cores
+      was 1.8x slower).
+    - `spinning`: whether idle threads spin waiting for work (None: ONNX Runtime's default, they do). Right for one
+      session answering calls one after another (predict, bench): spinning off was 1.14x slower. Pass False
+      where several sessions are alive in one process, or the process computes between calls (checks,
+      calibration, sensitivity): spinning pools then steal each other's cores.
+    No saved optimised graph: it would save ~20 ms of a 0.1 s start, in a file valid only on the CPU that wrote it.
     """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     if threads:
         opts.intra_op_num_threads = threads
     if spinning is not None:

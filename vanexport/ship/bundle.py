@@ -464,7 +464,8 @@ Files (sha256 of each in manifest.json; `vanexport unpack` checks them all):
 On the device (no PyTorch needed):
   pip install "vanexport[cpu]"      # ONNX Runtime; or "vanexport[gpu]"; on a Jetson with JetPack's TensorRT: vanexport
   vanexport predict photo.jpg --model THIS_BUNDLE.tar.gz        # picks TensorRT > ONNX Runtime CUDA > CPU, says which
-  vanexport trt --bundle THIS_BUNDLE.tar.gz --precision fp16   # build an engine for this GPU into the bundle
+  (OpenVINO on a CPU: pip install "vanexport[openvino]", then --backend openvino; BF16 CPUs: --precision bf16)
+  vanexport trt --bundle THIS_BUNDLE.tar.gz --precision fp16    # build an engine for this GPU into the bundle
   vanexport unpack THIS_BUNDLE.tar.gz -o van/                   # checked unpacking, e.g. for trtexec
 Serving:
   vanexport triton THIS_BUNDLE.tar.gz -o model_repository/
