@@ -381,12 +381,13 @@ def test_cli_run_writes_csv_and_plot(cli_run):
 
 def test_cli_run_openvino_rows(digits):
     """OpenVINO FP32 and BF16 rows, each in its own process, each judged by its precision's fidelity verdict (on
-    the trained digits model: random weights give near-tied logits, whose top-1 a BF16 rounding may flip)."""
+    the trained digits model and its own held-out digits: random weights, or photos a digits model was never shown,
+    give near-tied logits, whose top-1 a BF16 rounding may flip)."""
     pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'vanexport[openvino]')")
     from vanexport.runtime.openvino_backend import cpu_precisions
 
-    r = CliRunner().invoke(cli, ["bench", "--weights", digits.weights, "--backends", "ov", "--batch", "2",
-                                 "--img-size", "64", "--iters", "3", "--warmup", "1", "--json"], catch_exceptions=False)
+    r = CliRunner().invoke(cli, ["bench", "--weights", digits.weights, "--images", digits.heldout_dir,
+                                 "--backends", "ov", "--batch", "2", "--img-size", "64", "--iters", "3", "--warmup", "1", "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     rows = {row["label"]: row for row in json.loads(r.stdout)["rows"]}
     assert list(rows) == ["openvino cpu fp32", "openvino cpu bf16"]
@@ -397,6 +398,8 @@ def test_cli_run_openvino_rows(digits):
     if "bf16" in cpu_precisions():
         assert bf16["status"] == "ok" and bf16["model_file"] == fp32["model_file"]
         assert 1e-4 < bf16["fidelity"]["max_abs_err"] < 0.5 and bf16["fidelity"]["min_cosine"] >= 0.999
+        accuracy = bf16["fidelity"]["accuracy"]
+        assert accuracy["n"] == 400 and accuracy["candidate"] >= 0.95 and accuracy["drop_points"] <= 1.0
     else:
         assert bf16["status"] == "skipped" and "no native BF16" in bf16["reason"]
 
