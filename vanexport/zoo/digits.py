@@ -182,11 +182,24 @@ def trained_weights(recipe: DigitsRecipe = DigitsRecipe(), cache_dir: str | Path
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    (progress or (lambda m: None))(f"training VAN-{recipe.variant} on scikit-learn digits (cached in {path.parent})")
-    state_dict, summary = train(recipe, progress)
-    with atomic_output(path) as tmp:
-        torch.save({"state_dict": state_dict, "vanexport_digits": summary}, tmp)
+    # One trainer at a time (parallel test workers, two shells): the others wait, then load its checkpoint.
+    with open(path.with_suffix(".lock"), "a") as lock:
+        _lock(lock)
+        if path.exists():
+            return path
+        (progress or (lambda m: None))(f"training VAN-{recipe.variant} on scikit-learn digits (cached in {path.parent})")
+        state_dict, summary = train(recipe, progress)
+        with atomic_output(path) as tmp:
+            torch.save({"state_dict": state_dict, "vanexport_digits": summary}, tmp)
     return path
+
+
+def _lock(file) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; a second trainer only repeats the work
+        return
+    fcntl.flock(file, fcntl.LOCK_EX)  # released when the file closes
 
 
 def read_summary(weights: str | Path) -> dict:
