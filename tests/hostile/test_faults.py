@@ -64,6 +64,7 @@ def _interrupt_during_validation(case, sig) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(p.args, p.returncode, p.stdout.read(), "".join(lines) + rest)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
 def test_signals_clean_up(case, sig, code, word):
     r = _interrupt_during_validation(case, sig)
@@ -111,6 +112,7 @@ def test_out_of_memory_is_one_line(case, monkeypatch):
     assert_refused(o, "out of memory", out=case / "out")
 
 
+@pytest.mark.slow
 def test_concurrent_exports_to_one_path_stay_valid(case):
     import onnx
 

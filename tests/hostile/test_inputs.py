@@ -141,6 +141,7 @@ def test_an_onnx_whose_graph_contradicts_its_metadata(b0_onnx_64, case):
         assert_refused(o, "does not match its own metadata", out=case / "out")
 
 
+@pytest.mark.slow
 def test_decompression_bombs_are_skipped_and_counted(b0_onnx_64, case):
     (case / "imgs" / "0").mkdir(parents=True)
     (case / "imgs" / "1").mkdir(parents=True)

@@ -56,6 +56,7 @@ def _stages(result):
     return [(a["stage"], a["reused"]) for a in result.artifacts]
 
 
+@pytest.mark.slow
 def test_fp16_chain_converts_once_and_builds_from_the_fp16_onnx(builds):
     r = export_trt(precision="fp16", settings=BuildSettings(max_batch=16))
     assert _stages(r) == [("onnx", True), ("fp16", False), ("engine", False)]
@@ -121,6 +122,7 @@ def test_weak_typing_builds_fp16_from_the_fp32_onnx(builds):
     assert builds[-1].source == Path("engines/van_b0_224.onnx") and builds[-1].output == Path("engines/van_b0_224_fp16.plan")
 
 
+@pytest.mark.slow
 def test_int8_chain_calibrates_once(builds, tmp_path):
     from PIL import Image
     from skimage import data

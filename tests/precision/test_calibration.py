@@ -88,8 +88,10 @@ def test_the_reader_hands_out_every_input_once_in_batches_of_one_shape():
     assert shapes == [(4, 3, 2, 2)] * 2 and reader.get_next() is None  # 7 inputs, the last batch padded
 
 
-@pytest.mark.parametrize("method, n", [(m, n) for m in ("entropy", "percentile") for n in (7, 20, 61)]
-                         + [("max", 7), ("max", 61)])
+# The entropy search takes seconds per calibration: one count of it in make test-fast, the others marked slow.
+@pytest.mark.parametrize("method, n", [("entropy", 20), ("percentile", 7), ("percentile", 20), ("percentile", 61),
+                                       ("max", 7), ("max", 61)]
+                         + [pytest.param("entropy", n, marks=pytest.mark.slow) for n in (7, 61)])
 def test_every_method_calibrates_at_any_count(b0_32, crops, tmp_path, method, n):
     r = quantize_int8(b0_32, crops, tmp_path / "m_int8.onnx", num_calib=n, method=method, validate=False)
     assert r.calibration["images"] == n and not r.calibration["cache_hit"]
@@ -98,6 +100,7 @@ def test_every_method_calibrates_at_any_count(b0_32, crops, tmp_path, method, n)
     assert any(f"only {n} inputs" in w for w in r.warnings) == (n < MIN_CALIB)
 
 
+@pytest.mark.slow
 def test_static_batch_model_calibrates_on_a_count_it_does_not_divide(crops, tmp_path):
     model = _export(tmp_path, batch=4)
     r = quantize_int8(model, crops, tmp_path / "m_int8.onnx", num_calib=7, method="entropy", validate=False)
@@ -119,6 +122,7 @@ def test_without_num_calib_every_image_is_used(b0_32, crops, tmp_path):
     assert not (tmp_path / "n_int8.onnx").exists()
 
 
+@pytest.mark.slow
 def test_calibration_progress_counts_the_inputs(b0_32, crops, tmp_path):
     import io
 

@@ -32,6 +32,7 @@ def test_the_search_equals_onnxruntimes(seed, shape, bins):
         assert ours[1] < 0.5 * float(highest)
 
 
+@pytest.mark.slow
 def test_entropy_ranges_are_not_the_max_ranges(b0_onnx_64, tmp_path):
     """On real photos, the KL search clips some activation ranges below their maxima."""
     import json

@@ -292,6 +292,7 @@ def test_check_engine_against_bundle(b0_bundle):
     assert check_engine_against_bundle(b, shifted, "fp32")["tolerance"]["atol"] == 1e-3  # the FP32 engine tolerance
 
 
+@pytest.mark.slow
 def test_no_path_of_the_building_machine_travels_in_the_bundle(b0, tmp_path):
     """Weights, calibration and held-out folders are named, never located: README.txt and manifest.json carry no
     folder of the machine that made the bundle (an absolute one, or one relative to where it ran)."""
