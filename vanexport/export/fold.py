@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import VanexportError
+from ..model.van import VAN
 
 # |s| below this means a block (nearly) cancels its residual stream for a channel: k would explode.
 MIN_SCALE = 1e-3
@@ -121,15 +122,9 @@ class FoldedVAN(nn.Module):
         self.head = van.head
         self.eval()
 
-    def forward(self, x):
-        for i in range(self.num_stages):
-            x = getattr(self, f"patch_embed{i + 1}")(x)
-            for block in getattr(self, f"block{i + 1}"):
-                x = block(x)
-            x = getattr(self, f"norm{i + 1}")(x.permute(0, 2, 3, 1))  # LayerNorm over channels, NHWC
-            if i != self.num_stages - 1:
-                x = x.permute(0, 3, 1, 2)
-        return self.head(x.mean(dim=(1, 2)))
+    # the stages run exactly as VAN's own: only the blocks inside them differ
+    forward_features = VAN.forward_features
+    forward = VAN.forward
 
 
 def fold_van(van) -> FoldedVAN:
