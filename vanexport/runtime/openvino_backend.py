@@ -54,8 +54,8 @@ class OpenVinoBackend:
 
     def __init__(self, model, precision: str = "fp32", threads: int | None = None, cache_dir=None):
         """`precision`: OpenVINO's inference precision: "fp32" (faithful; an INT8 Q/DQ file still runs in int8),
-        "bf16" or "fp16" (refused where the CPU does not compute in it natively: OpenVINO would quietly run FP32). `cache_dir`: OpenVINO's compiled-model cache (a warm
-        start skips most of the compile)."""
+        "bf16" or "fp16" (refused where the CPU does not compute in it natively: OpenVINO would quietly run FP32).
+        `cache_dir`: OpenVINO's compiled-model cache (a warm start skips most of the compile)."""
         ov = import_openvino()
         if precision not in OV_TYPES:
             raise VanexportError(f"OpenVINO cannot run precision '{precision}' from an ONNX file",

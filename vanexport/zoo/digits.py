@@ -187,7 +187,8 @@ def trained_weights(recipe: DigitsRecipe = DigitsRecipe(), cache_dir: str | Path
         _lock(lock)
         if path.exists():
             return path
-        (progress or (lambda m: None))(f"training VAN-{recipe.variant} on scikit-learn digits (cached in {path.parent})")
+        say = progress or (lambda m: None)
+        say(f"training VAN-{recipe.variant} on scikit-learn digits (cached in {path.parent})")
         state_dict, summary = train(recipe, progress)
         with atomic_output(path) as tmp:
             torch.save({"state_dict": state_dict, "vanexport_digits": summary}, tmp)
