@@ -20,11 +20,11 @@ demo: setup
 
 # A pytest worker per CPU core (pytest-xdist): most tests keep one core busy, not two.
 test: setup
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 # Without the tests marked slow (the trained digits model, b1 and dynamic-H/W exports, the real bench runs).
 test-fast: setup
-	$(BIN)/python -m pytest -q -n auto -m "not slow"
+	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow"
 
 # CUDA PyTorch (PyPI's default Linux wheels), onnxruntime-gpu and TensorRT (whose libraries pip fetches from
 # pypi.nvidia.com). --system-site-packages lets JetPack's TensorRT and PyTorch show through on a Jetson.
