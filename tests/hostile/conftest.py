@@ -130,6 +130,16 @@ def craft(base: Path, out: Path, mutate=None, files=None, relist: bool = True, e
     return write_tar(out, [("manifest.json", body), *sorted(data.items()), *extra_members])
 
 
+@pytest.fixture(autouse=True)
+def private_system_temp(tmp_path_factory, monkeypatch):
+    """A system temp folder of this test's own (TMPDIR, for its subprocesses too): what another test, or another
+    pytest worker, writes to the shared one at the same moment is not this case's leftover."""
+    folder = tmp_path_factory.mktemp("systemp")
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 @pytest.fixture
 def case(tmp_path, monkeypatch):
     """A case folder with `out/` (the output folder) and an isolated cache."""
