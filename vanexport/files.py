@@ -34,6 +34,15 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+def gigabytes_from_env(name: str, default_gb: float) -> int:
+    """A size limit in bytes from $name, given in GB (default `default_gb`); a value that is not a number is one line."""
+    try:
+        return int(float(os.environ.get(name, default_gb)) * 2**30)
+    except ValueError:
+        raise VanexportError(f"{name}={os.environ[name]!r} is not a number",
+                             f"set it to a size in GB, e.g. {default_gb:g}") from None
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

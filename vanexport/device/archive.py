@@ -22,7 +22,7 @@ import zlib
 from pathlib import Path
 
 from ..errors import VanexportError
-from ..files import regular_file, sha256_file, temp_folder_beside
+from ..files import gigabytes_from_env, regular_file, sha256_file, temp_folder_beside
 from ..formats.bundle_manifest import MANIFEST, SCHEMA_VERSION, NewerSchema, check_envelope
 from ..formats.records import member_path
 
@@ -33,11 +33,7 @@ DEFAULT_MAX_GB = 16.0
 
 def max_bundle_bytes() -> int:
     """How much a bundle may expand to: $VANEXPORT_MAX_BUNDLE_GB (default 16)."""
-    try:
-        return int(float(os.environ.get("VANEXPORT_MAX_BUNDLE_GB", DEFAULT_MAX_GB)) * 2**30)
-    except ValueError:
-        raise VanexportError(f"VANEXPORT_MAX_BUNDLE_GB={os.environ['VANEXPORT_MAX_BUNDLE_GB']!r} is not a number",
-                             "set it to a size in GB, e.g. 16") from None
+    return gigabytes_from_env("VANEXPORT_MAX_BUNDLE_GB", DEFAULT_MAX_GB)
 
 
 class UnsafeBundle(VanexportError):

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import VanexportError
-from ..files import atomic_output, cache_dir, sha256_file
+from ..files import atomic_output, cache_dir, gigabytes_from_env, sha256_file
 
 DEFAULT_MAX_GB = 4.0  # the largest VAN checkpoint (b6) is under 1 GB
 _PIN = re.compile(r"^(?P<url>.*)#sha256=(?P<sha>[0-9a-fA-F]{8,64})$")
@@ -42,11 +42,8 @@ def offline() -> bool:
 
 
 def max_bytes() -> int:
-    try:
-        return int(float(os.environ.get("VANEXPORT_MAX_DOWNLOAD_GB", DEFAULT_MAX_GB)) * 2**30)
-    except ValueError:
-        raise VanexportError(f"VANEXPORT_MAX_DOWNLOAD_GB={os.environ['VANEXPORT_MAX_DOWNLOAD_GB']!r} is not a number",
-                             "set it to a size in GB, e.g. 4") from None
+    """How big a download may be: $VANEXPORT_MAX_DOWNLOAD_GB (default 4)."""
+    return gigabytes_from_env("VANEXPORT_MAX_DOWNLOAD_GB", DEFAULT_MAX_GB)
 
 
 def check_pin(path: Path, pin: str | None, what: str) -> str:
