@@ -10,11 +10,10 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import VanexportError
 from ..formats.names import PRECISIONS as FILE_PRECISIONS
+from ..formats.names import RUNTIME_PRECISIONS
 
 BACKEND_ALIASES = {"torch": "torch", "pytorch": "torch", "ort": "onnxruntime", "onnxruntime": "onnxruntime",
                    "ov": "openvino", "openvino": "openvino", "trt": "tensorrt", "tensorrt": "tensorrt"}
-# Precisions a backend computes in from the FP32 file rather than a file of their own: OpenVINO's BF16.
-RUNTIME_PRECISIONS = ("bf16",)
 PRECISIONS = FILE_PRECISIONS + RUNTIME_PRECISIONS
 DEVICES = ("cpu", "cuda")
 CPU_EP, CUDA_EP, TRT_EP = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"

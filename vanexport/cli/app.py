@@ -15,6 +15,7 @@ import click
 
 from .. import __version__
 from ..errors import VanexportError
+from ..formats.names import PRECISIONS, RUNTIME_PRECISIONS
 from ..progress import ConsoleProgress
 
 VARIANT_NAMES = ("b0", "b1", "b2", "b3", "b4", "b5", "b6")
@@ -480,7 +481,7 @@ def unpack(bundle_path, output, as_json):
 @click.option("--topk", type=int, default=5, show_default=True, help="Classes to show per image.")
 @click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime-cuda", "onnxruntime-cpu", "openvino"]),
               default="auto", show_default=True, help="Force a backend [auto: TensorRT > ORT CUDA > fastest CPU].")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8", "bf16"]),
+@click.option("--precision", type=click.Choice([*PRECISIONS, *RUNTIME_PRECISIONS]),
               help="Use only this precision (bf16: the FP32 file in BF16 through OpenVINO, where the CPU has it).")
 @common
 def predict(images, model, topk, backend, precision, as_json):

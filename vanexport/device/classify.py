@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import VanexportError
-from ..formats.names import kind_of
+from ..formats.names import RUNTIME_PRECISIONS, kind_of
 from ..runtime.batching import batch_limits, run_batched
 from . import select
 
@@ -84,7 +84,7 @@ def load_classifier(model: str | os.PathLike, *, backend: str = "auto", precisio
         raise VanexportError(f"model '{path}' not found", "pass a bundle (.tar.gz), an .onnx file or a .plan")
     device = device or select.probe_device()
     _check_openvino_request(backend, precision, device)
-    runtime_precision = precision if precision in select.RUNTIME_PRECISIONS else None
+    runtime_precision = precision if precision in RUNTIME_PRECISIONS else None
     kind = kind_of(path)
     if kind == "bundle":
         candidates, info = _from_bundle(path, step)
@@ -123,8 +123,8 @@ def load_classifier(model: str | os.PathLike, *, backend: str = "auto", precisio
 
 def _check_openvino_request(backend: str, precision: str | None, device: select.Device) -> None:
     """What only OpenVINO can do, asked of a machine or backend that cannot: one clear line, before any work."""
-    needs_openvino = backend == "openvino" or precision in select.RUNTIME_PRECISIONS
-    if precision in select.RUNTIME_PRECISIONS and backend not in ("auto", "openvino"):
+    needs_openvino = backend == "openvino" or precision in RUNTIME_PRECISIONS
+    if precision in RUNTIME_PRECISIONS and backend not in ("auto", "openvino"):
         raise VanexportError(f"only OpenVINO computes an FP32 file in {precision.upper()}, not {backend}",
                              "pass --backend openvino (or auto)")
     if needs_openvino and device.openvino is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import VanexportError
 from ..formats.engine_manifest import EngineManifest, compatibility_problem
+from ..formats.names import RUNTIME_PRECISIONS
 from ..machine import GpuInfo, PlatformInfo, cuda_gpu, host_platform, ort_providers
 
 BACKENDS = ("tensorrt", "onnxruntime-cuda", "onnxruntime-cpu", "openvino")
@@ -22,8 +23,6 @@ CPU_PRECISIONS = ("fp32", "fp16", "int8")  # ONNX Runtime's CPU provider runs FP
 # process, rounds alternated; docs/benchmarks.md#the-fastest-faithful-cpu-path): ONNX Runtime with vanexport's
 # session options is at least as fast as OpenVINO FP32 on the same file, and starts several times sooner.
 CPU_BACKENDS = ("onnxruntime-cpu", "openvino")
-# Precisions a backend computes in from an FP32 file (not a file of their own): only OpenVINO, where the CPU has them.
-RUNTIME_PRECISIONS = ("bf16",)
 OPENVINO_HINT = "pip install 'vanexport[openvino]'"
 
 

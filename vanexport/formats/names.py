@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8")  # the precisions an ONNX file or a plan is made in
+# Precisions a backend computes an FP32 file in, not files of their own: OpenVINO's BF16, where the CPU has it.
+RUNTIME_PRECISIONS = ("bf16",)
 DEFAULT_FOLDER = Path("engines")
 PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 BUNDLE_SUFFIXES = (".tar.gz", ".tgz")
