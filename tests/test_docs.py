@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from image_folders import class_subset
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
@@ -124,10 +125,7 @@ def make_workspace(root: Path, photos: Path, onnx_64: Path, bundle: Path, digits
         (root / "van_digits.pth").symlink_to(Path(digits.weights).resolve())
         shutil.copyfile(digits.onnx, root / "van_digits.onnx")
         (root / "calib").symlink_to(Path(digits.calib_dir).resolve(), target_is_directory=True)
-        for folder in sorted(Path(digits.heldout_dir).iterdir()):  # the first HELDOUT_PER_CLASS of each class
-            (root / "heldout" / folder.name).mkdir(parents=True)
-            for image in sorted(folder.iterdir())[:HELDOUT_PER_CLASS]:
-                (root / "heldout" / folder.name / image.name).symlink_to(image.resolve())
+        class_subset(digits.heldout_dir, root / "heldout", HELDOUT_PER_CLASS, link=True)
         (root / "digit_labels.txt").write_text("\n".join(DIGIT_LABELS) + "\n")
     return root
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from image_folders import class_subset
 
 import vanexport
 
@@ -55,9 +56,6 @@ def _small_copy(digits, tmp_path: Path, per_class: int = 3) -> Path:
     root = tmp_path / "digits"
     root.mkdir()
     shutil.copy(digits.onnx, root / Path(digits.onnx).name)
-    for split, source in (("calib", digits.calib_dir), ("heldout", digits.heldout_dir)):
-        for label in sorted(Path(source).iterdir()):
-            (root / split / label.name).mkdir(parents=True)
-            for image in sorted(label.iterdir())[:per_class]:
-                shutil.copy(image, root / split / label.name / image.name)
+    class_subset(digits.calib_dir, root / "calib", per_class)
+    class_subset(digits.heldout_dir, root / "heldout", per_class)
     return root

@@ -90,16 +90,13 @@ def test_bad_checkpoints(files, name):
     assert not (files / "pwned").exists()
 
 
-def test_offline_without_the_file_cached(files):
+@pytest.mark.parametrize("env, message", [({"VANEXPORT_OFFLINE": "1"}, "offline mode"),
+                                          ({"VANEXPORT_MAX_DOWNLOAD_GB": "0.001"}, "download cap")],
+                         ids=["offline without the file cached", "over the download cap"])
+def test_downloads_refused(files, env, message):
     o = run_cli(["onnx", "--img-size", "64", "-o", "out/m.onnx", "--weights", f"file://{files}/good.pth"], files,
-                env={"VANEXPORT_OFFLINE": "1"})
-    assert_refused(o, "offline mode", out=files / "out")
-
-
-def test_download_over_the_cap(files):
-    o = run_cli(["onnx", "--img-size", "64", "-o", "out/m.onnx", "--weights", f"file://{files}/good.pth"], files,
-                env={"VANEXPORT_MAX_DOWNLOAD_GB": "0.001"})
-    assert_refused(o, "download cap", out=files / "out")
+                env=env)
+    assert_refused(o, message, out=files / "out")
 
 
 MODEL_FILES = {

@@ -2,7 +2,6 @@
 import collections
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -18,21 +17,14 @@ from vanexport.precision.fp16 import convert_fp16
 from vanexport.precision.int8 import quantize_int8
 from vanexport.files import sha256_file
 from vanexport.check.validate import validate
-
-
-def _subset(src, dst, per_class):
-    for label_dir in sorted(Path(src).iterdir()):
-        for p in sorted(label_dir.glob("*.png"))[:per_class]:
-            (dst / label_dir.name).mkdir(parents=True, exist_ok=True)
-            shutil.copy(p, dst / label_dir.name / p.name)
-    return dst
+from image_folders import class_subset
 
 
 @pytest.fixture(scope="module")
 def small(digits, tmp_path_factory):
     """Class-balanced subsets for the tests that only need a few images: 40 calib, 100 held-out."""
     root = tmp_path_factory.mktemp("small")
-    return {"calib": _subset(digits.calib_dir, root / "calib", 4), "heldout": _subset(digits.heldout_dir, root / "heldout", 10)}
+    return {"calib": class_subset(digits.calib_dir, root / "calib", 4), "heldout": class_subset(digits.heldout_dir, root / "heldout", 10)}
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +169,7 @@ def test_corrupt_images_are_skipped_and_counted(digits, small, tmp_path):
 
 
 def test_too_few_images_is_a_clear_error_and_writes_nothing(digits, tmp_path):
-    folder = _subset(digits.calib_dir, tmp_path / "calib", 2)
+    folder = class_subset(digits.calib_dir, tmp_path / "calib", 2)
     (folder / "junk.png").write_bytes(b"junk")
     out = tmp_path / "out"
     out.mkdir()

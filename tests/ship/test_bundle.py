@@ -1,7 +1,6 @@
 """`vanexport bundle`: contents, manifest, round trip through the runtime, and adding engines atomically."""
 import json
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from vanexport.device.archive import read_bundle
 from vanexport.formats.bundle_manifest import SCHEMA_VERSION
 from vanexport.device.bundle import open_bundle
 from vanexport.ship.bundle import add_engine_to_bundle, make_bundle
+from image_folders import class_subset
 
 
 def _members(path):
@@ -244,15 +244,10 @@ def test_fp16_and_int8_bundle_of_a_trained_model(tmp_path, digits):
     from vanexport.data.images import list_images
     from vanexport.device.classify import load_classifier
 
-    import shutil
-
     labels = tmp_path / "labels.txt"
     labels.write_text("".join(f"digit {i}\n" for i in range(10)))
-    heldout = tmp_path / "heldout"  # 12 held-out images per class keep the three validations quick
-    for cls in sorted(p.name for p in Path(digits.heldout_dir).iterdir()):
-        (heldout / cls).mkdir(parents=True)
-        for f in sorted((Path(digits.heldout_dir) / cls).iterdir())[:12]:
-            shutil.copy(f, heldout / cls / f.name)
+    # 12 held-out images per class keep the three validations quick
+    heldout = class_subset(digits.heldout_dir, tmp_path / "heldout", 12)
     r = make_bundle(model=digits.onnx, weights=digits.weights, precisions="int8,fp16", calib=digits.calib_dir,
                     num_calib=64, images=heldout, labels=labels, output=tmp_path / "d.tar.gz")
     assert [m["precision"] for m in r.models] == ["fp32", "fp16", "int8"]
