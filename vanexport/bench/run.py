@@ -391,14 +391,13 @@ def _loadavg() -> float | None:
 def bench_environment(threads: int | None) -> dict:
     """Where the numbers were measured: CPU, cores, threads, GPU, memory, versions, load, date."""
     from .. import __version__
-    from ..machine import gpus, ort_providers, package_versions
+    from ..machine import gpus, ort_providers, package_versions, usable_cores
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cpu": _cpu_model(),
         "logical_cores": os.cpu_count(),
         "physical_cores": _physical_cores(),
-        "usable_cores": cores,
+        "usable_cores": usable_cores(),
         "threads": threads if threads else "library default",
         "memory_gib": _memory_gib(),
         "gpus": gpus(),

@@ -11,11 +11,12 @@ calibration cache.
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from ..machine import usable_cores
 
 NUM_BINS = 2048  # TensorRT's histogram calibrator
 NUM_QUANTIZED_BINS = 128  # the positive half of INT8
@@ -117,6 +118,6 @@ def entropy_ranges(model_path: Path, reader, op_types, work: Path):
         return name, (*kl_threshold(hist, edges, lowest, highest), hist, edges)
 
     # numpy releases the GIL in the large array operations: the searches share the cores (2.1x on two)
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=min(4, usable_cores())) as pool:
         ranges = dict(pool.map(search, histograms.items()))
     return TensorsData(CalibrationMethod.Entropy, ranges)
