@@ -37,3 +37,31 @@ def test_saved_pngs_read_back_exactly_as_trained(tmp_path):
     order = [int(n.split("/")[1].split(".")[0]) for n in back.names]
     assert np.array_equal(back.array, preprocess_split(images, recipe)[order])
     assert np.array_equal(label_indices(back.labels, 10), labels[order])
+
+
+def test_concurrent_callers_train_once(tmp_path, monkeypatch):
+    """Two test workers (or shells) asking for the same recipe at once: one trains, the other waits and loads its
+    checkpoint instead of training again."""
+    import threading
+    import time
+
+    import torch
+
+    from vanexport.zoo import digits
+
+    calls = []
+
+    def slow_train(recipe, progress=None):
+        calls.append(threading.get_ident())
+        time.sleep(0.5)  # long enough for the second caller to arrive while the first trains
+        return {"w": torch.zeros(1)}, {"heldout_accuracy": 1.0}
+
+    monkeypatch.setattr(digits, "train", slow_train)
+    paths = []
+    threads = [threading.Thread(target=lambda: paths.append(digits.trained_weights(cache_dir=tmp_path)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(paths) == 2 and paths[0] == paths[1] and paths[0].is_file()
