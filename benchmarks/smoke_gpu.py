@@ -7,8 +7,11 @@ strongly typed FP32/FP16/INT8 builds validated against PyTorch, reuse, inspect w
 min-batch-4 profile, same-compute-capability and version-compatible builds (loaded with host code), weak typing
 (10.x) or its refusal (11.x), a foreign and a corrupt timing cache, DLA (refused on a discrete GPU), bundle ->
 `trt --bundle` -> predict with the plan, bench rows for TensorRT and ONNX Runtime's TensorRT provider, and
-`--device 1` where there are two GPUs. Each line is recorded ok / failed (with the error) / skipped (with why);
-one failure does not stop the others. Without TensorRT or a GPU it says so and writes nothing (exit 0).
+`--device 1` where there are two GPUs. Before those, what needs only the GPU: the driver's view of it against
+PyTorch's, device memory, streams and copies through libcuda (runtime/cuda.py), and bench's PyTorch CUDA rows.
+Each line is recorded ok / failed (with the error) / skipped (with why); one failure does not stop the others.
+Without TensorRT the TensorRT lines are recorded as skipped with the reason; without a GPU it says so and writes
+nothing (exit 0).
 """
 from __future__ import annotations
 
@@ -35,11 +38,14 @@ class Smoke:
     def __init__(self):
         self.steps: list[dict] = []
         self.state: dict = {}
+        self.unavailable: str | None = None  # set: every later line is recorded as skipped, with this reason
 
     def step(self, name: str, fn) -> None:
         t0 = time.perf_counter()
         row = {"name": name}
         try:
+            if self.unavailable:
+                raise Skip(self.unavailable)
             row.update(status="ok", details=fn() or {})
         except Skip as e:
             row.update(status="skipped", reason=str(e))
@@ -77,19 +83,27 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from vanexport.errors import VanexportError
-    from vanexport.machine import gpus, host_platform, require_tensorrt, tensorrt_version
+    from vanexport.machine import cuda_gpu, gpus, host_platform, import_tensorrt, tensorrt_version
 
     try:
-        trt, gpu = require_tensorrt(0)
+        gpu = cuda_gpu(0)
     except VanexportError as e:
-        print(f"skipped: needs TensorRT and an NVIDIA GPU: {e}")
+        print(f"skipped: needs an NVIDIA GPU: {e}")
         return 0
     smoke = Smoke()
+    try:
+        trt = import_tensorrt()
+    except VanexportError as e:
+        trt = None
+        print(f"TensorRT is missing, its lines will be skipped: {e}", flush=True)
     with tempfile.TemporaryDirectory() as tmp, inside(tmp):
+        run_cuda(smoke, args)
+        if trt is None:
+            smoke.unavailable = "TensorRT is not installed"
         run_all(smoke, trt, gpu, Path(tmp), args)
     report = {
         "what": "vanexport GPU smoke run (benchmarks/smoke_gpu.py)",
-        "tensorrt": tensorrt_version(trt), "gpus": gpus(), "platform": host_platform().to_dict(),
+        "tensorrt": tensorrt_version(trt) if trt else None, "gpus": gpus(), "platform": host_platform().to_dict(),
         "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "summary": {s: sum(r["status"] == s for r in smoke.steps) for s in ("ok", "failed", "skipped")},
         "steps": smoke.steps,
@@ -98,6 +112,70 @@ def main(argv=None) -> int:
     Path(args.output).write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"{report['summary']} -> {args.output}")
     return 1 if report["summary"]["failed"] else 0
+
+
+def torch_cuda():
+    """PyTorch, when it is installed and sees a GPU; else None (the TensorRT lines need neither)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+def run_cuda(smoke: Smoke, args) -> None:
+    """The lines that need a GPU but not TensorRT."""
+    from vanexport.machine import gpus
+    from vanexport.runtime import cuda
+
+    def driver_view():
+        found, torch = gpus(), torch_cuda()
+        if torch:
+            seen = [{"name": p.name, "compute_capability": f"{p.major}.{p.minor}", "integrated": bool(p.is_integrated),
+                     "memory_gib": round(p.total_memory / 2**30, 1)}
+                    for p in map(torch.cuda.get_device_properties, range(torch.cuda.device_count()))]
+            mine = [{k: g[k] for k in ("name", "compute_capability", "integrated", "memory_gib")} for g in found]
+            expect(mine == seen, f"the driver says {mine}, PyTorch says {seen}")
+        return {"gpus": found, "checked_against_pytorch": bool(torch)}
+
+    smoke.step("the GPUs through the CUDA driver API, as PyTorch sees them", driver_view)
+
+    def memory():
+        nbytes = 64 << 20
+        x = np.random.default_rng(0).integers(0, 256, nbytes, dtype=np.uint8)
+        y = np.zeros_like(x)
+        seconds = {}
+        with cuda.Device(0) as dev:
+            stream, buf = dev.stream(), dev.alloc(nbytes)
+            for direction, copy, host in (("host_to_device", buf.copy_from, x), ("device_to_host", buf.copy_to, y)):
+                t0 = time.perf_counter()
+                copy(host, stream)
+                stream.synchronize()
+                seconds[direction] = time.perf_counter() - t0
+            buf.close()
+            stream.close()
+        expect(np.array_equal(x, y), "64 MiB came back changed")
+        return {"bytes": nbytes, **{f"{d}_gb_per_s": round(nbytes / t / 1e9, 2) for d, t in seconds.items()},
+                "note": "pageable host memory, one copy each way"}
+
+    smoke.step("device memory, a stream and copies through libcuda (runtime/cuda.py)", memory)
+
+    def bench():
+        if not torch_cuda():
+            raise Skip("PyTorch here has no CUDA")
+        out = Path("bench_torch_cuda.json").resolve()
+        r = subprocess.run([sys.executable, "-m", "vanexport", "bench", "--variant", "b0", "--backends", "torch,ort",
+                            "--precision", "fp32,fp16", "--batch", "1,8", "--seconds", str(args.bench_seconds),
+                            "--json", str(out)], capture_output=True, text=True, timeout=1800)
+        expect(out.is_file(), "bench wrote no report: " + ((r.stderr.strip().splitlines() or ["no output"])[-1]))
+        rows = json.loads(out.read_text())["rows"]
+        ran = {row["label"] for row in rows if row["status"] in ("ok", "validation failed")}
+        expect({"torch cuda fp32", "torch cuda fp16"} <= ran, f"PyTorch CUDA rows ran: {sorted(ran)}")
+        keep = ("label", "batch", "status", "reason", "latency_ms", "compute_ms", "speedup", "fidelity", "gpu_memory",
+                "threads")
+        return {"exit_code": r.returncode, "rows": [{k: row.get(k) for k in keep} for row in rows]}
+
+    smoke.step("bench rows: PyTorch on CUDA (FP32, FP16 autocast) beside the CPU rows, VAN-b0 at 224", bench)
 
 
 def run_all(smoke: Smoke, trt, gpu, work: Path, args) -> None:
@@ -133,8 +211,8 @@ def run_all(smoke: Smoke, trt, gpu, work: Path, args) -> None:
 
     smoke.step("prepare the trained digits VAN-b0", digits)
     if "digits" not in s:
-        return
-    dg = s["digits"]
+        smoke.unavailable = smoke.unavailable or "no trained digits model (the line above did not run)"
+    dg = s.get("digits", {})
 
     def builds():
         out, progress = {}, []
@@ -207,7 +285,7 @@ def run_all(smoke: Smoke, trt, gpu, work: Path, args) -> None:
             return {"tensorrt": r.manifest["tensorrt"], "max_abs_vs_fp32_plan": diff, "warnings": warnings}
         return run
 
-    if hasattr(trt.HardwareCompatibilityLevel, "SAME_COMPUTE_CAPABILITY"):
+    if trt is None or hasattr(trt.HardwareCompatibilityLevel, "SAME_COMPUTE_CAPABILITY"):
         smoke.step("same-compute-capability build", compat(BuildSettings(hw_compat="same-cc"), "samecc"))
     else:
         smoke.step("same-compute-capability build", lambda: (_ for _ in ()).throw(

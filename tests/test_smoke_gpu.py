@@ -1,4 +1,5 @@
-"""benchmarks/smoke_gpu.py (`make smoke-gpu`) without a GPU: it says so and writes nothing; and, with the CUDA and
+"""benchmarks/smoke_gpu.py (`make smoke-gpu`) without a GPU: it says so and writes nothing; with a GPU and no TensorRT:
+the CUDA lines run and the TensorRT lines are skipped with the reason; and, with the CUDA and
 TensorRT stand-ins, every line runs and is recorded, a failing one with its error, without stopping the others
 (the stand-in engine is not VAN, so the lines that compare with PyTorch fail, as they must)."""
 import importlib.util
@@ -10,6 +11,7 @@ import pytest
 from image_folders import class_subset
 
 import vanexport
+from vanexport.machine import gpus
 
 SCRIPT = Path(vanexport.__file__).parent.parent / "benchmarks" / "smoke_gpu.py"
 
@@ -21,11 +23,29 @@ def load():
     return module
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
-def test_without_tensorrt_it_says_so_and_writes_nothing(tmp_path, capsys):
+@pytest.mark.skipif(bool(gpus()), reason="this machine has an NVIDIA GPU")
+def test_without_a_gpu_it_says_so_and_writes_nothing(tmp_path, capsys):
     assert load().main(["-o", str(tmp_path / "r.json")]) == 0
-    assert capsys.readouterr().out.startswith("skipped: needs TensorRT and an NVIDIA GPU: TensorRT is not installed")
+    assert capsys.readouterr().out.startswith("skipped: needs an NVIDIA GPU: no NVIDIA driver")
     assert not (tmp_path / "r.json").exists()
+
+
+def test_with_a_gpu_and_no_tensorrt_the_cuda_lines_run_and_the_tensorrt_lines_say_why_not(tmp_path, fake_gpu,
+                                                                                          monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` fails
+    out = tmp_path / "r.json"
+    assert load().main(["-o", str(out)]) == 0
+    report = json.loads(out.read_text())
+    steps = report["steps"]
+    assert report["tensorrt"] is None and len(steps) == 16
+    cuda_lines = {s["name"]: s for s in steps[:3]}
+    view = cuda_lines["the GPUs through the CUDA driver API, as PyTorch sees them"]
+    assert view["status"] == "ok" and view["details"]["gpus"][0]["name"] == "NVIDIA A10"
+    memory = cuda_lines["device memory, a stream and copies through libcuda (runtime/cuda.py)"]
+    assert memory["status"] == "ok" and memory["details"]["bytes"] == 64 << 20
+    assert not fake_gpu.driver.memory and not fake_gpu.driver.streams  # freed
+    assert [s["status"] for s in steps[3:]] == ["skipped"] * 13
+    assert {s["reason"] for s in steps[3:]} == {"TensorRT is not installed"}
 
 
 @pytest.mark.slow
@@ -35,7 +55,7 @@ def test_every_line_is_recorded(digits, tmp_path, fake_gpu, monkeypatch):
     assert load().main(["-o", str(out), "--digits", str(_small_copy(digits, tmp_path)), "--bench-seconds", "0.1"]) == 1
     report = json.loads(out.read_text())
     steps = {s["name"]: s for s in report["steps"]}
-    assert len(steps) == 13 and report["tensorrt"] == "10.16.1.11" and report["gpus"][0]["name"] == "NVIDIA A10"
+    assert len(steps) == 16 and report["tensorrt"] == "10.16.1.11" and report["gpus"][0]["name"] == "NVIDIA A10"
     assert all(s["status"] in ("ok", "failed", "skipped") for s in steps.values())
     assert all(s.get("error") for s in steps.values() if s["status"] == "failed")
     assert steps["prepare the trained digits VAN-b0"]["status"] == "ok"
