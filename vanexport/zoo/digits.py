@@ -36,12 +36,13 @@ class DigitsRecipe:
     seed: int = 0
     calib: int = 300  # images per split; the rest (1,097) trains
     heldout: int = 400
-    epochs: int = 5  # 96.5 % held-out accuracy (8 epochs: 98.25 %) in five eighths of the time
+    epochs: int = 3  # 97.0 % held-out accuracy in 45 s on 2 cores (5 epochs at 3e-3: 96.5 % in 86 s)
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 6e-3
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
     max_shift: int = 4  # random translation (pixels) during training
+    channels_last: bool = True  # NHWC while training: about 25 % faster on a CPU (the convolutions' backward)
     version: int = 1  # bump when the code changes what the same fields train
 
     def key(self) -> str:
@@ -129,6 +130,8 @@ def train(recipe: DigitsRecipe = DigitsRecipe(), progress: Callable[[str], None]
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
     model = create_model(recipe.variant, num_classes=10)
+    layout = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = -(-len(y["train"]) // recipe.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch,
@@ -140,7 +143,7 @@ def train(recipe: DigitsRecipe = DigitsRecipe(), progress: Callable[[str], None]
         total = 0.0
         for i in range(0, len(perm), recipe.batch_size):
             idx = perm[i:i + recipe.batch_size]
-            xb = _shift(x["train"][idx], recipe.max_shift, gen)
+            xb = _shift(x["train"][idx], recipe.max_shift, gen).contiguous(memory_format=layout)
             loss = torch.nn.functional.cross_entropy(model(xb), y["train"][idx],
                                                      label_smoothing=recipe.label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -149,7 +152,7 @@ def train(recipe: DigitsRecipe = DigitsRecipe(), progress: Callable[[str], None]
             sched.step()
             total += loss.item() * len(idx)
         step(f"epoch {epoch + 1}/{recipe.epochs}: loss {total / len(perm):.3f} ({time.perf_counter() - t0:.0f} s)")
-    model.eval()
+    model = model.to(memory_format=torch.contiguous_format).eval()  # the saved weights are in the usual layout
     with torch.inference_mode():
         pred = torch.cat([model(b).argmax(1) for b in x["heldout"].split(100)])
     acc = float((pred == y["heldout"]).float().mean())
@@ -175,7 +178,7 @@ def _shift(xb, max_shift: int, gen):
 
 def trained_weights(recipe: DigitsRecipe = DigitsRecipe(), cache_dir: str | Path | None = None,
                     progress: Callable[[str], None] | None = None) -> Path:
-    """The trained checkpoint for `recipe`: from the cache, or trained now (a few minutes on 2 cores)."""
+    """The trained checkpoint for `recipe`: from the cache, or trained now (under a minute on 2 cores)."""
     import torch
 
     path = Path(cache_dir or trained_cache_dir()) / f"van_{recipe.variant}_digits_{recipe.key()}.pth"
