@@ -4,7 +4,7 @@ One channel of the stage-1 LayerNorm of the trained digits VAN-b0 (vanexport.zoo
 convolution's matching input weights divided by K: the FP32 function is unchanged, but the per-tensor INT8 scale of
 `/patch_embed2`'s input is now set by that one channel. Sensitivity (depth 1, max calibration on 64 images) on all
 400 held-out images, then `quantize_int8` with the printed exclusion. tests/precision/test_precision.py plants the
-same layer (with this script's function) and checks the same on 100 images.
+same layer (with this script's function) and checks the same on 40 images.
 Writes benchmarks/results/planted_layer.json.
 
     python benchmarks/planted_layer.py [--digits DIR]   # DIR: made by `python -m vanexport.zoo.digits DIR`

@@ -72,11 +72,15 @@ def b0_bundle(tmp_path_factory, b0_onnx_64):
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory):
     """A VAN-b0 trained on scikit-learn's digits (64x64, 10 classes), its FP32 ONNX, and calib/ + heldout/
-    ImageFolder-style PNG folders. Training runs once per recipe: the weights are cached outside the per-test
-    cache, in $VANEXPORT_TRAINED_CACHE (default ~/.cache/vanexport/trained)."""
-    from vanexport.zoo.digits import prepare
+    ImageFolder-style PNG folders. Training and the export run once per recipe and machine: they are cached outside
+    the per-test cache, in $VANEXPORT_TRAINED_CACHE (default ~/.cache/vanexport/trained); each worker gets a copy."""
+    import shutil
 
-    return prepare(tmp_path_factory.mktemp("digits"), progress=lambda m: print(f"[digits] {m}"))
+    from vanexport.zoo.digits import prepare, prepared
+
+    copy = tmp_path_factory.mktemp("digits") / "digits"
+    shutil.copytree(prepared(progress=lambda m: print(f"[digits] {m}")), copy)
+    return prepare(copy)  # everything is there: only the record is made
 
 
 @pytest.fixture

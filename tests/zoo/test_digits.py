@@ -65,3 +65,42 @@ def test_concurrent_callers_train_once(tmp_path, monkeypatch):
     for t in threads:
         t.join()
     assert len(calls) == 1 and len(paths) == 2 and paths[0] == paths[1] and paths[0].is_file()
+
+
+def test_workers_share_one_prepared_folder_and_copies_need_no_work(tmp_path, monkeypatch):
+    """`prepared` exports and writes the images once for all callers (never a half-written folder), and `prepare`
+    on a copy of it only makes the record."""
+    import shutil
+    import threading
+    import time
+
+    import torch
+
+    import vanexport.export.onnx as export
+    from vanexport.zoo import digits
+
+    monkeypatch.setenv("VANEXPORT_TRAINED_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(digits, "train", lambda recipe, progress=None: ({"w": torch.zeros(1)}, {"heldout_accuracy": 1.0}))
+    exports = []
+
+    def fake_export(variant, weights, output, **kwargs):
+        exports.append(output)
+        time.sleep(0.5)  # the second caller arrives while the first is still at work
+        output.write_bytes(b"onnx")
+
+    monkeypatch.setattr(export, "export_onnx", fake_export)
+    folders = []
+    threads = [threading.Thread(target=lambda: folders.append(digits.prepared())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(exports) == 1 and len(folders) == 2 and folders[0] == folders[1]
+    assert sorted(p.name for p in folders[0].iterdir()) == ["calib", "heldout", "van_b0_64.onnx"]
+    assert len(list(folders[0].rglob("*.png"))) == 700
+    assert not [p for p in (tmp_path / "cache").iterdir() if ".partial-" in p.name]
+
+    copy = shutil.copytree(folders[0], tmp_path / "copy")
+    monkeypatch.setattr(digits, "load_digits_data", lambda recipe: (_ for _ in ()).throw(AssertionError("rewritten")))
+    art = digits.prepare(copy)
+    assert len(exports) == 1 and art.onnx == str(copy / "van_b0_64.onnx") and art.heldout_accuracy == 1.0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -233,18 +234,35 @@ def prepare(out_dir: str | Path, recipe: DigitsRecipe = DigitsRecipe(),
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     weights = trained_weights(recipe, progress=progress)
-    data = load_digits_data(recipe)
-    folders = {}
-    for split in ("calib", "heldout"):
-        folders[split] = out / split
-        if not folders[split].exists():
-            write_image_folder(data.images[split], data.labels[split], folders[split])
+    folders = {split: out / split for split in ("calib", "heldout")}
+    if not all(f.exists() for f in folders.values()):
+        data = load_digits_data(recipe)
+        for split, folder in folders.items():
+            if not folder.exists():
+                write_image_folder(data.images[split], data.labels[split], folder)
     onnx_path = out / f"van_{recipe.variant}_{recipe.img_size}.onnx"
     if not onnx_path.exists():
         export_onnx(recipe.variant, str(weights), num_classes=10, img_size=recipe.img_size, output=onnx_path,
                     progress=progress)
     return DigitsArtifacts(str(weights), str(onnx_path), str(folders["calib"]), str(folders["heldout"]),
                            read_summary(weights).get("heldout_accuracy", float("nan")), recipe.key())
+
+
+def prepared(recipe: DigitsRecipe = DigitsRecipe(), progress: Callable[[str], None] | None = None) -> Path:
+    """A complete `prepare` folder for `recipe`, made once per machine beside the cached weights (parallel test
+    workers copy it instead of each exporting and writing the images again). Treat it as read-only."""
+    folder = trained_cache_dir() / f"van_{recipe.variant}_digits_{recipe.key()}"
+    if folder.is_dir():
+        return folder
+    trained_weights(recipe, progress=progress)
+    with open(folder.with_name(folder.name + ".prepare.lock"), "a") as lock:
+        _lock(lock)
+        if not folder.is_dir():  # made in a folder of its own, then renamed: never seen half-written
+            partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+            shutil.rmtree(partial, ignore_errors=True)
+            prepare(partial, recipe, progress)
+            os.rename(partial, folder)
+    return folder
 
 
 def main(argv=None) -> None:
