@@ -4,9 +4,6 @@ PYTHON   ?= $(shell command -v python3.11 || command -v python3)
 VENV     ?= .venv
 BIN       = $(VENV)/bin
 GPU_VENV ?= .venv-gpu
-# The venvs are ours: let Python cache the bytecode of what it imports (installs skip pip's compile-everything step,
-# which took 24 of the 39 s of `make setup` here, and a shell that sets this would recompile torch in every process).
-unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup setup-gpu demo test test-fast test-gpu smoke-gpu bench clean
 
@@ -15,7 +12,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q --no-compile -c constraints/cpu.txt -e ".[export,cpu,dev]"
+	$(BIN)/pip install -q -c constraints/cpu.txt -e ".[export,cpu,dev]"
 	touch $@
 
 demo: setup
