@@ -12,6 +12,16 @@ def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("VANEXPORT_CACHE", str(tmp_path / "cache"))
 
 
+@pytest.fixture
+def small_entropy_histograms(monkeypatch):
+    """256-bin entropy histograms (65 candidate ranges to search, not 961), for tests where entropy calibration runs
+    but its ranges are not what is checked. tests/precision/test_entropy.py checks the search at 512 and 2048 bins,
+    and test_precision.py the real 2048-bin calibration of the trained model."""
+    import vanexport.precision.entropy as entropy
+
+    monkeypatch.setattr(entropy, "NUM_BINS", 256)
+
+
 @pytest.fixture(scope="session")
 def b0():
     """A VAN-b0 with random weights and random BatchNorm statistics (seed 0), and its state dict."""

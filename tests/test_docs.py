@@ -162,6 +162,7 @@ def run_python(block: Block, namespace: dict) -> None:
 
 
 @pytest.mark.parametrize("doc", [_doc_param(d) for d in DOCS])
+@pytest.mark.usefixtures("small_entropy_histograms")  # the examples must run; their figures come from benchmarks/
 def test_examples_run(doc, request, tmp_path, monkeypatch, photos_dir, b0_onnx_64, b0_bundle):
     runnable = [b for b in blocks(doc) if b.runs]
     if not runnable:

@@ -123,6 +123,7 @@ def test_weak_typing_builds_fp16_from_the_fp32_onnx(builds):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("small_entropy_histograms")  # the chain's reuse is checked, not the ranges
 def test_int8_chain_calibrates_once(builds, tmp_path):
     from PIL import Image
     from skimage import data

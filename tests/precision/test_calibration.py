@@ -11,6 +11,10 @@ from vanexport.errors import VanexportError
 from vanexport.precision.int8 import CALIB_ROUND_IMAGES, _BatchReader, calibration_batches, quantize_int8
 
 
+# What these tests check, the counts and batches, does not depend on the entropy histogram's size.
+pytestmark = pytest.mark.usefixtures("small_entropy_histograms")
+
+
 def _export(folder, batch=None):
     from vanexport.export.onnx import export_onnx
 
@@ -88,7 +92,7 @@ def test_the_reader_hands_out_every_input_once_in_batches_of_one_shape():
     assert shapes == [(4, 3, 2, 2)] * 2 and reader.get_next() is None  # 7 inputs, the last batch padded
 
 
-# The entropy search takes seconds per calibration: one count of it in make test-fast, the others marked slow.
+# Entropy calibrations take seconds even so: one count of it in make test-fast, the others marked slow.
 @pytest.mark.parametrize("method, n", [("entropy", 20), ("percentile", 7), ("percentile", 20), ("percentile", 61),
                                        ("max", 7), ("max", 61)]
                          + [pytest.param("entropy", n, marks=pytest.mark.slow) for n in (7, 61)])
