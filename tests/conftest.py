@@ -82,14 +82,18 @@ def b0_bundle(tmp_path_factory, b0_onnx_64):
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory):
     """A VAN-b0 trained on scikit-learn's digits (64x64, 10 classes), its FP32 ONNX, and calib/ + heldout/
-    ImageFolder-style PNG folders. Training and the export run once per recipe and machine: they are cached outside
-    the per-test cache, in $VANEXPORT_TRAINED_CACHE (default ~/.cache/vanexport/trained); each worker gets a copy."""
+    ImageFolder-style PNG folders. Training runs once per recipe and machine (the weights are cached outside the
+    per-test cache, in $VANEXPORT_TRAINED_CACHE, default ~/.cache/vanexport/trained); the export and the images once
+    per run, in the run's temporary folder that pytest-xdist's workers share; each worker gets a copy."""
     import shutil
 
     from vanexport.zoo.digits import prepare, prepared
 
+    run_root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_root = run_root.parent  # .../pytest-N/popen-gw0 -> .../pytest-N, the same for every worker
     copy = tmp_path_factory.mktemp("digits") / "digits"
-    shutil.copytree(prepared(progress=lambda m: print(f"[digits] {m}")), copy)
+    shutil.copytree(prepared(run_root, progress=lambda m: print(f"[digits] {m}")), copy)
     return prepare(copy)  # everything is there: only the record is made
 
 

@@ -68,8 +68,8 @@ def test_concurrent_callers_train_once(tmp_path, monkeypatch):
 
 
 def test_workers_share_one_prepared_folder_and_copies_need_no_work(tmp_path, monkeypatch):
-    """`prepared` exports and writes the images once for all callers (never a half-written folder), and `prepare`
-    on a copy of it only makes the record."""
+    """`prepared` exports and writes the images once for all callers of a run (never a half-written folder), and
+    `prepare` on a copy of it only makes the record."""
     import shutil
     import threading
     import time
@@ -90,7 +90,7 @@ def test_workers_share_one_prepared_folder_and_copies_need_no_work(tmp_path, mon
 
     monkeypatch.setattr(export, "export_onnx", fake_export)
     folders = []
-    threads = [threading.Thread(target=lambda: folders.append(digits.prepared())) for _ in range(2)]
+    threads = [threading.Thread(target=lambda: folders.append(digits.prepared(tmp_path / "run"))) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
@@ -98,7 +98,7 @@ def test_workers_share_one_prepared_folder_and_copies_need_no_work(tmp_path, mon
     assert len(exports) == 1 and len(folders) == 2 and folders[0] == folders[1]
     assert sorted(p.name for p in folders[0].iterdir()) == ["calib", "heldout", "van_b0_64.onnx"]
     assert len(list(folders[0].rglob("*.png"))) == 700
-    assert not [p for p in (tmp_path / "cache").iterdir() if ".partial-" in p.name]
+    assert not [p for p in (tmp_path / "run").iterdir() if ".partial-" in p.name]
 
     copy = shutil.copytree(folders[0], tmp_path / "copy")
     monkeypatch.setattr(digits, "load_digits_data", lambda recipe: (_ for _ in ()).throw(AssertionError("rewritten")))

@@ -248,13 +248,16 @@ def prepare(out_dir: str | Path, recipe: DigitsRecipe = DigitsRecipe(),
                            read_summary(weights).get("heldout_accuracy", float("nan")), recipe.key())
 
 
-def prepared(recipe: DigitsRecipe = DigitsRecipe(), progress: Callable[[str], None] | None = None) -> Path:
-    """A complete `prepare` folder for `recipe`, made once per machine beside the cached weights (parallel test
-    workers copy it instead of each exporting and writing the images again). Treat it as read-only."""
-    folder = trained_cache_dir() / f"van_{recipe.variant}_digits_{recipe.key()}"
+def prepared(root: str | Path, recipe: DigitsRecipe = DigitsRecipe(),
+             progress: Callable[[str], None] | None = None) -> Path:
+    """A complete `prepare` folder for `recipe` in `root`, made once by whichever caller comes first (parallel test
+    workers share one per run and copy it, instead of each exporting and writing the images again). Not kept across
+    runs on purpose: the ONNX file is the export code's output, which the recipe's key does not cover."""
+    folder = Path(root) / f"van_{recipe.variant}_digits_{recipe.key()}"
     if folder.is_dir():
         return folder
     trained_weights(recipe, progress=progress)
+    folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.with_name(folder.name + ".prepare.lock"), "a") as lock:
         _lock(lock)
         if not folder.is_dir():  # made in a folder of its own, then renamed: never seen half-written
