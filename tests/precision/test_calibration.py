@@ -1,6 +1,8 @@
 """INT8 calibration at any count and with every method, cheaply: VAN-b0 (random weights) at 32x32, calibrated on
 crops of scikit-image's sample photos. The trained-model tests (test_precision.py) check what the ranges are worth."""
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -102,6 +104,9 @@ def test_every_method_calibrates_at_any_count(b0_32, crops, tmp_path, method, n)
     ops = {node.op_type for node in onnx.load(r.path).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert any(f"only {n} inputs" in w for w in r.warnings) == (n < MIN_CALIB)
+    if method == "entropy":  # the ranges alone are cached: quantize_static reads nothing else (histograms were MBs)
+        ranges = json.loads(Path(r.calibration["cache"]).read_text())["data"]
+        assert len(ranges) > 100 and all(set(t) >= {"lowest", "highest"} and "hist" not in t for t in ranges.values())
 
 
 @pytest.mark.slow
