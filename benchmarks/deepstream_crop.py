@@ -37,6 +37,7 @@ def framed(src: Path, dst: Path, size: int | None, wide: bool) -> None:
 def main():
     from vanexport.formats.onnx_metadata import read_metadata
     from vanexport.ship.deepstream import measure_agreement
+    from vanexport.zoo.digits import given_or_prepared
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--digits", help="a folder made by `python -m vanexport.zoo.digits` [default: made now]")
@@ -44,13 +45,7 @@ def main():
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if args.digits:
-            digits = Path(args.digits)
-        else:
-            from vanexport.zoo.digits import prepare
-
-            digits = tmp / "digits"
-            prepare(digits)
+        digits = given_or_prepared(args.digits, tmp)
         onnx = digits / "van_b0_64.onnx"
         pre = read_metadata(onnx).preprocess
         rows = {}

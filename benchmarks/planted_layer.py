@@ -51,6 +51,7 @@ def _row(name: str, nodes, r: dict) -> dict:
 def main():
     from vanexport.precision.int8 import quantize_int8
     from vanexport.precision.sensitivity import sensitivity
+    from vanexport.zoo.digits import given_or_prepared
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--digits", help="a folder made by `python -m vanexport.zoo.digits` [default: made now]")
@@ -58,13 +59,7 @@ def main():
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if args.digits:
-            digits = Path(args.digits)
-        else:
-            from vanexport.zoo.digits import prepare
-
-            digits = tmp / "digits"
-            prepare(digits)
+        digits = given_or_prepared(args.digits, tmp)
         planted = tmp / "planted.onnx"
         conv = plant_activation_outlier(digits / "van_b0_64.onnx", planted)
         calib, heldout = digits / "calib", digits / "heldout"

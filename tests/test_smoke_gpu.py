@@ -2,25 +2,19 @@
 the CUDA lines run and the TensorRT lines are skipped with the reason; and, with the CUDA and
 TensorRT stand-ins, every line runs and is recorded, a failing one with its error, without stopping the others
 (the stand-in engine is not VAN, so the lines that compare with PyTorch fail, as they must)."""
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 from image_folders import class_subset
+from modules import benchmark
 
-import vanexport
 from vanexport.machine import gpus
-
-SCRIPT = Path(vanexport.__file__).parent.parent / "benchmarks" / "smoke_gpu.py"
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("smoke_gpu", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark("smoke_gpu")
 
 
 @pytest.mark.skipif(bool(gpus()), reason="this machine has an NVIDIA GPU")

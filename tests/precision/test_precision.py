@@ -2,7 +2,6 @@
 import collections
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -19,8 +18,7 @@ from vanexport.precision.int8 import quantize_int8
 from vanexport.files import sha256_file
 from vanexport.check.validate import validate
 from image_folders import class_subset
-
-ROOT = Path(__file__).resolve().parents[2]
+from modules import benchmark
 
 
 @pytest.fixture(scope="module")
@@ -215,12 +213,7 @@ def test_already_converted_files_are_refused(int8, tmp_path):
 def _plant_activation_outlier(src, dst):
     """benchmarks/planted_layer.py's: one LayerNorm channel x1000 before /patch_embed2, the FP32 function unchanged
     (that script measures on all 400 held-out images what this test checks on 40)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("planted_layer", ROOT / "benchmarks" / "planted_layer.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.plant_activation_outlier(src, dst)
+    return benchmark("planted_layer").plant_activation_outlier(src, dst)
 
 
 def test_sensitivity_finds_a_planted_bad_layer(digits, tmp_path):

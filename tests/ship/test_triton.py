@@ -2,6 +2,7 @@
 import shutil
 
 import pytest
+from modules import load_file
 
 pytest.importorskip("tritonclient", reason="tritonclient (Triton's model-config schema) is in the 'triton' extra")
 
@@ -143,7 +144,6 @@ def _pb_utils(model_config: dict):
 def test_ensemble_takes_encoded_images(tmp_path, b0_bundle, monkeypatch):
     """The repository's ensemble, its Python preprocessing model run with a stand-in for Triton's Python backend
     utilities (bytes in, the tensor vanexport's own preprocessing makes out), and the client example."""
-    import importlib.util
     import io
     import json
     import sys
@@ -177,10 +177,7 @@ def test_ensemble_takes_encoded_images(tmp_path, b0_bundle, monkeypatch):
         Image.fromarray(p).save(buf, format="PNG")
         blobs.append(buf.getvalue())
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _pb_utils({}))
-    spec = importlib.util.spec_from_file_location("van_preprocess_model", repo / "van_b0_preprocess" / "1" / "model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    model = module.TritonPythonModel()
+    model = load_file(repo / "van_b0_preprocess" / "1" / "model.py", "van_preprocess_model").TritonPythonModel()
     config = json_format.MessageToDict(pre_cfg, preserving_proto_field_name=True)
     model.initialize({"model_config": json.dumps(config)})
     pb = sys.modules["triton_python_backend_utils"]
@@ -225,9 +222,7 @@ def test_ensemble_takes_encoded_images(tmp_path, b0_bundle, monkeypatch):
     for i, blob in enumerate(blobs[:2]):
         files.append(tmp_path / f"img{i}.png")
         files[-1].write_bytes(blob)
-    spec = importlib.util.spec_from_file_location("van_client", repo / "van_b0_ensemble" / "client.py")
-    client = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(client)
+    client = load_file(repo / "van_b0_ensemble" / "client.py", "van_client")
     client.main([str(f) for f in files])
     assert sent["model"] == "van_b0_ensemble" and sent["name"] == "IMAGE" and sent["output"] == "logits"
     assert [row[0] for row in sent["data"]] == blobs[:2]  # the file bytes, unchanged

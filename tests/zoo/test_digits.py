@@ -104,3 +104,13 @@ def test_workers_share_one_prepared_folder_and_copies_need_no_work(tmp_path, mon
     monkeypatch.setattr(digits, "load_digits_data", lambda recipe: (_ for _ in ()).throw(AssertionError("rewritten")))
     art = digits.prepare(copy)
     assert len(exports) == 1 and art.onnx == str(copy / "van_b0_64.onnx") and art.heldout_accuracy == 1.0
+
+
+def test_a_given_folder_is_used_as_it_is_and_none_is_prepared_in_the_scratch_folder(tmp_path, monkeypatch):
+    from vanexport.zoo import digits
+
+    made = []
+    monkeypatch.setattr(digits, "prepare", lambda folder, progress=None: made.append(folder))
+    assert digits.given_or_prepared(tmp_path / "mine", tmp_path / "scratch") == tmp_path / "mine" and not made
+    assert digits.given_or_prepared(None, tmp_path / "scratch") == tmp_path / "scratch" / "digits"
+    assert made == [tmp_path / "scratch" / "digits"]

@@ -248,6 +248,17 @@ def prepare(out_dir: str | Path, recipe: DigitsRecipe = DigitsRecipe(),
                            read_summary(weights).get("heldout_accuracy", float("nan")), recipe.key())
 
 
+def given_or_prepared(given: str | Path | None, scratch: str | Path,
+                      progress: Callable[[str], None] | None = None) -> Path:
+    """The folder a script measures on: `given` (made by `prepare` earlier, possibly on another machine: used as it
+    is, nothing trained) or, without one, a folder prepared now under `scratch`."""
+    if given:
+        return Path(given)
+    folder = Path(scratch) / "digits"
+    prepare(folder, progress=progress)
+    return folder
+
+
 def prepared(root: str | Path, recipe: DigitsRecipe = DigitsRecipe(),
              progress: Callable[[str], None] | None = None) -> Path:
     """A complete `prepare` folder for `recipe` in `root`, made once by whichever caller comes first (parallel test
