@@ -88,7 +88,7 @@ def needs_digits(doc: Path) -> bool:
 
 
 def _doc_param(doc: Path):
-    marks = [pytest.mark.slow] if needs_digits(doc) else []
+    marks = [pytest.mark.digits] if needs_digits(doc) else []  # slow, and run last: tests/conftest.py
     return pytest.param(doc, id=str(doc.relative_to(ROOT)), marks=marks)
 
 
