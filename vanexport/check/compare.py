@@ -2,6 +2,8 @@
 gives the tolerance verdict, `metrics` adds what a user needs to trust it (cosine, top-1/top-5 agreement)."""
 from __future__ import annotations
 
+import collections
+import hashlib
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -42,13 +44,13 @@ def compare(candidate, reference_model, groups: list[InputGroup], tolerance: Tol
     from ..progress import as_progress
     from ..runtime.torch_backend import TorchBackend
 
-    torch_run = TorchBackend(reference_model)
+    reference = ReferenceOutputs(TorchBackend(reference_model))
     batches = [b for g in groups for b in g.batches]
     ours, theirs = [], []
     with as_progress(progress).task(description, sum(len(b) for b in batches), "inputs") as task:
         for b in batches:
             ours.append(IterationResult({output_name: candidate(b)}, runner_name=candidate.name))
-            theirs.append(IterationResult({output_name: torch_run(b)}, runner_name=reference_label))
+            theirs.append(IterationResult({output_name: reference(b)}, runner_name=reference_label))
             task.advance(len(b))
     results = RunResults()
     results.append((candidate.name, ours))
@@ -59,6 +61,43 @@ def compare(candidate, reference_model, groups: list[InputGroup], tolerance: Tol
     candidate_out = [it[output_name] for it in results[0][1]]
     reference_out = [it[output_name] for it in results[1][1]]
     return report(model, candidate_out, reference_out, groups, tolerance, polygraphy_passed, reference_label, runtime)
+
+
+class ReferenceOutputs:
+    """PyTorch's outputs, computed once per weights and batch in a process. The checks of a chain (the FP32 export,
+    its FP16 and INT8 conversions, a plan; the three models of a bundle) run the same inputs through the same
+    reference; PyTorch eager is the slowest runner there, and its outputs depend on nothing else. The key hashes the
+    weights' values and the batch's bytes: a model changed in place, or other inputs, are computed afresh."""
+
+    LIMIT_BYTES = 64 << 20  # of outputs kept (VAN-b0, 1000 classes: 2,000 batches of 8), least recently used out
+    _kept: collections.OrderedDict = collections.OrderedDict()  # (weights, batch) -> read-only outputs
+    _kept_bytes = 0
+
+    def __init__(self, torch_backend):
+        from ..model.checkpoints import weights_sha256
+
+        self.run = torch_backend
+        self.weights = weights_sha256(torch_backend.model.state_dict())  # ~40 ms for b0, less than one batch
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch)
+        key = (self.weights, batch.dtype.str, batch.shape, hashlib.sha256(batch).hexdigest())
+        kept = ReferenceOutputs._kept
+        if key in kept:
+            kept.move_to_end(key)
+            return kept[key]
+        out = self.run(batch)
+        out.setflags(write=False)  # shared by every check that asks again
+        kept[key] = out
+        ReferenceOutputs._kept_bytes += out.nbytes
+        while ReferenceOutputs._kept_bytes > self.LIMIT_BYTES:
+            ReferenceOutputs._kept_bytes -= kept.popitem(last=False)[1].nbytes
+        return out
+
+    @classmethod
+    def forget(cls) -> None:
+        cls._kept.clear()
+        cls._kept_bytes = 0
 
 
 def report(model: str, candidate_out: list, reference_out: list, groups: list[InputGroup], tolerance: Tolerance,
