@@ -236,6 +236,7 @@ def test_an_engine_ships_with_the_fp16_file_it_was_built_from(tmp_path, b0_onnx_
         make_bundle(model=b0_onnx_64, engines=[plan], output=tmp_path / "b2.tar.gz", validate=False)
 
 
+@pytest.mark.usefixtures("small_entropy_histograms")  # the INT8 model is judged, not its calibration's ranges
 def test_fp16_and_int8_bundle_of_a_trained_model(tmp_path, digits):
     """A real (trained) model: every precision validated on held-out images, accuracy recorded, and the bundle
     classifies held-out digits correctly on the device path."""
