@@ -31,15 +31,15 @@ def device_venv(tmp_path_factory):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "vanexport", src / "vanexport", ignore=shutil.ignore_patterns("__pycache__"))
     venv = tmp / "venv"
-    r = run([sys.executable, "-m", "venv", venv], timeout=300)
+    # Without a pip of its own: this process's pip installs into it (`pip --python`), 7 s quicker than seeding one.
+    r = run([sys.executable, "-m", "venv", "--without-pip", venv], timeout=300)
     assert r.returncode == 0, r.stderr
-    py = venv / "bin" / "python"
-    probe = run([py, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d", tmp / "probe",
-                 "click"], timeout=120)
+    pip = [sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "--disable-pip-version-check"]
+    probe = run([*pip, "download", "--no-deps", "-q", "-d", tmp / "probe", "click"], timeout=120)
     if probe.returncode != 0:
         pytest.skip("pip cannot reach the package registry here: "
                     + ((probe.stderr.strip().splitlines() or ["no output"])[-1])[:200])
-    r = run([py, "-m", "pip", "install", "--disable-pip-version-check", "-q", f"{src}[cpu]"], timeout=1800)
+    r = run([*pip, "install", "-q", f"{src}[cpu]"], timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
     return venv
 
