@@ -169,6 +169,7 @@ def test_corrupt_images_are_skipped_and_counted(digits, small, tmp_path):
     assert any("3 unreadable" in w for w in result.warnings)
 
 
+@pytest.mark.usefixtures("small_entropy_histograms")  # the image counts are checked, not the ranges
 def test_too_few_images_is_a_clear_error_and_writes_nothing(digits, tmp_path):
     folder = class_subset(digits.calib_dir, tmp_path / "calib", 2)
     (folder / "junk.png").write_bytes(b"junk")
