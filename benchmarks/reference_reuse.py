@@ -5,7 +5,7 @@ validated on the same images, as `vanexport bundle --precisions fp16,int8 --imag
 On the trained digits VAN-b0 (vanexport.zoo.digits) and its 400 held-out images at 64x64. Writes
 benchmarks/results/reference_reuse.json; the figure is quoted in docs/design.md.
 
-    python benchmarks/reference_reuse.py [--digits DIR] [--rounds 3]   # DIR: made by `python -m vanexport.zoo.digits DIR`
+    python benchmarks/reference_reuse.py [--digits DIR] [--rounds 3]  # DIR: from `python -m vanexport.zoo.digits DIR`
 """
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ def pytest_collection_modifyitems(config, items):
         # `digits`: the test asks for the fixture, or (the docs examples) asks for it at run time and says so.
         if "digits" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.digits)
-        if item.get_closest_marker("digits"):  # slow the first time: the model trains once per machine, then it is cached
+        if item.get_closest_marker("digits"):  # slow the first time: the model trains once per machine, then is cached
             item.add_marker(pytest.mark.slow)
     items.sort(key=run_order)  # stable: collection order within each group
 

@@ -77,7 +77,7 @@ class ReferenceOutputs:
         from ..model.checkpoints import weights_sha256
 
         self.run = torch_backend
-        self.weights = weights_sha256(torch_backend.model.state_dict())  # ~40 ms for b0, less than one batch
+        self.weights = weights_sha256(torch_backend.model.state_dict())  # 13 ms for b0, a fifth of one batch
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch)
