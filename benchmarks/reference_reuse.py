@@ -33,7 +33,7 @@ def main():
     from vanexport.check.compare import ReferenceOutputs
     from vanexport.precision.fp16 import convert_fp16
     from vanexport.precision.int8 import quantize_int8
-    from vanexport.zoo.digits import given_or_prepared, prepare
+    from vanexport.zoo.digits import given_or_prepared
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--digits", help="a folder made by `python -m vanexport.zoo.digits` [default: made now]")
@@ -41,17 +41,18 @@ def main():
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "reference_reuse.json"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        art = prepare(given_or_prepared(args.digits, tmp))
-        fp16 = convert_fp16(art.onnx, Path(tmp) / "fp16.onnx", validate=False).path
-        int8 = quantize_int8(art.onnx, art.calib_dir, Path(tmp) / "int8.onnx", num_calib=64, method="max",
+        digits = given_or_prepared(args.digits, tmp)  # a given folder as it is: `prepare` would train here
+        fp32 = str(digits / "van_b0_64.onnx")
+        fp16 = convert_fp16(fp32, Path(tmp) / "fp16.onnx", validate=False).path
+        int8 = quantize_int8(fp32, digits / "calib", Path(tmp) / "int8.onnx", num_calib=64, method="max",
                              validate=False).path
-        files, kept_limit = [art.onnx, fp16, int8], ReferenceOutputs.LIMIT_BYTES
+        files, kept_limit = [fp32, fp16, int8], ReferenceOutputs.LIMIT_BYTES
         seconds = {"kept": [], "not kept": []}
         for _ in range(args.rounds):
             for mode in seconds:  # alternating: the machine's drift falls on both
                 ReferenceOutputs.forget()
                 ReferenceOutputs.LIMIT_BYTES = kept_limit if mode == "kept" else 0
-                s, passed = check_chain(files, art.heldout_dir)
+                s, passed = check_chain(files, str(digits / "heldout"))
                 assert all(passed), f"a check failed ({mode})"
                 seconds[mode].append(s)
         ReferenceOutputs.LIMIT_BYTES = kept_limit

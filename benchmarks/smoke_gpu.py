@@ -193,15 +193,12 @@ def run_all(smoke: Smoke, trt, gpu, work: Path, args) -> None:
     s = smoke.state
 
     def digits():
-        if args.digits:
-            root = Path(args.digits).resolve()
-            s["digits"] = {"onnx": str(root / "van_b0_64.onnx"), "calib": str(root / "calib"),
-                           "heldout": str(root / "heldout"), "weights": None}  # None: recorded in the ONNX file
-        else:
-            from vanexport.zoo.digits import prepare
+        from vanexport.zoo.digits import given_or_prepared
 
-            d = prepare(work / "digits")
-            s["digits"] = {"onnx": d.onnx, "calib": d.calib_dir, "heldout": d.heldout_dir, "weights": d.weights}
+        root = given_or_prepared(args.digits, work).resolve()
+        # no weights passed anywhere: every check finds them from what the ONNX file records
+        s["digits"] = {"onnx": str(root / "van_b0_64.onnx"), "calib": str(root / "calib"),
+                       "heldout": str(root / "heldout")}
         from vanexport.data.images import load_folder
         from vanexport.formats.onnx_metadata import read_metadata
 
@@ -217,7 +214,7 @@ def run_all(smoke: Smoke, trt, gpu, work: Path, args) -> None:
     def builds():
         out, progress = {}, []
         for p in ("fp32", "fp16", "int8"):
-            r = export_trt(dg["onnx"], precision=p, weights=dg["weights"], images=dg["heldout"],
+            r = export_trt(dg["onnx"], precision=p, images=dg["heldout"],
                            calib=dg["calib"] if p == "int8" else None, progress=progress.append)
             m = r.engine["manifest"]
             expect(m["tensorrt"]["typing"] == "strong" and r.engine["validation"]["passed"], f"{p} validated")
@@ -231,7 +228,7 @@ def run_all(smoke: Smoke, trt, gpu, work: Path, args) -> None:
     smoke.step("strongly typed FP32, FP16, INT8 builds validated against PyTorch", builds)
 
     def reuse():
-        r = export_trt(dg["onnx"], precision="fp16", weights=dg["weights"], images=dg["heldout"])
+        r = export_trt(dg["onnx"], precision="fp16", images=dg["heldout"])
         expect(r.engine["reused"], "the FP16 plan was reused")
         cache = Path(r.engine["manifest"]["build"]["timing_cache"])
         expect(cache.stat().st_size > 0 and key_path(cache).is_file(), "a non-empty timing cache with its key")
@@ -261,8 +258,7 @@ def run_all(smoke: Smoke, trt, gpu, work: Path, args) -> None:
 
     def min_batch_4():
         plan = work / "engines" / "min4.plan"
-        r = build_engine(dg["onnx"], BuildSettings(min_batch=4, opt_batch=4, max_batch=4), plan,
-                         weights=dg["weights"], images=dg["heldout"])
+        r = build_engine(dg["onnx"], BuildSettings(min_batch=4, opt_batch=4, max_batch=4), plan, images=dg["heldout"])
         with TensorRTBackend(plan) as b:
             size, low = batch_limits(None, b.profile)
             y = run_batched(b, s["x"][:10], size, low)  # 4 + 4 + 2 padded to 4
@@ -276,7 +272,7 @@ def run_all(smoke: Smoke, trt, gpu, work: Path, args) -> None:
     def compat(settings: BuildSettings, name: str):
         def run():
             plan = work / "engines" / f"{name}.plan"
-            r = build_engine(dg["onnx"], settings, plan, weights=dg["weights"], images=dg["heldout"])
+            r = build_engine(dg["onnx"], settings, plan, images=dg["heldout"])
             with TensorRTBackend(plan) as b:
                 y = run_batched(b, s["x"][:20], 8)
                 warnings = list(b.warnings)
@@ -296,8 +292,7 @@ def run_all(smoke: Smoke, trt, gpu, work: Path, args) -> None:
     def weak():
         settings = BuildSettings(precision="fp16", weak_typing=True)
         if hasattr(trt.BuilderFlag, "FP16"):
-            r = build_engine(dg["onnx"], settings, work / "engines" / "weak.plan", weights=dg["weights"],
-                             images=dg["heldout"])
+            r = build_engine(dg["onnx"], settings, work / "engines" / "weak.plan", images=dg["heldout"])
             expect(r.manifest["tensorrt"]["typing"] == "weak" and r.validation["passed"], "weak FP16 validated")
             return {"typing": "weak", "overall": r.validation["overall"]}
         try:
@@ -348,8 +343,7 @@ def run_all(smoke: Smoke, trt, gpu, work: Path, args) -> None:
         from vanexport.ship.on_device import build_into_bundle
 
         bundle = work / "van_digits.tar.gz"
-        make_bundle(model=dg["onnx"], weights=dg["weights"], precisions=("fp32", "fp16"), images=dg["heldout"],
-                    output=bundle)
+        make_bundle(model=dg["onnx"], precisions=("fp32", "fp16"), images=dg["heldout"], output=bundle)
         built = build_into_bundle(bundle, BuildSettings(precision="fp16"))
         expect(built["check"]["passed"], "the plan built from the bundle passed its check")
         images = sorted(Path(dg["heldout"]).rglob("*.png"))[:16]
@@ -397,7 +391,7 @@ def run_all(smoke: Smoke, trt, gpu, work: Path, args) -> None:
         if len(gpus()) < 2:
             raise Skip("one GPU")
         plan = work / "engines" / "dev1.plan"
-        r = build_engine(dg["onnx"], BuildSettings(), plan, device=1, weights=dg["weights"], images=dg["heldout"])
+        r = build_engine(dg["onnx"], BuildSettings(), plan, device=1, images=dg["heldout"])
         expect(r.manifest["gpu"]["index"] == 1, "built on device 1")
         with TensorRTBackend(plan, device=1) as b:
             diff = float(np.abs(run_batched(b, s["x"][:20], 8) - reference()).max())

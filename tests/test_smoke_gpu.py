@@ -13,13 +13,9 @@ from modules import benchmark
 from vanexport.machine import gpus
 
 
-def load():
-    return benchmark("smoke_gpu")
-
-
 @pytest.mark.skipif(bool(gpus()), reason="this machine has an NVIDIA GPU")
 def test_without_a_gpu_it_says_so_and_writes_nothing(tmp_path, capsys):
-    assert load().main(["-o", str(tmp_path / "r.json")]) == 0
+    assert benchmark("smoke_gpu").main(["-o", str(tmp_path / "r.json")]) == 0
     assert capsys.readouterr().out.startswith("skipped: needs an NVIDIA GPU: no NVIDIA driver")
     assert not (tmp_path / "r.json").exists()
 
@@ -28,7 +24,7 @@ def test_with_a_gpu_and_no_tensorrt_the_cuda_lines_run_and_the_tensorrt_lines_sa
                                                                                           monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` fails
     out = tmp_path / "r.json"
-    assert load().main(["-o", str(out)]) == 0
+    assert benchmark("smoke_gpu").main(["-o", str(out)]) == 0
     report = json.loads(out.read_text())
     steps = report["steps"]
     assert report["tensorrt"] is None and len(steps) == 16
@@ -46,7 +42,8 @@ def test_with_a_gpu_and_no_tensorrt_the_cuda_lines_run_and_the_tensorrt_lines_sa
 def test_every_line_is_recorded(digits, tmp_path, fake_gpu, monkeypatch):
     out = tmp_path / "r.json"
     monkeypatch.setattr(sys, "argv", ["smoke_gpu.py"])
-    assert load().main(["-o", str(out), "--digits", str(_small_copy(digits, tmp_path)), "--bench-seconds", "0.1"]) == 1
+    args = ["-o", str(out), "--digits", str(_small_copy(digits, tmp_path)), "--bench-seconds", "0.1"]
+    assert benchmark("smoke_gpu").main(args) == 1
     report = json.loads(out.read_text())
     steps = {s["name"]: s for s in report["steps"]}
     assert len(steps) == 16 and report["tensorrt"] == "10.16.1.11" and report["gpus"][0]["name"] == "NVIDIA A10"

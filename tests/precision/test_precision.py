@@ -211,17 +211,13 @@ def test_already_converted_files_are_refused(int8, tmp_path):
         convert_fp16(int8.path, tmp_path / "x.onnx")
 
 
-def _plant_activation_outlier(src, dst):
-    """benchmarks/planted_layer.py's: one LayerNorm channel x1000 before /patch_embed2, the FP32 function unchanged
-    (that script measures on all 400 held-out images what this test checks on 40)."""
-    return benchmark("planted_layer").plant_activation_outlier(src, dst)
-
-
 def test_sensitivity_finds_a_planted_bad_layer(digits, tmp_path):
+    """benchmarks/planted_layer.py's planted layer (one LayerNorm channel x1000 before /patch_embed2, the FP32
+    function unchanged): that script measures on all 400 held-out images what this test checks on 40."""
     from vanexport.precision.sensitivity import sensitivity
 
     planted = tmp_path / "planted.onnx"
-    conv = _plant_activation_outlier(digits.onnx, planted)
+    conv = benchmark("planted_layer").plant_activation_outlier(digits.onnx, planted)
     heldout = class_subset(digits.heldout_dir, tmp_path / "heldout", 4)  # 40: the planted layer flips most of them
     assert validate(planted, images=heldout).passed  # still the same FP32 function
     report = sensitivity(planted, digits.calib_dir, images=heldout, depth=1, num_calib=64, method="max")

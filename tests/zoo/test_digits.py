@@ -110,10 +110,10 @@ def test_a_given_folder_is_used_as_it_is_and_none_is_prepared_in_the_scratch_fol
     from vanexport.zoo import digits
 
     made = []
-    monkeypatch.setattr(digits, "prepare", lambda folder, progress=None: made.append(folder))
+    monkeypatch.setattr(digits, "prepared", lambda root, progress=None: made.append(root) or root / "made")
     assert digits.given_or_prepared(tmp_path / "mine", tmp_path / "scratch") == tmp_path / "mine" and not made
-    assert digits.given_or_prepared(None, tmp_path / "scratch") == tmp_path / "scratch" / "digits"
-    assert made == [tmp_path / "scratch" / "digits"]
+    assert digits.given_or_prepared(None, tmp_path / "scratch") == tmp_path / "scratch" / "made"
+    assert made == [tmp_path / "scratch"]
 
 
 def test_the_recipe_trains_a_model_the_precision_tests_can_trust(digits):

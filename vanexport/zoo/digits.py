@@ -251,12 +251,8 @@ def prepare(out_dir: str | Path, recipe: DigitsRecipe = DigitsRecipe(),
 def given_or_prepared(given: str | Path | None, scratch: str | Path,
                       progress: Callable[[str], None] | None = None) -> Path:
     """The folder a script measures on: `given` (made by `prepare` earlier, possibly on another machine: used as it
-    is, nothing trained) or, without one, a folder prepared now under `scratch`."""
-    if given:
-        return Path(given)
-    folder = Path(scratch) / "digits"
-    prepare(folder, progress=progress)
-    return folder
+    is, nothing trained) or, without one, a folder `prepared` now under `scratch`."""
+    return Path(given) if given else prepared(scratch, progress=progress)
 
 
 def prepared(root: str | Path, recipe: DigitsRecipe = DigitsRecipe(),
