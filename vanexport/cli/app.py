@@ -495,8 +495,8 @@ def predict(images, model, topk, backend, precision, as_json):
     from ..device.classify import predict as run_predict
 
     result = run_predict(images, model, topk=topk, backend=backend, precision=precision, progress=_progress())
-    for f in result.skipped_images:
-        click.echo(f"warning: cannot read {f}; skipped", err=True)
+    for why in result.skipped_reasons:
+        click.echo(f"warning: {why}; skipped", err=True)
     _finish(result, as_json, render_predict)
 
 

@@ -1,8 +1,10 @@
 """Where images come from: a folder (recursive, ImageFolder-style), or the photos scikit-image ships.
 
-Images come from users and devices, so opening one is defensive (`open_image`): regular files only, Pillow's
-decompression-bomb limit enforced (a small PNG can declare 30000 x 30000 pixels), the EXIF orientation applied
-(phone photos are stored sideways). A file that fails is skipped and counted, never a crash."""
+Images come from users and devices, so opening one is defensive (`open_image`): regular files only; the size the
+file declares checked before a pixel is decoded (a PNG of a few hundred bytes can declare 30000 x 30000 or
+400000 x 1 pixels); the EXIF orientation applied (phone photos are stored sideways); the first frame of an animated
+GIF, PNG or WebP; every mode converted to 8-bit RGB by the rules of `preprocess.to_rgb`. A file that fails is
+skipped with its reason and counted, never a crash, and the other images of the call go on."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,10 +15,12 @@ import numpy as np
 from ..errors import VanexportError
 from ..files import regular_file
 from ..model.variants import Preprocessing
-from .preprocess import preprocess_image, resize_and_crop
+from .preprocess import MAX_PIXELS, preprocess_image, resize_and_crop, to_rgb
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 # Colour photos that scikit-image ships: real image statistics without any download.
+# The longest side an image may have: JPEG's own limit. Past it, a file is refused before it is decoded.
+MAX_SIDE = 65_500
 SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "colorwheel", "immunohistochemistry", "retina",
                  "hubble_deep_field")
 
@@ -32,15 +36,44 @@ class ImageSet:
 
 
 def open_image(path: str | Path):
-    """The image at `path` as an RGB PIL image, upright; one of `UNREADABLE` when it is not a usable image."""
+    """The image at `path` as an RGB PIL image, upright, its first frame; raises one of `unreadable_errors()` when
+    it is not a usable image (a VanexportError, with the reason, when it is too large)."""
     import warnings
 
     from PIL import Image, ImageOps
 
+    path = regular_file(path, "image", "pass image files or folders")
     with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)  # past the limit: refuse, not just warn
-        with Image.open(regular_file(path, "image", "pass image files or folders")) as im:
-            return ImageOps.exif_transpose(im).convert("RGB")
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # past MAX_PIXELS: check_size refuses it
+        try:
+            im = Image.open(path)  # reads the header only
+        except Image.DecompressionBombError:  # Pillow's own check, past twice MAX_PIXELS: the same line as ours
+            raise too_large(path, None) from None
+    with im:
+        check_size(path, im.size)
+        im.seek(0)  # an animated GIF, PNG or WebP: its first frame
+        return to_rgb(ImageOps.exif_transpose(im))
+
+
+def check_size(path, size: tuple[int, int]) -> None:
+    """Refuse, before decoding, an image with more than MAX_PIXELS pixels or a side longer than MAX_SIDE."""
+    w, h = size
+    if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
+        raise too_large(path, size)
+
+
+def too_large(path, size: tuple[int, int] | None) -> VanexportError:
+    dims = f"is {size[0]} x {size[1]} pixels" if size else "declares"  # Pillow's error does not say the size
+    return VanexportError(f"image '{path}' {dims}, more than {MAX_PIXELS} pixels in all or {MAX_SIDE} a side",
+                          "resize or crop it")
+
+
+def unreadable_reason(path, e: BaseException) -> str:
+    """One line saying why the image at `path` was not used (`e`: one of `unreadable_errors()`)."""
+    if isinstance(e, VanexportError):
+        return str(e)
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    return f"cannot read '{path}' ({first})"
 
 
 def unreadable_errors() -> tuple[type[BaseException], ...]:

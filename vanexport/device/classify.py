@@ -25,6 +25,7 @@ class PredictResult:
     device: dict
     predictions: list[dict]
     skipped_images: list[str] = field(default_factory=list)
+    skipped_reasons: list[str] = field(default_factory=list)  # one line each, in the order of skipped_images
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -60,7 +61,10 @@ class Classifier:
         """PIL images or HxWx3 uint8 arrays -> for each, the top-k classes with softmax probabilities."""
         from ..data.preprocess import preprocess_image
 
-        x = np.stack([preprocess_image(im, self.preprocessing) for im in images])
+        return self.top(np.stack([preprocess_image(im, self.preprocessing) for im in images]), topk)
+
+    def top(self, x: np.ndarray, topk: int = 5) -> list[list[dict]]:
+        """Preprocessed images (N, 3, H, W) -> for each, the top-k classes with softmax probabilities."""
         probs = softmax(self.logits(x))
         k = max(1, min(topk, probs.shape[1]))
         out = []
@@ -215,19 +219,22 @@ def image_files(paths) -> list[Path]:
     return files
 
 
-def read_images(files) -> tuple[list, list[str], list[str]]:
-    """Open image files; returns the images, their names, and the files that could not be read."""
-    from ..data.images import open_image, unreadable_errors
+def read_images(files, pre) -> tuple[list[np.ndarray], list[str], list[str], list[str]]:
+    """Open and preprocess image files, each on its own: a file that fails (unreadable, too large) costs only
+    itself. Returns the arrays, their names, the files that failed and why (one line each)."""
+    from ..data.images import open_image, unreadable_errors, unreadable_reason
+    from ..data.preprocess import preprocess_image
 
-    images, names, bad = [], [], []
+    arrays, names, bad, reasons = [], [], [], []
     unreadable = unreadable_errors()
     for f in files:
         try:
-            images.append(open_image(f))
+            arrays.append(preprocess_image(open_image(f), pre))
             names.append(str(f))
-        except unreadable:
+        except unreadable as e:
             bad.append(str(f))
-    return images, names, bad
+            reasons.append(unreadable_reason(f, e))
+    return arrays, names, bad, reasons
 
 
 PREDICT_CHUNK = 64  # images opened and classified at a time: memory stays flat however many are given
@@ -244,18 +251,20 @@ def predict(images, model: str | os.PathLike, *, topk: int = 5, backend: str = "
     p = as_progress(progress)
     files = image_files(images)
     clf = load_classifier(model, backend=backend, precision=precision, progress=p)
-    predictions, bad = [], []
+    predictions, bad, reasons = [], [], []
     plural = "s" if len(files) != 1 else ""
     with p.task(f"classifying {len(files)} image{plural}", len(files), "images") as task:
         for i in range(0, len(files), PREDICT_CHUNK):
-            pics, names, unread = read_images(files[i:i + PREDICT_CHUNK])
+            arrays, names, unread, why = read_images(files[i:i + PREDICT_CHUNK], clf.preprocessing)
             bad += unread
-            if pics:
-                predictions += [{"image": n, "top": t} for n, t in zip(names, clf.classify(pics, topk))]
+            reasons += why
+            if arrays:
+                predictions += [{"image": n, "top": t} for n, t in zip(names, clf.top(np.stack(arrays), topk))]
             task.advance(len(files[i:i + PREDICT_CHUNK]))
     if not predictions:
-        raise VanexportError("none of the images could be read" + (f" ({', '.join(bad[:3])})" if bad else ""),
+        more = f"; {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise VanexportError("none of the images could be read" + (f" ({reasons[0]}{more})" if bad else ""),
                              "pass .jpg/.png/.webp/.bmp files")
     warnings = [f"'{Path(model).name}' holds a model with random weights: the classes below are meaningless (it was "
                 "made to try the pipeline; bundle trained weights with --weights)"] if clf.random_weights else []
-    return PredictResult(str(model), clf.describe(), clf.device.to_dict(), predictions, bad, warnings)
+    return PredictResult(str(model), clf.describe(), clf.device.to_dict(), predictions, bad, reasons, warnings)
