@@ -70,8 +70,8 @@ def too_large(path, size: tuple[int, int] | None) -> VanexportError:
 
 def unreadable_reason(path, e: BaseException) -> str:
     """One line saying why the image at `path` was not used (`e`: one of `unreadable_errors()`)."""
-    if isinstance(e, VanexportError):
-        return str(e)
+    if isinstance(e, VanexportError):  # says what is wrong; name the image where it does not
+        return str(e) if f"'{path}'" in str(e) else f"image '{path}': {e}"
     first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
     return f"cannot read '{path}' ({first})"
 
