@@ -63,8 +63,8 @@ def check_size(path, size: tuple[int, int]) -> None:
 
 
 def too_large(path, size: tuple[int, int] | None) -> VanexportError:
-    dims = f"is {size[0]} x {size[1]} pixels" if size else "declares"  # Pillow's error does not say the size
-    return VanexportError(f"image '{path}' {dims}, more than {MAX_PIXELS} pixels in all or {MAX_SIDE} a side",
+    dims = f"{size[0]} x {size[1]} pixels; " if size else ""  # Pillow's own error does not say the size
+    return VanexportError(f"image '{path}' is too large ({dims}at most {MAX_PIXELS} pixels, {MAX_SIDE} a side)",
                           "resize or crop it")
 
 
