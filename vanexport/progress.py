@@ -8,12 +8,23 @@ time left; elsewhere (logs, CI), a plain line every few seconds. Nothing here im
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from typing import Callable
 
+# What must not reach a terminal as it is: control characters (an escape sequence recolours, moves the cursor or
+# retitles the window; a line break starts a line that looks like ours), and the Unicode line separators and
+# bidirectional controls, which reorder or split what is shown.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 INTERVAL_ENV = "VANEXPORT_PROGRESS_SECONDS"
 DEFAULT_INTERVAL = 5.0  # seconds between two plain lines of one task (not a terminal)
+
+
+def printable(text: str) -> str:
+    """`text` with every character that acts on a terminal written as its Python escape (ESC -> \\x1b, a line
+    break -> \\n): outside text (file names, labels, messages) shows as what it is, on one line."""
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class Task:
@@ -145,6 +156,7 @@ class ConsoleProgress(Progress):
         self._last_line: dict[int, float] = {}
 
     def _print(self, text: str) -> None:
+        text = printable(text)  # the messages name files and folders
         if self._bars is not None:
             self._bars.console.print(text, markup=False, highlight=False)
         else:
@@ -161,15 +173,15 @@ class ConsoleProgress(Progress):
             if self._bars is None:
                 self._bars = _rich_bars(self.stream)
                 self._bars.start()
-            task.handle = self._bars.add_task(task.description, total=task.total, completed=task.done,
+            task.handle = self._bars.add_task(printable(task.description), total=task.total, completed=task.done,
                                               amount=amount(task))
 
     def update(self, task: Task) -> None:
         if task not in self._open:
             return
         if self._bars is not None:
-            self._bars.update(task.handle, completed=task.done, total=task.total, description=task.description,
-                              amount=amount(task))
+            self._bars.update(task.handle, completed=task.done, total=task.total,
+                              description=printable(task.description), amount=amount(task))
             return
         now = time.monotonic()
         if now - self._last_line[id(task)] >= self.interval:
@@ -201,6 +213,9 @@ def _rich_bars(stream):
     from rich.console import Console
     from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return RichProgress(TextColumn("  {task.description}"), BarColumn(), TextColumn("{task.fields[amount]}"),
-                        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=Console(file=stream),
+    # markup and emoji codes off: a description names files, and `[/]` or `:x:` in a name is text, not styling
+    return RichProgress(TextColumn("  {task.description}", markup=False), BarColumn(),
+                        TextColumn("{task.fields[amount]}", markup=False), TimeElapsedColumn(), TextColumn("left"),
+                        TimeRemainingColumn(), console=Console(file=stream, markup=False, emoji=False,
+                                                               highlight=False),
                         transient=True, refresh_per_second=4)

@@ -16,7 +16,7 @@ import click
 from .. import __version__
 from ..errors import VanexportError
 from ..formats.names import PRECISIONS, RUNTIME_PRECISIONS
-from ..progress import ConsoleProgress
+from ..progress import ConsoleProgress, printable
 
 VARIANT_NAMES = ("b0", "b1", "b2", "b3", "b4", "b5", "b6")
 # `--help` lists the commands in the order of the journey: make the files, check and measure them, ship, run.
@@ -75,7 +75,7 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except click.UsageError as e:  # a bad flag or value: one line too, with where to look
             command = f" {e.ctx.info_name}" if e.ctx is not None and e.ctx.parent is not None else ""
-            click.echo(f"error: {e.format_message()} (see 'vanexport{command} --help')", err=True)
+            click.echo(printable(f"error: {e.format_message()} (see 'vanexport{command} --help')"), err=True)
             sys.exit(2)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # click's own: --help, --version
@@ -87,7 +87,7 @@ class _Group(click.Group):
             if debug or ctx.meta.get("vanexport.debug"):
                 raise
             line, code = one_line(e)
-            click.echo(line, err=True)
+            click.echo(printable(line), err=True)  # messages quote file names, labels, flags: shown, not obeyed
             sys.exit(code)
         finally:
             if in_main:
@@ -101,7 +101,7 @@ def _set_debug(ctx, param, value):
 
 def _route_warnings():
     def show(message, category, filename, lineno, file=None, line=None):
-        click.echo(f"warning: {message}", err=True)
+        click.echo(printable(f"warning: {message}"), err=True)
 
     warnings.showwarning = show
 
@@ -168,9 +168,9 @@ def precision_option(choices: tuple[str, ...], default: str | None, help_text: s
 def _finish(result, as_json: bool, render, failed: bool = False) -> None:
     """Warnings and notes on stderr, the record (or its report) on stdout; exit 1 when the verdict failed."""
     for w in getattr(result, "warnings", None) or []:
-        click.echo(f"warning: {w}", err=True)
+        click.echo(printable(f"warning: {w}"), err=True)
     for n in getattr(result, "notes", None) or []:
-        click.echo(f"note: {n}", err=True)
+        click.echo(printable(f"note: {n}"), err=True)
     _emit(result.to_dict(), as_json, render)
     if failed:
         sys.exit(1)
@@ -413,7 +413,7 @@ def bench(variants, weights, num_classes, backends, precisions, batches, img_siz
     for path, write in ((json_path, write_json), (csv_path, write_csv), (plot_path, write_plot)):
         if path and path != "-":
             write(record, path)
-            click.echo(f"• wrote {path}", err=True)
+            click.echo(printable(f"• wrote {path}"), err=True)
     _emit(record, json_path == "-", render_bench)
     if report.failed:
         sys.exit(1)
@@ -496,7 +496,7 @@ def predict(images, model, topk, backend, precision, as_json):
 
     result = run_predict(images, model, topk=topk, backend=backend, precision=precision, progress=_progress())
     for why in result.skipped_reasons:
-        click.echo(f"warning: {why}; skipped", err=True)
+        click.echo(printable(f"warning: {why}; skipped"), err=True)
     _finish(result, as_json, render_predict)
 
 

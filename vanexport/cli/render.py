@@ -1,18 +1,54 @@
-"""Human-readable reports of the records the API returns (the --json output is the record itself)."""
+"""Human-readable reports of the records the API returns (the --json output is the record itself).
+
+The records hold outside text (file names, labels, ONNX metadata, messages), so nothing printed here is read as
+rich markup or emoji codes, and control characters show as escapes (`vanexport.progress.printable`). Our own
+styling is explicit: `styled(text, style)` pieces (rich Text), never markup in a string.
+"""
 from __future__ import annotations
 
 import json
 import os
+
+from ..progress import printable
 
 
 def _console(min_width: int | None = None):
     """`min_width`: for wide tables, the width used when output goes to a file or pipe (not a terminal)."""
     from rich.console import Console
 
-    c = Console(highlight=False, soft_wrap=True)
+    class ReportConsole(Console):
+        """Every string it prints or puts in a table is plain text, its control characters made visible."""
+
+        def render_str(self, text: str, **kwargs):
+            return super().render_str(printable(text), **kwargs)
+
+    options = dict(highlight=False, soft_wrap=True, markup=False, emoji=False)
+    c = ReportConsole(**options)
     if min_width and not c.is_terminal:
-        c = Console(highlight=False, soft_wrap=True, width=max(c.width, min_width))
+        c = ReportConsole(width=max(c.width, min_width), **options)
     return c
+
+
+def styled(text, style: str):
+    """`text` (any text, from anywhere) shown in `style`: a rich Text, so never read as markup."""
+    from rich.text import Text
+
+    return Text(printable(str(text)), style=style)
+
+
+def _passed(ok: bool, passed: str = "PASS", failed: str = "FAIL"):
+    return styled(passed, "green") if ok else styled(failed, "red")
+
+
+def _fidelity_line(f: dict | None) -> list:
+    """fidelity_summary's line, its verdict coloured."""
+    from ..ship.bundle import fidelity_summary
+
+    line = fidelity_summary(f)
+    if not f:
+        return [line]
+    verdict, rest = line.split(" ", 1)
+    return [_passed(f["passed"], verdict, verdict), " " + rest]
 
 
 def _size(path: str) -> str:
@@ -48,12 +84,15 @@ def _rule(tol: dict) -> str:
     return ", ".join(rules)
 
 
-def _verdict(report: dict) -> str:
+def _verdict(report: dict):
+    from rich.text import Text
+
     rule = _rule(report["tolerance"])
     if report["passed"]:
         agrees = "; Polygraphy agrees" if report["tolerance"].get("check_atol", True) else ""
-        return f"[green]PASS[/green] ({report['precision'].upper()}: {rule}{agrees})"
-    return f"[red]FAIL[/red] ({report['precision'].upper()}: {rule}): " + "; ".join(report["failures"])
+        return Text.assemble(_passed(True), printable(f" ({report['precision'].upper()}: {rule}{agrees})"))
+    return Text.assemble(_passed(False), printable(f" ({report['precision'].upper()}: {rule}): "
+                                                   + "; ".join(report["failures"])))
 
 
 def _accuracy_line(acc: dict | None) -> str | None:
@@ -75,8 +114,8 @@ def render_validation(report: dict) -> None:
 
 def render_precision(r: dict) -> None:
     c = _console()
-    c.print(f"{r['source']} -> [bold]{r['path']}[/bold] ({r['precision'].upper()}, {_size(r['path'])}, "
-            f"sha256 {r['sha256'][:12]})")
+    c.print(f"{r['source']} -> ", styled(r["path"], "bold"), f" ({r['precision'].upper()}, {_size(r['path'])}, "
+            f"sha256 {r['sha256'][:12]})", sep="")
     if r["precision"] == "fp16":
         c.print(f"  {r['converted_nodes']} nodes in FP16; kept in FP32: " + (", ".join(r["kept_fp32"]) or "none"))
     else:
@@ -92,8 +131,8 @@ def render_precision(r: dict) -> None:
             c.print(line)
         c.print(_verdict(r["validation"]))
     else:
-        c.print(f"  [yellow]not checked against PyTorch (--no-validate)[/yellow]: `vanexport validate {r['path']} "
-                "--images DIR` checks it")
+        c.print("  ", styled("not checked against PyTorch (--no-validate)", "yellow"),
+                f": `vanexport validate {r['path']} --images DIR` checks it", sep="")
     c.print("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["seconds"].items()))
 
 
@@ -123,13 +162,12 @@ def render_sensitivity(r: dict) -> None:
         c.print(f"({len(r['groups']) - len(shown)} more groups in --json)")
     flag = "--exclude" if r["precision"] == "int8" else "--keep-fp32"
     if not r["recommended"]:
-        c.print(f"[green]the whole model meets the {kind} threshold[/green]: nothing to exclude")
+        c.print(styled(f"the whole model meets the {kind} threshold", "green"), ": nothing to exclude", sep="")
         return
     res = r["recommended_result"]
-    verdict = "[green]meets[/green]" if r["passed"] else "[red]still misses[/red]"
-    c.print(f"leaving {len(r['recommended'])} group(s) in higher precision {verdict} the threshold: "
-            f"top-1 {res['top1_agree']:.1%}, mean cosine {res['mean_cosine']:.6f}"
-            + (f", accuracy drop {res['accuracy_drop']:+.2f} points" if labels else ""))
+    c.print(f"leaving {len(r['recommended'])} group(s) in higher precision ", _passed(r["passed"], "meets", "still misses"),
+            f" the threshold: top-1 {res['top1_agree']:.1%}, mean cosine {res['mean_cosine']:.6f}"
+            + (f", accuracy drop {res['accuracy_drop']:+.2f} points" if labels else ""), sep="")
     c.print("  " + " ".join(f"{flag} '{x}'" for x in r["recommended"]))
 
 
@@ -137,11 +175,12 @@ def render_export(r: dict) -> None:
     c = _console()
     shape = "x".join(str(d) for d in r["input_shape"])
     w = r["weights"]
-    c.print(f"VAN-{r['variant']} -> [bold]{r['path']}[/bold] ({_size(r['path'])}, sha256 {r['sha256'][:12]})")
+    c.print(f"VAN-{r['variant']} -> ", styled(r["path"], "bold"), f" ({_size(r['path'])}, sha256 {r['sha256'][:12]})",
+            sep="")
     c.print(f"  input 'input' {shape} float32 -> 'logits' ({w['num_classes']} classes); opset {r['opset']}, "
             f"{r['exporter']} exporter, " + ("simplified" if r["simplified"] else f"not simplified ({r['simplify_note'] or 'off'})"))
-    c.print(f"  weights: {w['source']} ({w['layout']} layout, sha256 {w['sha256'][:12]})"
-            + ("  [yellow]random: outputs are meaningless[/yellow]" if w["random"] else ""))
+    c.print(f"  weights: {w['source']} ({w['layout']} layout, sha256 {w['sha256'][:12]})",
+            *(["  ", styled("random: outputs are meaningless", "yellow")] if w["random"] else []), sep="")
     if r["validation"]:
         c.print(validation_table(r["validation"]))
         c.print(_verdict(r["validation"]))
@@ -153,7 +192,7 @@ def render_info(d: dict) -> None:
     c = _console()
     c.print(f"python {d['python']} on {d['platform']}")
     for name, ver in d["packages"].items():
-        c.print(f"  {name:<16} {ver or '[dim]not installed[/dim]'}")
+        c.print(f"  {name:<16} ", ver or styled("not installed", "dim"), sep="")
     c.print(f"ONNX Runtime providers: {', '.join(d['onnxruntime_providers']) or 'none'}")
     if d["gpus"]:
         for g in d["gpus"]:
@@ -161,21 +200,17 @@ def render_info(d: dict) -> None:
     else:
         c.print("GPU: none (no NVIDIA driver or no CUDA device)")
     for cmd, st in d["commands"].items():
-        c.print(f"  vanexport {cmd:<12} " + ("[green]ready[/green]" if st["ok"] else
-                                             f"[red]missing {', '.join(st['missing'])}[/red]"))
+        c.print(f"  vanexport {cmd:<12} ", _passed(st["ok"], "ready", f"missing {', '.join(st['missing'])}"), sep="")
     for p in d["problems"]:
-        c.print(f"[red]problem:[/red] {p}")
+        c.print(styled("problem:", "red"), p)
 
 
 def render_bundle(r: dict) -> None:
-    from ..ship.bundle import fidelity_summary
-
     c = _console()
-    c.print(f"VAN-{r['variant']} bundle -> [bold]{r['path']}[/bold] ({r['size_bytes'] / 1e6:.1f} MB, "
-            f"sha256 {r['sha256'][:12]}, schema {r['schema_version']})")
+    c.print(f"VAN-{r['variant']} bundle -> ", styled(r["path"], "bold"), f" ({r['size_bytes'] / 1e6:.1f} MB, "
+            f"sha256 {r['sha256'][:12]}, schema {r['schema_version']})", sep="")
     for m in r["models"]:
-        verdict = fidelity_summary(m["fidelity"], "[green]PASS[/green]", "[red]FAIL[/red]")
-        c.print(f"  {m['precision'].upper():<5} {m['file']:<34} {verdict}")
+        c.print(f"  {m['precision'].upper():<5} {m['file']:<34} ", *_fidelity_line(m["fidelity"]), sep="")
     for e in r["engines"]:
         c.print(f"  {str(e['precision']).upper():<5} {e['file']:<34} TensorRT {e['tensorrt_version']}, "
                 f"sm {e['compute_capability']} ({e['gpu_name']})")
@@ -186,8 +221,8 @@ def render_bundle(r: dict) -> None:
 
 def render_unpack(r: dict) -> None:
     c = _console()
-    c.print(f"unpacked {r['bundle']} -> [bold]{r['folder']}[/bold]: {len(r['files'])} files, every sha256 checked "
-            f"(schema {r['schema_version']}, VAN-{r['variant']})")
+    c.print(f"unpacked {r['bundle']} -> ", styled(r["folder"], "bold"), f": {len(r['files'])} files, every sha256 "
+            f"checked (schema {r['schema_version']}, VAN-{r['variant']})", sep="")
     for name in r["files"]:
         c.print(f"  {name}")
 
@@ -195,29 +230,30 @@ def render_unpack(r: dict) -> None:
 def render_predict(r: dict) -> None:
     c = _console()
     b = r["backend"]
-    c.print(f"backend: [bold]{b['backend']}[/bold] ({b['precision']}) - {b['reason']}")
+    c.print("backend: ", styled(b["backend"], "bold"), f" ({b['precision']}) - {b['reason']}", sep="")
     for s in b["skipped"]:
-        c.print(f"  [dim]not used: {s}[/dim]")
+        c.print("  ", styled(f"not used: {s}", "dim"), sep="")
     for p in r["predictions"]:
-        c.print(f"[bold]{p['image']}[/bold]")
+        c.print(styled(p["image"], "bold"))
         for t in p["top"]:
-            c.print(f"  {t['probability']:7.2%}  {t['label']}  [dim]({t['index']})[/dim]")
+            c.print(f"  {t['probability']:7.2%}  {t['label']}  ", styled(f"({t['index']})", "dim"), sep="")
 
 
 def render_triton(r: dict) -> None:
     c = _console()
-    c.print(f"Triton model repository [bold]{r['repository']}[/bold] (configs checked against {r['schema']}):")
+    c.print("Triton model repository ", styled(r["repository"], "bold"), f" (configs checked against {r['schema']}):",
+            sep="")
     for m in r["models"]:
         cc = f", plans for sm {', '.join(m['cc_model_filenames'])}" if m["cc_model_filenames"] else ""
         kind = "" if m["instance_kind"] == "none" else f", {m['instance_kind'].upper()} instances"
         c.print(f"  {m['name']:<22} {m['platform']:<17} max_batch_size {m['max_batch_size']}{kind}{cc}")
-        c.print(f"    [dim]{', '.join(m['files'])}[/dim]")
+        c.print("    ", styled(", ".join(m["files"]), "dim"), sep="")
 
 
 def render_deepstream(r: dict) -> None:
     c = _console()
-    c.print(f"DeepStream nvinfer config -> [bold]{r['config']}[/bold] ({r['precision'].upper()}, "
-            f"network-mode {r['properties']['network-mode']})")
+    c.print("DeepStream nvinfer config -> ", styled(r["config"], "bold"), f" ({r['precision'].upper()}, "
+            f"network-mode {r['properties']['network-mode']})", sep="")
     c.print(f"  net-scale-factor {r['net_scale_factor']!r}, offsets {';'.join(repr(o) for o in r['offsets'])}")
     c.print(f"  onnx-file {r['onnx']} (softmax appended), labels {r['labels']}")
     if r.get("engine"):
@@ -268,8 +304,8 @@ def render_trt(r: dict) -> None:
     c = _console()
     e = r["engine"]
     m = e["manifest"]
-    c.print(f"VAN-{m['model'].get('variant', '?')} -> [bold]{e['path']}[/bold] ({_size(e['path'])}, sha256 "
-            f"{e['sha256'][:12]})" + ("  [dim]reused[/dim]" if e["reused"] else ""))
+    c.print(f"VAN-{m['model'].get('variant', '?')} -> ", styled(e["path"], "bold"), f" ({_size(e['path'])}, sha256 "
+            f"{e['sha256'][:12]})", *(["  ", styled("reused", "dim")] if e["reused"] else []), sep="")
     c.print("  chain: " + " -> ".join(f"{a['stage']} {a['path']} ({'reused' if a['reused'] else 'made'})"
                                       for a in r["artifacts"]))
     for line in _manifest_lines(m):
@@ -294,7 +330,7 @@ def render_inspect(r: dict) -> None:
 
     c = _console()
     d = r["details"]
-    c.print(f"[bold]{r['path']}[/bold]: {r['kind']}, {r['bytes'] / 1e6:.1f} MB, sha256 {r['sha256'][:12]}")
+    c.print(styled(r["path"], "bold"), f": {r['kind']}, {r['bytes'] / 1e6:.1f} MB, sha256 {r['sha256'][:12]}", sep="")
     if r["kind"] == "bundle":
         _bundle_lines(c, d)
     elif r["kind"] == "onnx":
@@ -307,12 +343,12 @@ def render_inspect(r: dict) -> None:
                 + ", ".join(f"{k} {v}" for k, v in d["weight_dtypes"].items()) + f" tensors), {d['nodes']} nodes")
         c.print("  ops: " + ", ".join(f"{k} {v}" for k, v in d["op_histogram"].items()))
         for k, v in d["metadata"].items():
-            c.print(f"  [dim]{k}[/dim] = {v if isinstance(v, str) else json.dumps(v)}")
+            c.print("  ", styled(k, "dim"), f" = {v if isinstance(v, str) else json.dumps(v)}", sep="")
     elif d.get("manifest"):
         for line in _manifest_lines(d["manifest"]):
             c.print(line)
-        c.print("  plan hash matches its manifest" if d["hash_ok"]
-                else "  [red]plan hash does not match its manifest[/red]")
+        c.print("  ", _passed(d["hash_ok"], "plan hash matches its manifest", "plan hash does not match its manifest"),
+                sep="")
         if d.get("layers"):
             t = Table(show_edge=False, pad_edge=False, header_style="bold")
             for col in ("#", "layer", "type", "precision", "tactic"):
@@ -321,11 +357,11 @@ def render_inspect(r: dict) -> None:
                 t.add_row(str(i), row["name"], row["type"], row["precision"], row["tactic"])
             c.print(t)
     for note in r["notes"]:
-        c.print(f"  [yellow]note:[/yellow] {note}")
+        c.print("  ", styled("note:", "yellow"), f" {note}", sep="")
 
 
 def _bundle_lines(c, d: dict) -> None:
-    from ..ship.bundle import fidelity, fidelity_summary
+    from ..ship.bundle import fidelity
 
     w, pre = d["weights"], d["preprocessing"]
     made = d["created_by"].get("vanexport", "?")
@@ -337,15 +373,14 @@ def _bundle_lines(c, d: dict) -> None:
             f"{d['labels']['count']} from {d['labels']['source']}")
     c.print("  models:")
     for m in d["models"]:
-        verdict = fidelity_summary(fidelity(m["validation"]), "[green]PASS[/green]", "[red]FAIL[/red]")
-        c.print(f"    {m['precision'].upper():<5} {m['file']:<34} {verdict}")
+        c.print(f"    {m['precision'].upper():<5} {m['file']:<34} ", *_fidelity_line(fidelity(m["validation"])), sep="")
     if d["engines"]:
         c.print("  engines:")
     for e in d["engines"]:
         entry = e["entry"]
-        check = "" if entry.get("validation") is None else (
-            " [green]checked[/green]" if entry["validation"].get("passed", True) else " [red]failed its check[/red]")
-        c.print(f"    {entry['file']} (from {entry['source']}){check}")
+        check = [] if entry.get("validation") is None else [
+            " ", _passed(entry["validation"].get("passed", True), "checked", "failed its check")]
+        c.print(f"    {entry['file']} (from {entry['source']})", *check, sep="")
         for line in _manifest_lines(e["manifest"]):
             c.print("  " + line)
     c.print(f"  files ({len(d['files'])}):")
@@ -358,9 +393,10 @@ def _bundle_lines(c, d: dict) -> None:
 def render_device_build(r: dict) -> None:
     c = _console()
     o = r["check"]["overall"]
-    c.print(f"{r['engine']} ({r['precision'].upper()}) built on this device and added to [bold]{r['bundle']}[/bold]")
+    c.print(f"{r['engine']} ({r['precision'].upper()}) built on this device and added to ", styled(r["bundle"], "bold"),
+            sep="")
     c.print(f"  check vs the bundled ONNX on {o['n']} images: top-1 {o['top1_agree']:.1%}, "
-            f"min cosine {o['min_cosine']:.6f}, max abs {o['max_abs_err']:.2e}: [green]PASS[/green]")
+            f"min cosine {o['min_cosine']:.6f}, max abs {o['max_abs_err']:.2e}: ", _passed(True), sep="")
     c.print(f"  build {r['build']['seconds'].get('build', 0):.1f} s; bundle now has "
             f"{len(r['bundle_result']['engines'])} engine(s)")
 
@@ -389,17 +425,17 @@ def bench_table(report: dict):
     for r in rows:
         lat, fid = r["latency_ms"], r["fidelity"]
         cells = [r["variant"], str(r["batch"]), r["label"],
-                 f"[{style[r['status']]}]{r['status']}[/]", f"{r['size_mb']:.1f}" if r["size_mb"] else "-"]
+                 styled(r["status"], style[r["status"]]), f"{r['size_mb']:.1f}" if r["size_mb"] else "-"]
         if lat:
-            mark = "[yellow]~[/]" if lat["unstable"] else ""
-            shaky = "[yellow]?[/]" if r.get("speedup_baseline_unstable") and r["speedup_baseline"] != r["label"] else ""
+            mark = styled("~" if lat["unstable"] else "", "yellow")
+            shaky = r.get("speedup_baseline_unstable") and r["speedup_baseline"] != r["label"]
             cells += [mark + _ms(lat["p50"]), _ms(lat["p90"]), _ms(lat["p99"]),
                       f"{_ms(lat['mean'])} ± {_ms(lat['std'])}", f"{lat['images_per_s']:.1f}",
-                      f"{r['speedup']:.2f}x{shaky}" if r["speedup"] else "-"]
+                      styled(f"{r['speedup']:.2f}x", "") + styled("?" if shaky else "", "yellow") if r["speedup"] else "-"]
         else:
             cells += ["-"] * 6
-        failed = "[yellow]![/]" if r["status"] == "validation failed" else ""
-        cells.append(f"{failed}{fid['top1_agree']:.1%}" if fid else "-")
+        failed = styled("!" if r["status"] == "validation failed" else "", "yellow")
+        cells.append(failed + f"{fid['top1_agree']:.1%}" if fid else "-")
         if accuracy:
             acc = (fid or {}).get("accuracy")
             cells.append(f"{acc['candidate']:.1%}" if acc else "-")
@@ -441,8 +477,8 @@ def render_bench(report: dict) -> None:
     for r in report["rows"]:
         if r["status"] in ("failed", "validation failed"):
             colour = "red" if r["status"] == "failed" else "yellow"
-            c.print(f"[{colour}]{r['status']}[/]: {r['variant']} bs{r['batch']} {r['label']}: {r['reason']}")
+            c.print(styled(r["status"], colour), f": {r['variant']} bs{r['batch']} {r['label']}: {r['reason']}", sep="")
     for line in _skipped_summary(report["rows"]):
-        c.print(f"[dim]{line}[/dim]")
+        c.print(styled(line, "dim"))
     for w in report["warnings"]:
-        c.print(f"[yellow]warning:[/yellow] {w}")
+        c.print(styled("warning:", "yellow"), w)

@@ -124,14 +124,17 @@ def _fetch(url: str, dest: Path, pin: str | None, progress: bool) -> tuple[str, 
         raise VanexportError(f"{url} is {total / 2**30:.1f} GB, more than the {cap / 2**30:g} GB download cap",
                              "set VANEXPORT_MAX_DOWNLOAD_GB to allow it, or download it yourself")
     from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from ..progress import printable
 
     console = Console(stderr=True)
     h, size = hashlib.sha256(), 0
     with response, atomic_output(dest) as tmp, open(tmp, "wb") as out, Progress(
-            "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TextColumn("{task.description}", style="progress.description", markup=False), BarColumn(), DownloadColumn(),
+            TransferSpeedColumn(),
             console=console, disable=not (progress and console.is_terminal), transient=True) as bar:
-        task = bar.add_task(f"downloading {dest.name}", total=total)
+        task = bar.add_task(printable(f"downloading {dest.name}"), total=total)  # the name is text, not markup
         try:
             while block := response.read(1 << 20):
                 size += len(block)
