@@ -34,6 +34,7 @@ def photos(case):
         (folder / f"{name}.png").parent.mkdir(exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / f"{name}.png")
     (folder / "[/]broken.png").write_text("not an image")  # in the folder `[`
+    (folder / f"{ESC}broken.png").write_text("not an image")
     return folder
 
 
@@ -46,6 +47,7 @@ def test_file_names_in_predict_are_printed_as_they_are(b0_onnx_64, case, photos)
         assert f"imgs/{name}.png" in shown  # the image's own line: exactly its name
     assert f"imgs/{ESC_SHOWN}e.png" in shown and "imgs/line\\nbreak.png" in shown
     assert "warning: cannot read 'imgs/[/]broken.png' (" in o.stderr
+    assert f"warning: cannot read 'imgs/{ESC_SHOWN}broken.png' (" in o.stderr
     no_raw_controls(o.stdout + o.stderr)
 
 
