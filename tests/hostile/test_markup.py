@@ -10,7 +10,7 @@ import pytest
 
 from vanexport.cli.render import render_inspect, render_predict
 
-from .conftest import craft, read_members, run_cli
+from .conftest import craft, run_cli
 
 MARKUP = ["[/]", "[red]b", "[bold]x[/bold]", "[link=file:///etc/passwd]y[/link]", ":thumbs_up:"]
 # in a path, a '/' of a closing tag is a folder: `[/].png` is the file `].png` in the folder `[`

@@ -165,7 +165,8 @@ def render_sensitivity(r: dict) -> None:
         c.print(styled(f"the whole model meets the {kind} threshold", "green"), ": nothing to exclude", sep="")
         return
     res = r["recommended_result"]
-    c.print(f"leaving {len(r['recommended'])} group(s) in higher precision ", _passed(r["passed"], "meets", "still misses"),
+    verdict = _passed(r["passed"], "meets", "still misses")
+    c.print(f"leaving {len(r['recommended'])} group(s) in higher precision ", verdict,
             f" the threshold: top-1 {res['top1_agree']:.1%}, mean cosine {res['mean_cosine']:.6f}"
             + (f", accuracy drop {res['accuracy_drop']:+.2f} points" if labels else ""), sep="")
     c.print("  " + " ".join(f"{flag} '{x}'" for x in r["recommended"]))
@@ -428,10 +429,11 @@ def bench_table(report: dict):
                  styled(r["status"], style[r["status"]]), f"{r['size_mb']:.1f}" if r["size_mb"] else "-"]
         if lat:
             mark = styled("~" if lat["unstable"] else "", "yellow")
-            shaky = r.get("speedup_baseline_unstable") and r["speedup_baseline"] != r["label"]
+            shaky = styled("?" if r.get("speedup_baseline_unstable") and r["speedup_baseline"] != r["label"] else "",
+                           "yellow")
             cells += [mark + _ms(lat["p50"]), _ms(lat["p90"]), _ms(lat["p99"]),
                       f"{_ms(lat['mean'])} ± {_ms(lat['std'])}", f"{lat['images_per_s']:.1f}",
-                      styled(f"{r['speedup']:.2f}x", "") + styled("?" if shaky else "", "yellow") if r["speedup"] else "-"]
+                      styled(f"{r['speedup']:.2f}x", "") + shaky if r["speedup"] else "-"]
         else:
             cells += ["-"] * 6
         failed = styled("!" if r["status"] == "validation failed" else "", "yellow")
