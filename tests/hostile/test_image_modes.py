@@ -68,6 +68,9 @@ def test_float_grey_in_0_1_is_scaled_and_beyond_it_is_read_as_0_255():
     wide = RNG.uniform(-50, 300, (10, 12)).astype(np.float32)
     expected = np.round(np.clip(wide.astype(np.float64), 0, 255))
     assert np.array_equal(np.asarray(to_rgb(Image.fromarray(wide, "F"))), grey_as_rgb(expected))
+    holes = np.array([[np.nan, 0.25, 1.0]], np.float32)  # NaN is 0, and does not make the image "beyond [0, 1]"
+    expected = np.round(np.where(np.isnan(holes), 0, holes).astype(np.float64) * 255)
+    assert np.array_equal(np.asarray(to_rgb(Image.fromarray(holes, "F"))), grey_as_rgb(expected))
 
 
 # ---- transparency: onto white -----------------------------------------------------------------------------

@@ -18,9 +18,9 @@ from ..model.variants import Preprocessing
 from .preprocess import MAX_PIXELS, preprocess_image, resize_and_crop, to_rgb
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-# Colour photos that scikit-image ships: real image statistics without any download.
 # The longest side an image may have: JPEG's own limit. Past it, a file is refused before it is decoded.
 MAX_SIDE = 65_500
+# Colour photos that scikit-image ships: real image statistics without any download.
 SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "colorwheel", "immunohistochemistry", "retina",
                  "hubble_deep_field")
 
