@@ -8,7 +8,7 @@ Every image becomes 8-bit RGB first (`to_rgb`), by one rule per kind of image Pi
   rounded (values outside 0..65535, possible only in a 32-bit file, are clipped first). Pillow's own conversion
   clips at 255 instead, which turns almost every pixel of a 16-bit photo white;
 - 32-bit float grey (F): values within [0, 1] (the float convention of scikit-image and torchvision) scaled by 255,
-  otherwise read as 0..255 and clipped;
+  otherwise read as 0..255 and clipped (NaN is 0);
 - transparency (RGBA, LA, PA, a palette or a single colour marked transparent): composited onto white, what a
   viewer or a browser shows. Pillow's convert("RGB") (which torchvision's loader uses) drops the alpha and keeps
   whatever colour the encoder left under transparent pixels, often black, sometimes leftovers: not part of the
@@ -38,7 +38,7 @@ def to_rgb(image):
         grey = np.clip(np.asarray(image, dtype=np.int64), 0, 65535)
         return Image.fromarray(((grey * 255 + 32767) // 65535).astype(np.uint8)).convert("RGB")
     if image.mode == "F":
-        grey = np.asarray(image, dtype=np.float64)
+        grey = np.nan_to_num(np.asarray(image, dtype=np.float64))  # NaN -> 0, infinities -> clipped below
         grey = grey * 255 if grey.size and 0 <= grey.min() and grey.max() <= 1 else np.clip(grey, 0, 255)
         return Image.fromarray(np.round(grey).astype(np.uint8)).convert("RGB")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
