@@ -239,7 +239,8 @@ def _check_unpack_folder(dest: Path) -> Path:
     """`dest` if a bundle can be unpacked there (a new or empty folder in a writable folder), else one line."""
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.is_dir():
-        raise VanexportError(f"folder '{parent}' does not exist", "create it first or choose another -o")
+        raise VanexportError(f"folder '{parent}' {'is not a folder' if parent.exists() else 'does not exist'}",
+                             "create it first or choose another -o")
     if len(os.fsencode(dest.name)) > name_max(parent):  # before anything stats it (ENAMETOOLONG)
         raise VanexportError(f"folder name '{dest.name[:40]}...' is longer than this file system allows "
                              f"({name_max(parent)} bytes)", "choose a shorter -o name")
