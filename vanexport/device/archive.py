@@ -231,8 +231,12 @@ def extract_verified(archive: str | os.PathLike, dest: str | os.PathLike, progre
     return manifest
 
 
+class FolderTaken(VanexportError):
+    """The folder to unpack into is not empty (another unpack may have just filled it)."""
+
+
 def _taken(dest: Path, why: str = "") -> VanexportError:
-    return VanexportError(f"'{dest}' already exists and is not an empty folder{why}", "choose a new folder with -o")
+    return FolderTaken(f"'{dest}' already exists and is not an empty folder{why}", "choose a new folder with -o")
 
 
 def _check_unpack_folder(dest: Path) -> Path:

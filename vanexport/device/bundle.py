@@ -22,7 +22,7 @@ from ..files import cache_folder, folder_lock, sha256_file
 from ..formats.bundle_manifest import MANIFEST, BundleManifest, EngineEntry
 from ..formats.engine_manifest import EngineManifest, parse_manifest
 from ..progress import as_progress
-from .archive import UnsafeBundle, discard_folder, extract_verified, verify_tree
+from .archive import FolderTaken, UnsafeBundle, discard_folder, extract_verified, verify_tree
 
 
 @dataclass
@@ -196,7 +196,12 @@ def open_bundle(path: str | os.PathLike, dest: str | os.PathLike | None = None, 
         if cached is not None:
             return Bundle(target, cached, str(path))
         discard_folder(target)  # absent, cut short, changed since it was unpacked, or not this archive's
-        manifest = extract_verified(path, target, progress)
+        try:
+            manifest = extract_verified(path, target, progress)
+        except FolderTaken:  # another process finished first (where locks do not work): its copy, once checked
+            if (cached := _cached(path, target)) is None:
+                raise
+            return Bundle(target, cached, str(path))
     try:
         return Bundle(target, _parse(manifest, str(path)), str(path))
     except UnsafeBundle:
