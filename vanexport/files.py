@@ -47,19 +47,20 @@ def cache_folder(*parts: str) -> Path:
     owns and can write to. A symlink is followed only when this user made it (a link planted by someone else
     would send our files where they choose). Every problem is one line naming the folder."""
     root = cache_dir()
-    _own_folder(root, create=True)
+    _own_folder(root)
     folder = root.joinpath(*parts)
     if parts:
-        _own_folder(folder, create=True)
+        _own_folder(folder)
     return folder
 
 
-def _own_folder(folder: Path, create: bool) -> None:
+def _own_folder(folder: Path) -> None:
+    """Create `folder` if it is missing; refuse it unless it is a folder of ours that we can write to."""
     def refuse(problem: str):
         raise VanexportError(f"cache folder '{folder}' {problem}", _CACHE_HINT)
 
     try:
-        if create and not os.path.lexists(folder):
+        if not os.path.lexists(folder):
             folder.mkdir(parents=True, mode=0o700, exist_ok=True)
         link = os.lstat(folder)
         st = os.stat(folder)

@@ -42,6 +42,10 @@ class UnsafeBundle(VanexportError):
     """An archive that is malformed, tampered with, or trying to write outside its folder."""
 
 
+class FolderTaken(VanexportError):
+    """The folder to unpack into is not empty (another unpack may have just filled it)."""
+
+
 def check_member_name(name: str, archive: str = "") -> str:
     """The member name as a safe relative POSIX path, or an UnsafeBundle error. Tar writers differ in how they
     spell a folder (`./a/`, `a/`), so `.` and empty parts are dropped before the name is checked."""
@@ -229,10 +233,6 @@ def extract_verified(archive: str | os.PathLike, dest: str | os.PathLike, progre
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return manifest
-
-
-class FolderTaken(VanexportError):
-    """The folder to unpack into is not empty (another unpack may have just filled it)."""
 
 
 def _taken(dest: Path, why: str = "") -> VanexportError:
