@@ -1,14 +1,17 @@
 """Small file helpers: atomic writes, work folders, hashes, the cache folder, and reading only regular files, so no
 command leaves a half-written file or hangs on a pipe.
 
-Temporary files and folders are named `.vanexport-<pid>-<random>.tmp` (beside the output) and
-`vanexport-<pid>-<random>` (work folders in the system's temp folder). A run killed outright (SIGKILL, power loss)
-cannot clean up after itself, so the next run that writes into the same folder removes ours whose process is gone.
+Temporary files and folders are named `.vanexport-<pid>-<start>-<ns>-<random>.tmp` (beside the output) and
+`vanexport-<pid>-<start>-<ns>-<random>` (work folders in the system's temp folder): the process id, its start time
+(so a reused pid is not taken for the same process) and its pid namespace (so a process of another container that
+shares the folder is not taken for a dead one). A run killed outright (SIGKILL, power loss) cannot clean up after
+itself, so the next run that writes into the same folder removes ours whose process is gone.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import re
 import secrets
@@ -21,10 +24,12 @@ from typing import Iterator
 
 from .errors import VanexportError
 
-_TEMP = re.compile(r"^\.?vanexport-(\d+)-[0-9a-f]{8}(\.tmp)?$")
+_TEMP = re.compile(r"^\.?vanexport-(?P<pid>\d+)(?:-(?P<start>\d+)-(?P<ns>\d+))?-[0-9a-f]{8}(\.tmp)?$")
+# For names without a start time and namespace (older vanexport, or no /proc), whose process only looks gone:
 _STALE_AFTER_S = 10  # a fresh temp of a process that has just exited is not worth racing for
 # The system temp folder may be shared with other PID namespaces (containers), where a live process looks dead.
 _STALE_WORK_AFTER_S = 24 * 3600
+MAX_GB = 2.0**20  # a size limit above a pebibyte is a typo, not a plan
 
 
 def cache_dir() -> Path:
@@ -34,13 +39,84 @@ def cache_dir() -> Path:
     return Path(root)
 
 
-def gigabytes_from_env(name: str, default_gb: float) -> int:
-    """A size limit in bytes from $name, given in GB (default `default_gb`); a value that is not a number is one line."""
+_CACHE_HINT = "set VANEXPORT_CACHE to a folder of your own that you can write to"
+
+
+def cache_folder(*parts: str) -> Path:
+    """The cache folder (or the folder `parts` below it), created if need be, checked to be a folder this user
+    owns and can write to. A symlink is followed only when this user made it (a link planted by someone else
+    would send our files where they choose). Every problem is one line naming the folder."""
+    root = cache_dir()
+    _own_folder(root)
+    folder = root.joinpath(*parts)
+    if parts:
+        _own_folder(folder)
+    return folder
+
+
+def _own_folder(folder: Path) -> None:
+    """Create `folder` if it is missing; refuse it unless it is a folder of ours that we can write to."""
+    def refuse(problem: str):
+        raise VanexportError(f"cache folder '{folder}' {problem}", _CACHE_HINT)
+
     try:
-        return int(float(os.environ.get(name, default_gb)) * 2**30)
+        if not os.path.lexists(folder):
+            folder.mkdir(parents=True, mode=0o700, exist_ok=True)
+        link = os.lstat(folder)
+        st = os.stat(folder)
+    except OSError as e:
+        refuse(f"cannot be used ({e.strerror or e})")
+    if stat.S_ISLNK(link.st_mode) and link.st_uid != os.geteuid():
+        refuse("is a symbolic link made by another user")
+    if not stat.S_ISDIR(st.st_mode):
+        refuse("is not a folder" + (" (a device)" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else ""))
+    if st.st_uid != os.geteuid():
+        refuse("belongs to another user")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        refuse("is not writable")
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, waiting=None) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` itself for the block (flock on the folder: no lock file to leave
+    behind; the kernel releases it when the process dies, so a killed holder never blocks the next run).
+    `waiting()` is called once if another process holds it. Where locks are not supported (Windows, some
+    network file systems) the block runs unlocked: what it does must be safe anyway (atomic renames)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # no locks here (ENOLCK): unlocked
+        yield
+    finally:
+        os.close(fd)
+
+
+def gigabytes_from_env(name: str, default_gb: float) -> int:
+    """A size limit in bytes from $name, given in GB (default `default_gb`); anything but a number above 0 and at
+    most MAX_GB (a word, nan, inf, a negative number, 1e400) is one line naming the variable and the range."""
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return int(default_gb * 2**30)
+    try:
+        gb = float(text)
     except ValueError:
-        raise VanexportError(f"{name}={os.environ[name]!r} is not a number",
-                             f"set it to a size in GB, e.g. {default_gb:g}") from None
+        gb = math.nan
+    if not 0 < gb <= MAX_GB:  # also false for nan; inf and 1e400 are above MAX_GB
+        raise VanexportError(f"{name}={text[:40]!r} is {'not a number' if math.isnan(gb) else 'out of range'}",
+                             f"set it to a size in GB above 0 and at most {MAX_GB:.0f}, e.g. {default_gb:g} "
+                             "(or unset it)")
+    return int(gb * 2**30)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -93,8 +169,32 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return path
 
 
+def _start_time(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, /proc/<pid>/stat field 22), or None (no such process,
+    or no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat_line = f.read()
+        return int(stat_line[stat_line.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _pid_namespace() -> int | None:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def _owner_tag() -> str:
+    """`<pid>-<start>-<namespace>` of this process, or only `<pid>` where /proc cannot tell."""
+    pid, start, ns = os.getpid(), _start_time(os.getpid()), _pid_namespace()
+    return f"{pid}-{start}-{ns}" if start is not None and ns is not None else str(pid)
+
+
 def _temp_name(suffix: str = "") -> str:
-    return f"vanexport-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+    return f"vanexport-{_owner_tag()}-{secrets.token_hex(4)}{suffix}"
 
 
 def _alive(pid: int) -> bool:
@@ -107,9 +207,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _gone(m: re.Match, age_s: float, unsure_after_s: float) -> bool:
+    """Whether the process that made temp `m` is gone. Sure when the name records the start time in our own pid
+    namespace: no process has that pid, or one that started at another time (the pid was reused). Otherwise the
+    pid only looks gone, which is believed after `unsure_after_s`."""
+    pid = int(m["pid"])
+    if m["start"] is not None and int(m["ns"]) == _pid_namespace():
+        start = _start_time(pid)
+        return start != int(m["start"]) if start is not None else not _alive(pid)
+    return not _alive(pid) and age_s >= unsure_after_s
+
+
 def remove_stale_temps(folder: str | os.PathLike, min_age_s: float = _STALE_AFTER_S) -> list[str]:
-    """Remove our temporary files and folders in `folder` whose process no longer runs (and that are at least
-    `min_age_s` old); return their names."""
+    """Remove our temporary files and folders in `folder` whose process is gone (see `_gone`; a name without a
+    start time is believed gone only after `min_age_s`); return their names."""
     removed = []
     try:
         entries = list(os.scandir(folder))
@@ -118,10 +229,10 @@ def remove_stale_temps(folder: str | os.PathLike, min_age_s: float = _STALE_AFTE
     now = time.time()
     for entry in entries:
         m = _TEMP.match(entry.name)
-        if not m or _alive(int(m.group(1))):
+        if not m:
             continue
         try:
-            if now - entry.stat(follow_symlinks=False).st_mtime < min_age_s:
+            if not _gone(m, now - entry.stat(follow_symlinks=False).st_mtime, min_age_s):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)

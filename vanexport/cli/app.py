@@ -34,6 +34,12 @@ def _on_sigterm(signum, frame):
 
 _DISK_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
               errno.EFBIG: "file too large for this file system (or the process's file size limit)"}
+# The file system refusing a path (permissions, a read-only mount, a file where a folder should be, a name too
+# long): the machine's state, not our bug, wherever it surfaces.
+_PATH_REFUSED = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                 errno.EROFS: "read-only file system", errno.ENOTDIR: "a file stands where a folder should be",
+                 errno.EISDIR: "a folder stands where a file should be", errno.ENAMETOOLONG: "file name too long",
+                 errno.ELOOP: "too many levels of symbolic links"}
 _OUT_OF_MEMORY = ("not enough memory", "out of memory", "bad allocation", "bad_alloc", "cannot allocate memory")
 
 
@@ -49,6 +55,10 @@ def one_line(e: BaseException) -> tuple[str, int]:
     if isinstance(e, OSError) and e.errno in _DISK_FULL:
         where = f" writing '{e.filename}'" if e.filename else ""
         return f"error: {_DISK_FULL[e.errno]}{where}: free some space, or write elsewhere (-o, TMPDIR)", 2
+    if isinstance(e, OSError) and e.errno in _PATH_REFUSED:
+        where = f" at {str(e.filename)[:200]!r}" if e.filename else ""  # repr: a line break stays one line
+        return (f"error: {_PATH_REFUSED[e.errno]}{where}: check that path (its permissions, and that its folders are "
+                "folders), or use another (-o, VANEXPORT_CACHE, TMPDIR)"), 2
     text = str(e).strip()
     first = (text.splitlines() or [""])[0][:300]
     if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and any(k in text.lower() for k in _OUT_OF_MEMORY)):

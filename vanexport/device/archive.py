@@ -12,17 +12,19 @@ failure.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import posixpath
 import shutil
+import stat
 import tarfile
 import zlib
 from pathlib import Path
 
 from ..errors import VanexportError
-from ..files import gigabytes_from_env, regular_file, sha256_file, temp_folder_beside
+from ..files import gigabytes_from_env, name_max, regular_file, sha256_file, temp_folder_beside
 from ..formats.bundle_manifest import MANIFEST, SCHEMA_VERSION, NewerSchema, check_envelope
 from ..formats.records import member_path
 
@@ -38,6 +40,10 @@ def max_bundle_bytes() -> int:
 
 class UnsafeBundle(VanexportError):
     """An archive that is malformed, tampered with, or trying to write outside its folder."""
+
+
+class FolderTaken(VanexportError):
+    """The folder to unpack into is not empty (another unpack may have just filled it)."""
 
 
 def check_member_name(name: str, archive: str = "") -> str:
@@ -211,23 +217,65 @@ def _copy_hashing(src, target: Path | None, size: int, task=None) -> str:
 
 
 def extract_verified(archive: str | os.PathLike, dest: str | os.PathLike, progress=None) -> dict:
-    """Unpack a checked bundle into `dest` (created; it must not exist or be empty) via a temp folder beside it."""
-    dest = Path(dest)
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise VanexportError(f"'{dest}' already exists and is not an empty folder", "choose a new folder with -o")
-    parent = dest.parent if str(dest.parent) else Path(".")
-    if not parent.is_dir():
-        raise VanexportError(f"folder '{parent}' does not exist", "create it first or choose another -o")
+    """Unpack a checked bundle into `dest` (created; it must not exist or be empty) via a temp folder beside it,
+    renamed into place in one step: nobody ever sees a half-unpacked `dest`. Of several unpacks into one folder at
+    once, one wins and the others are refused as they would be after it ("already exists")."""
+    dest = _check_unpack_folder(Path(dest))
     tmp = temp_folder_beside(dest)
     tmp.rmdir()  # read_bundle creates it, so a failure leaves nothing behind
     manifest = read_bundle(archive, tmp, progress)
     try:
-        if dest.exists():
-            dest.rmdir()
-        os.replace(tmp, dest)
+        os.replace(tmp, dest)  # replaces an empty folder; a full one (another unpack won) raises
+    except OSError as e:
+        if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise _taken(dest, " (another process unpacked into it meanwhile)") from None
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return manifest
+
+
+def _taken(dest: Path, why: str = "") -> VanexportError:
+    return FolderTaken(f"'{dest}' already exists and is not an empty folder{why}", "choose a new folder with -o")
+
+
+def _check_unpack_folder(dest: Path) -> Path:
+    """`dest` if a bundle can be unpacked there (a new or empty folder in a writable folder), else one line."""
+    parent = dest.parent if str(dest.parent) else Path(".")
+    if not parent.is_dir():
+        raise VanexportError(f"folder '{parent}' {'is not a folder' if parent.exists() else 'does not exist'}",
+                             "create it first or choose another -o")
+    if len(os.fsencode(dest.name)) > name_max(parent):  # before anything stats it (ENAMETOOLONG)
+        raise VanexportError(f"folder name '{dest.name[:40]}...' is longer than this file system allows "
+                             f"({name_max(parent)} bytes)", "choose a shorter -o name")
+    try:
+        st = os.lstat(dest)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise VanexportError(f"cannot unpack into '{dest}' ({e.strerror})", "choose another -o folder") from None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise VanexportError(f"'{dest}' is a symbolic link", "choose a new folder with -o (links are not followed)")
+    if st is not None and (not stat.S_ISDIR(st.st_mode) or any(dest.iterdir())):
+        raise _taken(dest)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise VanexportError(f"folder '{parent}' is not writable", "choose a writable folder with -o")
+    return dest
+
+
+def discard_folder(folder: Path) -> None:
+    """Remove `folder` (or a file or link in its place), first renaming it aside, so that a removal cut short
+    never leaves a half folder under its name (the aside name is reclaimed by a later run)."""
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        folder.unlink()
+        return
+    aside = temp_folder_beside(folder)
+    os.replace(folder, aside / "old")
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def verify_tree(root: str | os.PathLike, manifest: dict) -> list[str]:

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VanexportError
-from ..files import cache_dir, sha256_file
+from ..files import cache_folder, folder_lock, sha256_file
 from ..formats.bundle_manifest import MANIFEST, BundleManifest, EngineEntry
 from ..formats.engine_manifest import EngineManifest, parse_manifest
-from .archive import UnsafeBundle, extract_verified, verify_tree
+from ..progress import as_progress
+from .archive import FolderTaken, UnsafeBundle, discard_folder, extract_verified, verify_tree
 
 
 @dataclass
@@ -186,18 +187,21 @@ def open_bundle(path: str | os.PathLike, dest: str | os.PathLike | None = None, 
             raise
     if not path.is_file():
         raise VanexportError(f"bundle '{path}' not found", "pass a .tar.gz made by `vanexport bundle`")
-    target = cache_dir() / "bundles" / sha256_file(path)[:24]
-    cached = _cached(path, target)
-    if cached is not None:
-        return Bundle(target, cached, str(path))
-    shutil.rmtree(target, ignore_errors=True)  # absent, changed since it was unpacked, or not this archive's
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        manifest = extract_verified(path, target, progress)
-    except VanexportError:
-        if _cached(path, target) is not None:  # another process unpacked the same bundle meanwhile
-            return open_bundle(path)
-        raise
+    bundles = cache_folder("bundles")
+    target = bundles / sha256_file(path)[:24]
+    # One process at a time checks and unpacks: the others wait, then check and reuse its copy.
+    with folder_lock(bundles, lambda: as_progress(progress).step("waiting for another vanexport unpacking into "
+                                                                 f"{bundles}")):
+        cached = _cached(path, target)
+        if cached is not None:
+            return Bundle(target, cached, str(path))
+        discard_folder(target)  # absent, cut short, changed since it was unpacked, or not this archive's
+        try:
+            manifest = extract_verified(path, target, progress)
+        except FolderTaken:  # another process finished first (where locks do not work): its copy, once checked
+            if (cached := _cached(path, target)) is None:
+                raise
+            return Bundle(target, cached, str(path))
     try:
         return Bundle(target, _parse(manifest, str(path)), str(path))
     except UnsafeBundle:

@@ -148,12 +148,12 @@ def _start(choice: select.Choice):
             raise VanexportError(f"TensorRT could not load the plan ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})",
                                  "use ONNX Runtime") from e
     if choice.backend == "openvino":
-        from ..files import cache_dir
+        from ..files import cache_folder
         from ..runtime.openvino_backend import OpenVinoBackend
 
         # OpenVINO's compiled-model cache: a warm start skips most of the compile (docs/benchmarks.md)
         return OpenVinoBackend(c.path, precision=choice.compute_precision or "fp32",
-                               cache_dir=cache_dir() / "openvino")
+                               cache_dir=cache_folder("openvino"))
     try:
         import onnxruntime  # noqa: F401
     except ImportError as e:

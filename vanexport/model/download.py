@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import VanexportError
-from ..files import atomic_output, cache_dir, gigabytes_from_env, sha256_file
+from ..files import atomic_output, cache_folder, gigabytes_from_env, sha256_file
 
 DEFAULT_MAX_GB = 4.0  # the largest VAN checkpoint (b6) is under 1 GB
 _PIN = re.compile(r"^(?P<url>.*)#sha256=(?P<sha>[0-9a-fA-F]{8,64})$")
@@ -77,7 +78,7 @@ def download(spec: str, sha256: str | None = None, progress: bool = True) -> Pat
     hub = hub_file(url)
     if hub is not None:
         return _from_hub(url, hub, pin)
-    folder = cache_dir() / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:32]
+    folder = cache_folder("downloads") / hashlib.sha256(url.encode()).hexdigest()[:32]
     name = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name or "checkpoint.pth"
     dest, record_path = folder / name, folder / "source.json"
     cached = _cached(dest, record_path, url, pin)
@@ -168,6 +169,9 @@ def _from_hub(url: str, hub: dict, pin: str | None) -> Path:
                              "pip install huggingface_hub (the export extra has it)") from e
     kwargs = dict(repo_id=hub["repo_id"], filename=hub["filename"], revision=hub["revision"],
                   endpoint=hub["endpoint"])
+    cache = str(cache_folder("huggingface"))
+    if not offline() and (reason := _unreachable(hub["endpoint"])) is not None:
+        return _from_hub_cache(url, hub, dict(kwargs, cache_dir=cache), pin, reason)
     try:
         if not offline():
             size = huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(**kwargs),
@@ -175,8 +179,7 @@ def _from_hub(url: str, hub: dict, pin: str | None) -> Path:
             if size and size > max_bytes():
                 raise VanexportError(f"{url} is {size / 2**30:.1f} GB, more than the {max_bytes() / 2**30:g} GB "
                                      "download cap", "set VANEXPORT_MAX_DOWNLOAD_GB to allow it")
-        path = Path(huggingface_hub.hf_hub_download(**kwargs, cache_dir=str(cache_dir() / "huggingface"),
-                                                    local_files_only=offline()))
+        path = Path(huggingface_hub.hf_hub_download(**kwargs, cache_dir=cache, local_files_only=offline()))
     except VanexportError:
         raise
     except Exception as e:  # huggingface_hub's own errors (offline miss, 404, HTTP, network)
@@ -187,5 +190,32 @@ def _from_hub(url: str, hub: dict, pin: str | None) -> Path:
         raise VanexportError(f"cannot download {url} ({type(e).__name__}: {first})",
                              "check the network (or HF_ENDPOINT), or download the file yourself and pass --weights PATH"
                              ) from e
+    check_pin(path, pin, url)
+    return path
+
+
+def _unreachable(endpoint: str) -> str | None:
+    """Why `endpoint` cannot be reached at all (one HEAD request: no retries, a short timeout, proxies honoured as
+    huggingface_hub honours them), or None when it answers anything. huggingface_hub retries a connection that
+    fails 5 times over about 23 s, printing each retry; a machine without network is told at once instead."""
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=15).close()
+    except urllib.error.HTTPError:
+        return None  # it answered (with an error status for the bare endpoint): the Hub decides the rest
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
+        return str(getattr(e, "reason", e) or type(e).__name__)[:200]
+    return None
+
+
+def _from_hub_cache(url: str, hub: dict, kwargs: dict, pin: str | None, reason: str) -> Path:
+    """The Hub cannot be reached: its cached copy (what huggingface_hub itself would fall back to), or one line."""
+    import huggingface_hub
+
+    try:
+        path = Path(huggingface_hub.hf_hub_download(**kwargs, local_files_only=True))
+    except Exception as e:  # not in huggingface_hub's cache
+        raise VanexportError(f"cannot download {url}: {hub['endpoint']} cannot be reached ({reason})",
+                             "check the network (or HF_ENDPOINT), or download the file yourself and pass "
+                             "--weights PATH") from e
     check_pin(path, pin, url)
     return path

@@ -108,7 +108,8 @@ class Calibrator:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
         p = as_progress(progress)
-        hit = self.cache_path.is_file()
+        notices = []
+        hit = self._cache_usable(notices)
         reader = None
         if hit:
             record = _read_cache_record(self.cache_path)
@@ -151,7 +152,7 @@ class Calibrator:
         if not hit:
             _write_cache_record(self.cache_path, record)
         skipped = record.get("skipped", [])
-        warnings = [f"{len(skipped)} unreadable calibration files were skipped"] if skipped else []
+        warnings = notices + ([f"{len(skipped)} unreadable calibration files were skipped"] if skipped else [])
         if isinstance(record.get("images"), int):
             warnings += few_inputs_warning(record["images"])
         return {"method": self.method, "num_calib": self.num_calib, "images": record.get("images"),
@@ -159,6 +160,27 @@ class Calibrator:
                 "images_sha256": self.cset.sha256, "cache": str(self.cache_path), "cache_hit": hit,
                 "warnings": warnings}
 
+
+    def _cache_usable(self, notices: list[str]) -> bool:
+        """Whether the calibration cache is there and whole. One cut short or damaged (a run killed while an older
+        vanexport wrote it, an edit by hand) is removed, with a notice, and calibration runs again: quantize_static
+        would fail on it in every run until it was deleted."""
+        from onnxruntime.quantization.calibrate import load_tensors_data
+
+        path = self.cache_path
+        if not path.exists():
+            return False
+        if not path.is_file():
+            raise VanexportError(f"calibration cache '{path}' is not a file",
+                                 "remove it, or write the output to another folder")
+        try:
+            load_tensors_data(path)  # as quantize_static will read it
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            path.unlink()
+            notices.append(f"the calibration cache {path.name} was damaged ({type(e).__name__}) and was removed: "
+                           "calibrating again")
+            return False
+        return True
 
     def _calibrate_entropy(self, reader) -> None:
         """Write the KL-optimal ranges to the calibration cache, in ONNX Runtime's format."""
