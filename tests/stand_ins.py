@@ -296,6 +296,7 @@ class FakeTensorRT:
         self.dla_cores = dla_cores
         self.fail_build = False  # True: the build fails; "execute": running a plan fails
         self.build_adds_timings = True
+        self.plan_classes = 10  # the output width of the plans the builder makes
         self.dla_placement = True  # whether a DLA build really puts a subgraph on the DLA
         self.DataType = _enum("DataType", "FLOAT", "HALF", "INT8")
         # nvonnxparser's ErrorCode (pyOnnx.cpp, TensorRT 10.3 to 11.1): str() is the bare name
@@ -538,7 +539,7 @@ class FakeBuilder:
             config.cache.keys.append(f"tactic-{len(config.cache.keys)}")
         (lo, opt, hi) = config.profiles[0]["input"]
         dla = config.default_device_type is self.trt.DeviceType.DLA and self.trt.dla_placement
-        return plan_bytes(profile=(lo, opt, hi), dla=dla)
+        return plan_bytes(num_classes=self.trt.plan_classes, profile=(lo, opt, hi), dla=dla)
 
 
 class FakeNetwork:
