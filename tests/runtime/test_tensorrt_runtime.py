@@ -175,16 +175,16 @@ def test_dla_placement_from_the_layer_table():
 
     from vanexport.runtime.tensorrt_engine import dla_placement
 
-    # the layers of a DLA build (names of a real one: NVIDIA/TensorRT#3143): one subgraph on the DLA, the copies
-    # to and from its memory ("to nvm", "from nvm", "copy finish") on the GPU
-    assert dla_placement(layer_rows(json.dumps(inspector_json("dla")))) == {"dla": 1, "gpu": 4}
+    # a DLA build (layer names of a real one: NVIDIA/TensorRT#3143): one subgraph on the DLA, and the copies to and
+    # from its memory ("to nvm", "from nvm", "copy finish"), which every DLA engine has: no layer fell back
+    assert dla_placement(layer_rows(json.dumps(inspector_json("dla")))) == {"dla": 1, "gpu": 0}
     assert dla_placement(layer_rows(json.dumps(inspector_json("trt10")))) == {"dla": 0, "gpu": 4}
-
-    rows = [{"name": "input to nvm", "type": "Reformat"}, {"name": "{ForeignNode[/stem/Conv.../head/Gemm]}",
+    rows = [{"name": "input to nvm", "type": "Reformat"}, {"name": "{ForeignNode[/stem/Conv.../block4/Add]}",
                                                              "type": ""},
-            {"name": "logits from nvm", "type": "Reformat"},
-            {"name": "{ForeignNode[/block1/attn/LayerNorm...]}", "type": "Myelin"}]  # Myelin runs on the GPU
-    assert dla_placement(rows) == {"dla": 1, "gpu": 3}
+            {"name": "t from nvm", "type": "Reformat"}, {"name": "t copy finish", "type": "Reformat"},
+            {"name": "{ForeignNode[/block4/norm/LayerNorm...]}", "type": "Myelin"},  # Myelin runs on the GPU
+            {"name": "/head/Gemm", "type": "CaskGemmConvolution"}]
+    assert dla_placement(rows) == {"dla": 1, "gpu": 2}
     assert dla_placement([{"name": "conv", "type": "DLA"}]) == {"dla": 1, "gpu": 0}
 
 
