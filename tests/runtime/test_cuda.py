@@ -100,3 +100,64 @@ def test_prototypes_are_declared_on_the_real_library(monkeypatch):
     cuda.declare(lib)
     assert lib.cuMemAlloc_v2.argtypes == [ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
     assert lib.cuMemcpyHtoDAsync_v2.argtypes[0] is ctypes.c_uint64 and lib.cuStreamCreate.restype is ctypes.c_int
+
+
+def test_copies_land_only_when_the_stream_is_synchronised(driver):
+    """The stand-in driver is as asynchronous as CUDA allows (its docstring says where that is read): the host
+    array is written at cuStreamSynchronize, not at the Async call."""
+    with cuda.Device(0) as dev:
+        stream = dev.stream()
+        x = np.arange(6, dtype=np.float32)
+        buf = dev.alloc(x.nbytes)
+        buf.copy_from(x, stream)
+        y = np.full_like(x, -1)
+        buf.copy_to(y, stream)
+        assert driver.pending() == ["cuMemcpyHtoDAsync", "cuMemcpyDtoHAsync"]
+        np.testing.assert_array_equal(y, -1)  # nothing has happened yet
+        stream.synchronize()
+        np.testing.assert_array_equal(y, x)
+        assert not driver.pending()
+        buf.close()
+        stream.close()
+
+
+def test_freeing_memory_that_queued_work_uses_is_caught(driver):
+    with cuda.Device(0) as dev:
+        stream = dev.stream()
+        buf = dev.alloc(16)
+        ptr = buf.ptr
+        buf.copy_to(np.empty(4, np.float32), stream)
+        with pytest.raises(AssertionError, match="queued work still uses"):
+            buf.close()
+        stream.synchronize()
+        assert driver.cuMemFree_v2(ctypes.c_uint64(ptr)) == 0  # once the work is done
+        stream.close()
+
+
+def test_pushed_makes_the_context_current_for_the_block_and_restores_the_callers(driver):
+    first, second = cuda.Device(0), cuda.Device(1)
+    assert driver.current == 1
+    with first.pushed():
+        assert driver.current == 0
+        first.alloc(16).close()  # freed in device 0's context
+    assert driver.current == 1  # the caller's context is back
+
+    seen = []
+
+    def bare_thread():  # no context current here
+        seen.append(driver.current)
+        with second.pushed():
+            seen.append(driver.current)
+            second.alloc(16).close()
+        seen.append(driver.current)
+
+    t = threading.Thread(target=bare_thread)
+    t.start()
+    t.join()
+    assert seen == [None, 1, None]
+    assert [dev for _, dev, _ in driver.frees] == [0, 1] and not driver.memory
+    first.close()
+    with pytest.raises(VanexportError, match="was closed"):
+        with first.pushed():
+            pass
+    second.close()

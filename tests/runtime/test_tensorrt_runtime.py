@@ -38,23 +38,15 @@ def test_a_request_outside_the_profile_names_the_profile(shape, hint):
         check_in_profile((2, 3, 224, 224), Profile([4, 3, 224, 224], PROFILE.opt, PROFILE.max))
 
 
-class ParserError:
-    """What nvonnxparser's IParserError answers (accessor names checked with trt-api in 10.16 and 11.4)."""
-
-    def __init__(self, node, name, op, desc, code):
-        self._v = dict(node=node, node_name=name, node_operator=op, desc=desc, code=code)
-
-    def __getattr__(self, item):
-        if item in self._v:
-            return lambda: self._v[item]
-        raise AttributeError(item)
-
-
 def test_parser_errors_name_the_node():
-    code = SimpleNamespace(name="UNSUPPORTED_NODE")
-    err = ParserError(41, "/block1/attn/Conv", "Conv", "Unsupported grouped convolution ", code)
+    """nvonnxparser's error objects (the stand-in's FakeParserError, as bound in pyOnnx.cpp)."""
+    from stand_ins import FakeDriver, FakeParserError, FakeTensorRT, parser_error
+
+    trt = FakeTensorRT(FakeDriver())
+    err = FakeParserError(trt, parser_error(41, "/block1/attn/Conv", "Conv", desc="Unsupported grouped convolution "))
     assert describe_parser_error(err) == "node 41 '/block1/attn/Conv' (Conv): Unsupported grouped convolution [UNSUPPORTED_NODE]"
-    assert describe_parser_error(ParserError(-1, "", "", "Invalid model", code)) == "model: Invalid model [UNSUPPORTED_NODE]"
+    model = FakeParserError(trt, parser_error(desc="Invalid model", code="INVALID_GRAPH"))
+    assert describe_parser_error(model) == "model: Invalid model [INVALID_GRAPH]"
 
     class Opaque:  # a parser without the accessors: its own text is used
         def __str__(self):
@@ -76,23 +68,28 @@ def test_enum_member_names():
 
 
 def test_layer_table_from_engine_inspector_json():
-    """IEngineInspector JSON as TensorRT 10 writes it ("Format/Datatype") and as 11 does ("Datatype" + "Format")."""
-    info = {"Layers": [
-        {"Name": "/patch_embed1/proj/Conv + /patch_embed1/norm/BatchNormalization", "LayerType": "CaskConvolution",
-         "Inputs": [{"Name": "input", "Format/Datatype": "Row major linear FP32 format"}],
-         "Outputs": [{"Name": "t0", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
-         "TacticName": "sm80_xmma_fprop_implicit_gemm_f16f16", "TacticValue": "0x5e1c"},
-        {"Name": "/head/Gemm", "LayerType": "Gemm", "Outputs": [{"Name": "logits", "Datatype": "Float", "Format": "Row major linear"}],
-         "TacticValue": "0x0000000000000001"},
-        {"Name": "quantize", "LayerType": "Scale", "Outputs": [{"Name": "q", "Datatype": "Int8"}, {"Name": "s", "Datatype": "FP32"}]},
-    ], "Bindings": ["input", "logits"]}
-    rows = layer_rows(json.dumps(info))
-    assert [r["precision"] for r in rows] == ["fp16", "fp32", "int8,fp32"]
-    assert rows[0]["tactic"] == "sm80_xmma_fprop_implicit_gemm_f16f16" and rows[1]["tactic"] == "0x0000000000000001"
-    assert rows[1]["type"] == "Gemm" and rows[0]["name"].startswith("/patch_embed1/proj/Conv")
+    """IEngineInspector JSON as TensorRT 10 writes it ("Format/Datatype") and as 11 does ("Datatype" + "Format"):
+    the fixtures of tests/fixtures/tensorrt (where each was read: stand_ins.INSPECTOR_FIXTURES). Expected rows
+    read off the fixtures by hand: the precision of a layer is that of its outputs."""
+    from stand_ins import inspector_json
+
+    rows = layer_rows(json.dumps(inspector_json("trt10")))
+    assert [(r["type"], r["precision"]) for r in rows] == [
+        ("Reformat", "fp16"), ("CaskConvolution", "fp16"), ("CaskGemmConvolution", "fp16"), ("Reformat", "fp32")]
+    assert rows[1]["name"] == "/patch_embed1/proj/Conv + /patch_embed1/norm/BatchNormalization"
+    assert rows[1]["tactic"].startswith("sm80_xmma_fprop_implicit_gemm_f16f16") and rows[0]["tactic"] == "0x0000000000000000"
+    rows11 = layer_rows(json.dumps(inspector_json("trt11")))
+    assert [(r["type"], r["precision"]) for r in rows11] == [("kgen", "fp16"), ("gemm", "fp16"), ("gemm", "fp32")]
+    # several output precisions in one layer, in order, each once
+    two = {"Layers": [{"Name": "q", "LayerType": "Scale", "Outputs": [
+        {"Name": "a", "Datatype": "Int8"}, {"Name": "b", "Format/Datatype": "Row major linear FP32"},
+        {"Name": "c", "Datatype": "Int8"}]}]}
+    assert layer_rows(json.dumps(two))[0]["precision"] == "int8,fp32"
     # built without ProfilingVerbosity.DETAILED: layer names only
-    assert layer_rows(json.dumps({"Layers": ["a", "b"]})) == [
-        {"name": "a", "type": "", "precision": "", "tactic": ""}, {"name": "b", "type": "", "precision": "", "tactic": ""}]
+    names = layer_rows(json.dumps(inspector_json("names")))
+    assert [r["name"] for r in names][1:3] == ["/patch_embed1/proj/Conv + /patch_embed1/norm/BatchNormalization",
+                                               "/head/Gemm"]
+    assert {(r["type"], r["precision"], r["tactic"]) for r in names} == {("", "", "")}
 
 
 def test_validation_inputs_are_recut_to_the_engine_profile():
@@ -158,26 +155,36 @@ def test_the_inspector_sees_formats_only_with_a_context_at_the_opt_shapes(fake_g
     the formats, and with them the precision column (IEngineInspector::setExecutionContext)."""
     from vanexport.runtime import tensorrt_engine as trt_engine
 
-    dev, runtime, engine = _engine(fake_gpu)
-    bare = layer_rows(engine.create_engine_inspector().get_engine_information(fake_gpu.trt.LayerInformationFormat.JSON))
-    assert [r["precision"] for r in bare] == ["", ""]
-    created = []
-    make = engine.create_execution_context
-    engine.create_execution_context = lambda: created.append(make()) or created[-1]
-    rows = trt_engine.engine_layers(fake_gpu.trt, engine)
-    assert [r["precision"] for r in rows] == ["fp16", "fp16"]
-    assert created[0].shape == (4, 3, 8, 8)  # the profile's opt shape
-    dev.close()
+    for fixture, precisions in [("trt10", ["fp16", "fp16", "fp16", "fp32"]), ("trt11", ["fp16", "fp16", "fp32"])]:
+        dev, runtime, engine = _engine(fake_gpu, inspector=fixture)
+        bare = layer_rows(engine.create_engine_inspector().get_engine_information(
+            fake_gpu.trt.LayerInformationFormat.JSON))
+        assert [r["precision"] for r in bare] == [""] * len(precisions)
+        created = []
+        make = engine.create_execution_context
+        engine.create_execution_context = lambda: created.append(make()) or created[-1]
+        rows = trt_engine.engine_layers(fake_gpu.trt, engine)
+        assert [r["precision"] for r in rows] == precisions
+        assert created[0].shape == (4, 3, 8, 8)  # the profile's opt shape
+        del runtime, engine, created, make
+        dev.close()
 
 
 def test_dla_placement_from_the_layer_table():
+    from stand_ins import inspector_json
+
     from vanexport.runtime.tensorrt_engine import dla_placement
 
-    rows = [{"name": "input to nvm", "type": "Reformat"}, {"name": "{ForeignNode[/stem/Conv.../head/Gemm]}",
+    # a DLA build (layer names of a real one: NVIDIA/TensorRT#3143): one subgraph on the DLA, and the copies to and
+    # from its memory ("to nvm", "from nvm", "copy finish"), which every DLA engine has: no layer fell back
+    assert dla_placement(layer_rows(json.dumps(inspector_json("dla")))) == {"dla": 1, "gpu": 0}
+    assert dla_placement(layer_rows(json.dumps(inspector_json("trt10")))) == {"dla": 0, "gpu": 4}
+    rows = [{"name": "input to nvm", "type": "Reformat"}, {"name": "{ForeignNode[/stem/Conv.../block4/Add]}",
                                                              "type": ""},
-            {"name": "logits from nvm", "type": "Reformat"},
-            {"name": "{ForeignNode[/block1/attn/LayerNorm...]}", "type": "Myelin"}]  # Myelin runs on the GPU
-    assert dla_placement(rows) == {"dla": 1, "gpu": 3}
+            {"name": "t from nvm", "type": "Reformat"}, {"name": "t copy finish", "type": "Reformat"},
+            {"name": "{ForeignNode[/block4/norm/LayerNorm...]}", "type": "Myelin"},  # Myelin runs on the GPU
+            {"name": "/head/Gemm", "type": "CaskGemmConvolution"}]
+    assert dla_placement(rows) == {"dla": 1, "gpu": 2}
     assert dla_placement([{"name": "conv", "type": "DLA"}]) == {"dla": 1, "gpu": 0}
 
 
@@ -234,9 +241,108 @@ def test_the_backend_runs_a_plan_without_pytorch(tmp_path, make_manifest, fake_g
     backend.close()
     frees = [i for i, c in enumerate(driver.calls) if c[0] == "cuMemFree" and i >= start]
     release = [i for i, c in enumerate(driver.calls) if c[0] == "cuDevicePrimaryCtxRelease"]
-    assert context_gone == [start] and len(frees) == 2  # TensorRT's objects went before any memory was freed
+    assert len(context_gone) == 1 and len(frees) == 2 and context_gone[0] <= frees[0]  # TensorRT's objects first
     assert frees[-1] < release[0]  # and the context last
     assert not driver.memory and not driver.streams and driver.retained == {0: 0}
+    assert not driver.abandoned
+
+
+def test_a_failed_run_leaves_no_work_queued(tmp_path, make_manifest, fake_gpu):
+    """TensorRT refusing to run after the input copy was queued: the copy still ends before the call returns, so
+    the next call can regrow (free) that buffer, and the backend still works."""
+    from stand_ins import expected_logits
+
+    from vanexport.runtime.tensorrt_backend import TensorRTBackend
+
+    x = np.random.default_rng(4).normal(size=(8, 3, 8, 8)).astype(np.float32)
+    with TensorRTBackend(_plan(tmp_path, make_manifest)) as backend:
+        fake_gpu.trt.fail_build = "execute"
+        with pytest.raises(VanexportError, match="failed to run"):
+            backend(x[:2])
+        assert not fake_gpu.driver.pending()
+        fake_gpu.trt.fail_build = False
+        np.testing.assert_allclose(backend(x), expected_logits(x), rtol=1e-6)  # buffers of 2 regrown to 8
+
+
+def test_the_output_is_read_only_after_the_stream_is_synchronised(tmp_path, make_manifest, fake_gpu):
+    """The copies and the engine run when the stream is synchronised (the stand-in's driver queues them): a
+    backend that returned before synchronising would hand back an unwritten array."""
+    from stand_ins import expected_logits
+
+    from vanexport.runtime.tensorrt_backend import TensorRTBackend
+
+    driver = fake_gpu.driver
+    with TensorRTBackend(_plan(tmp_path, make_manifest)) as backend:
+        for batch in (3, 3, 5):  # the second call reuses the buffers the first one's output came back in
+            x = np.random.default_rng(batch).normal(size=(batch, 3, 8, 8)).astype(np.float32)
+            np.testing.assert_allclose(backend(x), expected_logits(x), rtol=1e-6)
+            assert not driver.pending()
+        kinds = [c[0] for c in driver.calls if c[0] in ("cuMemcpyHtoDAsync", "cuMemcpyDtoHAsync", "cuStreamSynchronize")]
+        assert kinds == ["cuMemcpyHtoDAsync", "cuMemcpyDtoHAsync", "cuStreamSynchronize"] * 3
+
+
+def test_a_plan_with_fp16_inputs_and_outputs(tmp_path, make_manifest, fake_gpu):
+    """An engine built from an FP16-I/O ONNX file reports HALF tensors: the backend sends float16 and converts
+    the float16 logits back to float32."""
+    from stand_ins import expected_logits, plan_bytes
+
+    from vanexport.formats.engine_manifest import manifest_path, write_manifest
+    from vanexport.runtime.tensorrt_backend import TensorRTBackend
+
+    plan = tmp_path / "h.plan"
+    plan.write_bytes(plan_bytes(io="float16"))
+    write_manifest(make_manifest(plan), manifest_path(plan))
+    x = np.random.default_rng(2).normal(size=(3, 3, 8, 8))
+    with TensorRTBackend(plan) as backend:
+        assert [t.dtype for t in backend.inputs + backend.outputs] == ["float16", "float16"]
+        y = backend(x)
+    x16 = x.astype(np.float16).astype(np.float32)  # what the engine sees
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, expected_logits(x16).astype(np.float16).astype(np.float32))
+    copies = [c[2] for c in fake_gpu.driver.calls if c[0] in ("cuMemcpyHtoDAsync", "cuMemcpyDtoHAsync")]
+    assert copies == [3 * 3 * 8 * 8 * 2, 3 * 10 * 2]  # two bytes a value, both ways
+
+
+def test_teardown_frees_in_the_backends_own_context_from_any_thread(tmp_path, make_manifest, fake_gpu):
+    """Two backends on two devices: closing the first while the second's context is current frees the first's
+    memory in its own context (and leaves the second's current); closing from a thread that never made a context
+    current, or dropping the last reference there (__del__), frees too. A free in the wrong context, or with none,
+    fails in the stand-in (CUDA_ERROR_INVALID_CONTEXT), as it would leak on a GPU."""
+    import gc
+
+    from stand_ins import expected_logits
+
+    from vanexport.runtime.tensorrt_backend import TensorRTBackend
+
+    driver = fake_gpu.driver
+    driver.devices.append({"name": "NVIDIA A10", "cc": "8.6"})
+    plan = _plan(tmp_path, make_manifest)
+    x = np.random.default_rng(3).normal(size=(2, 3, 8, 8)).astype(np.float32)
+    first, second = TensorRTBackend(plan, device=0), TensorRTBackend(plan, device=1)
+    for backend in (first, second):
+        np.testing.assert_allclose(backend(x), expected_logits(x), rtol=1e-6)
+    owned = {ptr: dev for ptr, dev in driver.owner.items()}
+    assert sorted(owned.values()) == [0, 0, 1, 1] and driver.current == 1
+    first.close()
+    assert driver.current == 1  # the caller's context is back
+    freed = [(owned[ptr], current) for ptr, current, _ in driver.frees]
+    assert freed == [(0, 0), (0, 0)]
+    assert [e for e in fake_gpu.trt.events if e[0].startswith("del")][:3] == [
+        ("del Context", 0), ("del Engine", 0), ("del Runtime", 0)]  # TensorRT's objects also went in their context
+
+    closer = threading.Thread(target=second.close, name="closer")
+    closer.start()
+    closer.join()
+    assert [(owned[ptr], current, thread) for ptr, current, thread in driver.frees[2:]] == [(1, 1, "closer")] * 2
+    assert not driver.memory and not driver.streams and driver.retained == {0: 0, 1: 0}
+
+    third = [TensorRTBackend(plan, device=1)]
+    third[0](x)
+    dropper = threading.Thread(target=lambda: (third.pop(), gc.collect()), name="dropper")
+    dropper.start()
+    dropper.join()
+    assert [(current, thread) for _, current, thread in driver.frees[4:]] == [(1, "dropper")] * 2
+    assert not driver.memory and driver.retained == {0: 0, 1: 0}
 
 
 def test_plans_for_another_platform_or_damaged_are_refused(tmp_path, make_manifest, fake_gpu):
@@ -287,5 +393,7 @@ def test_inspect_a_plan_shows_its_layers_with_precisions(tmp_path, make_manifest
     report = inspect_file(_plan(tmp_path, make_manifest))
     d = report.details
     assert d["hash_ok"] and d["fits_this_machine"]
-    assert [(r["name"], r["precision"]) for r in d["layers"]] == [("/stem/Conv", "fp16"), ("/head/Gemm", "fp16")]
+    assert [r["precision"] for r in d["layers"]] == ["fp16", "fp16", "fp16", "fp32"]  # tests/fixtures/tensorrt
+    assert [r["name"] for r in d["layers"]][1:3] == ["/patch_embed1/proj/Conv + /patch_embed1/norm/BatchNormalization",
+                                                   "/head/Gemm"]
     assert fake_gpu.driver.retained == {0: 0}

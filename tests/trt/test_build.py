@@ -5,7 +5,7 @@ off: the stand-in engine computes something else than VAN."""
 import json
 
 import pytest
-from stand_ins import FakeCache, FakeConfig, FakeTensorRT
+from stand_ins import FakeCache, FakeConfig, FakeTensorRT, parser_error
 
 from vanexport.errors import VanexportError
 from vanexport.machine import available_memory_bytes, host_platform
@@ -78,11 +78,21 @@ def test_the_timing_cache_is_reused_only_where_it_was_made(b0_onnx_64, tmp_path,
     assert builds(trt)[-1]["cache_keys"] == []
     assert any("made on another GPU or TensorRT version: not used" in w for w in r.warnings)
 
+
+@pytest.mark.parametrize("returns", ["none", "empty"])
+def test_a_corrupt_timing_cache_is_not_used_and_is_replaced(b0_onnx_64, tmp_path, fake_gpu, returns):
+    """TensorRT logs why (the first of its two errors, NVIDIA/TensorRT#3566) and returns no cache, or a new empty
+    one (which of the two is not documented: both are taken)."""
+    fake_gpu.trt.corrupt_cache = returns
+    cache = tmp_path / "timing.cache"
     cache.write_bytes(b"\x00garbage")
-    key_path(cache).unlink()
     r = build(b0_onnx_64, tmp_path / "e.plan")
-    assert any("not readable by TensorRT" in w and "Magic tag does not match" in w for w in r.warnings)
-    assert json.loads(cache.read_bytes())["keys"] == ["tactic-0"]
+    (note,) = [w for w in r.warnings if "not readable by TensorRT" in w]
+    assert note.endswith("(1: [stdArchiveReader.cpp::nvinfer1::rt::StdArchiveReader::StdArchiveReaderInitCommon::36] "
+                         "Error Code 1: Serialization (Serialization assertion magicTagRead == kMAGIC_TAG failed.Magic "
+                         "tag does not match))")
+    assert builds(fake_gpu.trt)[-1]["cache_keys"] == []  # built from a new cache
+    assert json.loads(cache.read_bytes())["keys"] == ["tactic-0"]  # and the corrupt file replaced by its timings
 
 
 def test_an_empty_cache_never_replaces_one(b0_onnx_64, tmp_path, fake_gpu):
@@ -108,6 +118,30 @@ def test_a_failed_build_says_why_and_writes_nothing(b0_onnx_64, tmp_path, fake_g
     with pytest.raises(VanexportError, match=r"failed to build the engine \(10: Could not find any implementation"):
         build(b0_onnx_64, out / "m.plan")
     assert list(out.iterdir()) == []
+
+
+def test_a_parser_failure_names_each_node_and_writes_nothing(b0_onnx_64, tmp_path, fake_gpu):
+    """nvonnxparser's errors (the stand-in's, shaped as pyOnnx.cpp binds them): one part per error, naming the
+    node; a file the parser cannot read records no error, only a log line, which is then the reason given."""
+    attr = 'Assertion failed: dilations.nbDims == 2: Only 2D dilations are supported'
+    fake_gpu.trt.parse_failure = [parser_error(41, "/block1/attn/conv_spatial/Conv", "Conv", desc=attr,
+                                               code="UNSUPPORTED_NODE_ATTR"),
+                                  parser_error(97, "/head/Gemm", "FusedGemm")]
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(VanexportError) as e:
+        build(b0_onnx_64, out / "m.plan")
+    assert e.value.problem == (
+        f"TensorRT 10.16.1.11 cannot parse {b0_onnx_64}: node 41 '/block1/attn/conv_spatial/Conv' (Conv): {attr} "
+        "[UNSUPPORTED_NODE_ATTR]; node 97 '/head/Gemm' (FusedGemm): Assertion failed: creator && \"Plugin not found, "
+        "are the plugin name, version, and namespace correct?\": Plugin not found, are the plugin name, version, "
+        "and namespace correct? [UNSUPPORTED_NODE]")
+    fake_gpu.trt.parse_failure = "unreadable"
+    with pytest.raises(VanexportError) as e:
+        build(b0_onnx_64, out / "m.plan")
+    assert e.value.problem == (f"TensorRT 10.16.1.11 cannot parse {b0_onnx_64}: Failed to parse ONNX model from file: "
+                               f"{b0_onnx_64}!")
+    assert list(out.iterdir()) == [] and not builds(fake_gpu.trt)
 
 
 @pytest.fixture
@@ -155,14 +189,16 @@ def test_a_dla_build(b0_onnx_64, tmp_path, orin):
     assert config["device_type"] == "DLA" and config["dla_core"] == 1
     assert {"GPU_FALLBACK", "FP16"} <= set(config["flags"])  # DLA runs FP16/INT8 only: the flag on 10.x
     assert config["profile"] == ((1, 3, 64, 64),) * 3  # static
+    # one subgraph on the DLA, and only the copies to and from its memory on the GPU (tests/fixtures/tensorrt)
     assert r.manifest["build"]["placement"] == {"dla": 1, "gpu": 0} and r.manifest["tensorrt"]["dla_core"] == 1
+    assert not any("layer(s) run on the GPU" in w for w in r.warnings)  # no fallback to report
 
 
 def test_a_dla_build_where_nothing_lands_on_the_dla_is_refused(b0_onnx_64, tmp_path, orin, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     orin.dla_placement = False  # TensorRT fell back to the GPU for every layer, silently
-    with pytest.raises(VanexportError, match="placed no layer on DLA core 1: all 2 layers fell back to the GPU"):
+    with pytest.raises(VanexportError, match="placed no layer on DLA core 1: all 4 layers fell back to the GPU"):
         build(b0_onnx_64, out / "m.plan", DLA)
     assert list(out.iterdir()) == []  # no plan, no manifest, no timing cache
     monkeypatch.setattr(FakeConfig, "dla_runnable", 0)

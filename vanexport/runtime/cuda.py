@@ -11,6 +11,7 @@ calls are right with or without `argtypes`; on the real library the prototypes a
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 
 import numpy as np
@@ -25,6 +26,8 @@ _PROTOTYPES = {  # name: argument types (every function returns a CUresult, an i
     "cuDevicePrimaryCtxRetain": (ctypes.POINTER(_PTR), ctypes.c_int),
     "cuDevicePrimaryCtxRelease_v2": (ctypes.c_int,),
     "cuCtxSetCurrent": (_PTR,),
+    "cuCtxPushCurrent_v2": (_PTR,),
+    "cuCtxPopCurrent_v2": (ctypes.POINTER(_PTR),),
     "cuStreamCreate": (ctypes.POINTER(_PTR), ctypes.c_uint),
     "cuStreamSynchronize": (_PTR,),
     "cuStreamDestroy_v2": (_PTR,),
@@ -71,6 +74,19 @@ class Device:
         if self._context is None:
             raise VanexportError(f"CUDA device {self.index} was closed", "this is a bug in vanexport; please report it")
         check(self.lib, self.lib.cuCtxSetCurrent(self._context), f"cuCtxSetCurrent (device {self.index})")
+
+    @contextlib.contextmanager
+    def pushed(self):
+        """This device's context current on the calling thread for the block, the caller's own restored after
+        (cuCtxPushCurrent/cuCtxPopCurrent): for freeing from any thread, e.g. in __del__, without changing which
+        context the thread had."""
+        if self._context is None:
+            raise VanexportError(f"CUDA device {self.index} was closed", "this is a bug in vanexport; please report it")
+        check(self.lib, self.lib.cuCtxPushCurrent_v2(self._context), f"cuCtxPushCurrent (device {self.index})")
+        try:
+            yield self
+        finally:
+            check(self.lib, self.lib.cuCtxPopCurrent_v2(ctypes.byref(_PTR())), f"cuCtxPopCurrent (device {self.index})")
 
     def stream(self) -> "Stream":
         return Stream(self)

@@ -95,35 +95,42 @@ class TensorRTBackend:
                 raise VanexportError(f"TensorRT refused input shape {_fmt(x.shape)} ({log.last_error()})",
                                      "check the engine's profile with `vanexport inspect`")
             d_in = self._buffer(self.input_name, host_in.nbytes)
-            d_in.copy_from(host_in, self.stream)
-            self.context.set_tensor_address(self.input_name, d_in.ptr)
-            host_out = {}
-            for out in self.outputs:
-                shape = tuple(int(d) for d in self.context.get_tensor_shape(out.name))
-                host_out[out.name] = np.empty(shape, _numpy_dtype(out))
-                self.context.set_tensor_address(out.name, self._buffer(out.name, host_out[out.name].nbytes).ptr)
-            if not self.context.execute_async_v3(self.stream.handle):
-                raise VanexportError(f"TensorRT failed to run {self.path.name} ({log.last_error()})",
-                                     "run with --debug; check GPU memory with nvidia-smi")
-            for name, arr in host_out.items():
-                self._buffers[name].copy_to(arr, self.stream)
-            self.stream.synchronize()  # host_in and host_out stay referenced until here
+            try:
+                d_in.copy_from(host_in, self.stream)
+                self.context.set_tensor_address(self.input_name, d_in.ptr)
+                host_out = {}
+                for out in self.outputs:
+                    shape = tuple(int(d) for d in self.context.get_tensor_shape(out.name))
+                    host_out[out.name] = np.empty(shape, _numpy_dtype(out))
+                    self.context.set_tensor_address(out.name, self._buffer(out.name, host_out[out.name].nbytes).ptr)
+                if not self.context.execute_async_v3(self.stream.handle):
+                    raise VanexportError(f"TensorRT failed to run {self.path.name} ({log.last_error()})",
+                                         "run with --debug; check GPU memory with nvidia-smi")
+                for name, arr in host_out.items():
+                    self._buffers[name].copy_to(arr, self.stream)
+            finally:  # also after a failure: no buffer may be freed or regrown under queued work
+                self.stream.synchronize()  # host_in and host_out stay referenced until here
         return host_out[self.outputs[0].name].astype(np.float32, copy=False)
 
     def close(self) -> None:
-        """TensorRT objects first (they live in the device's context), then the buffers, stream and context."""
+        """With the device's context current on this thread (another device's, or none, may be: a second
+        backend, or __del__ on another thread): TensorRT objects first (they live in that context), then the
+        buffers and the stream; the context is released last."""
         if self._cuda is None:
             return
-        for attr in ("context", "engine", "runtime"):
-            self.__dict__.pop(attr, None)
-        for buf in self._buffers.values():
-            buf.close()
-        self._buffers = {}
-        if getattr(self, "stream", None) is not None:
-            self.stream.close()
-            self.stream = None
         cuda_device, self._cuda = self._cuda, None
-        cuda_device.close()
+        try:
+            with cuda_device.pushed():
+                for attr in ("context", "engine", "runtime"):
+                    self.__dict__.pop(attr, None)
+                buffers, self._buffers = self._buffers, {}
+                for buf in buffers.values():
+                    buf.close()
+                if getattr(self, "stream", None) is not None:
+                    stream, self.stream = self.stream, None
+                    stream.close()
+        finally:
+            cuda_device.close()
 
     def __enter__(self) -> "TensorRTBackend":
         return self

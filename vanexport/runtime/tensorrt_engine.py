@@ -161,11 +161,17 @@ def runs_on_dla(row: dict) -> bool:
     return "dla" in kind or ("ForeignNode" in row["name"] and "myelin" not in kind)
 
 
+# The copies between GPU memory and a DLA subgraph's, as a Jetson build names them (NVIDIA/TensorRT#3143: "images to
+# nvm", "head_3 from nvm", "images copy finish"): every DLA engine has them, so they are no fallback to the GPU.
+_DLA_COPIES = (" to nvm", " from nvm", " copy finish")
+
+
 def dla_placement(rows: list[dict]) -> dict:
-    """{"dla": subgraphs on the DLA, "gpu": the other layers} from `engine_layers` rows (the reformatting layers
-    around a DLA subgraph, "... to nvm" / "... from nvm" / "... copy finish", run on the GPU)."""
+    """{"dla": subgraphs on the DLA, "gpu": layers that compute on the GPU} from `engine_layers` rows (the copies
+    to and from the DLA's memory, which run on the GPU for every DLA subgraph, are counted in neither)."""
     dla = sum(1 for r in rows if runs_on_dla(r))
-    return {"dla": dla, "gpu": len(rows) - dla}
+    copies = sum(1 for r in rows if not runs_on_dla(r) and r["name"].endswith(_DLA_COPIES))
+    return {"dla": dla, "gpu": len(rows) - dla - copies}
 
 
 def layer_rows(info_json: str) -> list[dict]:

@@ -126,9 +126,11 @@ def attach_timing_cache(trt, config, data: bytes, log) -> tuple[object, str | No
             cache = config.create_timing_cache(data)
         except (RuntimeError, TypeError, ValueError):
             cache = None
-        # UNVERIFIED: whether a foreign or corrupt blob gives None or an empty cache with ERROR lines; both handled
+        # UNVERIFIED: whether a corrupt blob gives None or an empty cache; both come with ERROR lines, the first
+        # saying why ("... Magic tag does not match"), then "4: The timing cache will not be used!" (TensorRT#3566)
         if cache is None or len(log.errors) > errors_before:
-            cache, note = None, f"the timing cache is not readable by TensorRT {trt.__version__} ({log.last_error()})"
+            why = log.errors[errors_before] if len(log.errors) > errors_before else "no error message"
+            cache, note = None, f"the timing cache is not readable by TensorRT {trt.__version__} ({why})"
         elif not config.set_timing_cache(cache, False):
             cache, note = None, "the timing cache was made on another GPU or TensorRT version: not used"
     if cache is None:
