@@ -48,7 +48,7 @@ def bundle_facts(bundle) -> BundleFacts:
             input_name=tensor_name(m.io_input.name, "io.input.name"),
             output_name=tensor_name(m.io_output.name, "io.output.name"),
             input_shape=[_dim(d) for d in m.io_input.shape],
-            labels=[one_line(label, f"label {i + 1}") for i, label in enumerate(bundle.labels)],
+            labels=[one_line(label, f"label {i + 1}") for i, label in enumerate(_labels(bundle))],
             pre=checked_preprocessing(_preprocessing(bundle)))
     except ValueError as e:  # UnicodeDecodeError (labels) is a ValueError
         raise VanexportError(f"refusing the bundle: {_first_line(e)}", REFUSED) from None
@@ -67,6 +67,16 @@ def checked_preprocessing(pre):
         for v in values:
             number(v, f"preprocessing.{what}", low, high)
     return pre
+
+
+def _labels(bundle) -> list[str]:
+    """The label file as it is, one label per line ended by '\\n': a '\\r' stays inside its label (to be refused),
+    where a text-mode read would split the label in two and shift every label after it."""
+    path = bundle.file(bundle.manifest.labels.file)
+    labels = path.read_bytes().decode("utf-8").rstrip("\n").split("\n")
+    if len(labels) != bundle.num_classes:
+        raise ValueError(f"the label file has {len(labels)} lines for {bundle.num_classes} classes")
+    return labels
 
 
 def _preprocessing(bundle):

@@ -399,6 +399,16 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
                                         b.num_classes)))
         check_ensemble(models[-1][3], {cfg.name: cfg for _, _, _, cfg in models})
 
+    texts = {}
+    for model_name, _, _, cfg in models:
+        _model_name(model_name, "the model name")
+        text = f"# Triton model config written by vanexport {__version__} from {bundle_name}\n" + \
+            text_format.MessageToString(cfg)
+        if parse_model_config(text) != cfg:  # the text, read back with Triton's schema, is the message built
+            raise VanexportError(f"config.pbtxt of {model_name} does not read back as the config built; nothing "
+                                 "was written", "this is a bug in vanexport; please report it")
+        texts[model_name] = text
+
     repo = Path(output)
     repo.mkdir(parents=True, exist_ok=True)
     for model_name, _, _, _ in models:
@@ -409,12 +419,7 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
     records = []
     for model_name, backend, files, cfg in models:
         step(f"writing {repo / model_name}")
-        text = f"# Triton model config written by vanexport {__version__} from {bundle_name}\n" + \
-            text_format.MessageToString(cfg)
-        if parse_model_config(text) != cfg:  # the written text, read back with Triton's schema
-            raise VanexportError(f"config.pbtxt of {model_name} does not read back as the config built",
-                                 "this is a bug in vanexport; please report it")
-        _write_model_dir(_model_dir(repo, model_name), text, files, labels)
+        _write_model_dir(_model_dir(repo, model_name), texts[model_name], files, labels)
         records.append({"name": model_name, "backend": backend, "platform": cfg.platform or cfg.backend,
                         "path": str(repo / model_name), "max_batch_size": cfg.max_batch_size,
                         "instance_kind": "none" if backend == "ensemble" else
