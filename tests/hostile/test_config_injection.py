@@ -220,6 +220,13 @@ def test_a_hostile_tensor_name_is_refused_by_the_writer(forge, case, writer, io,
 
 
 @pytest.mark.parametrize("writer", list(WRITERS))
+@pytest.mark.parametrize("shape", [[-1, 3, 64, 64], ["batch", 3, True, 64], ["batch", 3, 64, 2**40]])
+def test_input_dims_are_sizes(forge, case, writer, shape):
+    bundle = forge(_set("manifest.io_input.shape", shape))
+    _refused(lambda: WRITERS[writer](bundle, case), "an axis of io.input.shape", case)
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
 @pytest.mark.parametrize("name", list(HOSTILE_LABELS))
 def test_a_label_that_is_not_one_line_is_refused(forge, case, unpacked, writer, name):
     labels = list(unpacked.labels)
