@@ -353,8 +353,8 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
     io, out_name = {"name": facts.input_name, "shape": facts.input_shape}, facts.output_name
     if external := external_data_locations(b.onnx(precision)):
         raise VanexportError(f"the bundle's {precision.upper()} ONNX file keeps tensors in external data files "
-                             f"({', '.join(repr(x) for x in external[:3])}), which Triton would open outside the "
-                             "model folder", "bundle a model exported as one file (VAN's are under 2 GB)")
+                             f"({', '.join(repr(x) for x in external[:3])}), which the runtime would open wherever they "
+                             "point", "bundle a model exported as one file (VAN's are under 2 GB)")
     static = b.static_batch is not None
     warns: list[str] = []
     if static:
