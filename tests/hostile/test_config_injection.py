@@ -518,3 +518,27 @@ def test_force_replaces_a_model_folder_and_leaves_nothing_else(b0_bundle, case):
         o = run_cli(["triton", b0_bundle[0], "-o", "out/repo", "--force"], case)
         assert o.code == 0, o.stderr
     assert sorted(os.listdir(case / "out" / "repo")) == ["van_b0"]
+
+
+@pytest.mark.parametrize("key, value", [("std", "[0.5, 0.0, 0.5]"), ("mean", "[0.5, NaN, 0.5]"), ("mean", "[0.5]"),
+                                        ("interpolation", "lanczos"), ("resize_size", "__import__('os')"),
+                                        ("input_size", "999")])
+def test_model_py_checks_the_parameters_it_reads(tmp_path, monkeypatch, key, value):
+    """config.pbtxt can be edited after vanexport wrote it: model.py takes numbers and a known filter name only,
+    and refuses to load otherwise."""
+    import sys
+    import types
+
+    from modules import load_file
+
+    from vanexport.model.variants import Preprocessing
+    from vanexport.ship.triton import PREPROCESS_MODEL, preprocess_parameters
+
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", types.ModuleType("triton_python_backend_utils"))
+    (tmp_path / "model.py").write_text(PREPROCESS_MODEL)
+    model = load_file(tmp_path / "model.py", "checked_model")
+    parameters = {k: {"string_value": v} for k, v in preprocess_parameters(Preprocessing()).items()}
+    assert model.settings({"parameters": parameters})["size"] == 224  # the control
+    parameters[key] = {"string_value": value}
+    with pytest.raises(ValueError, match="preprocessing parameters in config.pbtxt"):
+        model.settings({"parameters": parameters})
