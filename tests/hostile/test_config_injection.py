@@ -157,7 +157,7 @@ def forge(unpacked, case, monkeypatch, tmp_path_factory):
     """forge(change) -> a bundle file in the case folder that both writers open as the good bundle with `change`
     applied to a copy of its record (change(forged bundle)), and `labels` (a list) as its label file."""
     def make(change=None, file_name="bundle.tar.gz", labels=None, **forged):
-        b = Forged(unpacked.root, copy.deepcopy(unpacked.manifest), unpacked.source, **forged)
+        b = Forged(root=unpacked.root, manifest=copy.deepcopy(unpacked.manifest), source=unpacked.source, **forged)
         if change:
             change(b)
         if labels is not None:  # the file as it would be in the bundle, wherever it lies
@@ -382,7 +382,7 @@ def test_triton_files_parse_and_hold_no_bundle_string(forge, case, unpacked, b0_
             assert not any(s in constant for s in bundle_strings), (script.name, constant)
     # the same scripts for any bundle: those of the untouched bundle, byte for byte
     plain = tmp_path / "plain"
-    untouched = Bundle(unpacked.root, unpacked.manifest, unpacked.source)
+    untouched = Bundle(root=unpacked.root, manifest=unpacked.manifest, source=unpacked.source)
     monkeypatch.setattr("vanexport.device.bundle.open_bundle", lambda path, *a, **k: untouched)
     triton_repository(b0_bundle[0], plain, ensemble=True, name="other")
     assert (plain / "other_preprocess" / "1" / "model.py").read_bytes() == (
