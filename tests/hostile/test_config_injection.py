@@ -363,7 +363,7 @@ def test_triton_files_parse_and_hold_no_bundle_string(forge, case, unpacked, b0_
     bundle = forge(_odd_but_fine, file_name=ODD_BUT_FINE["file"], labels=labels)
     repo = case / "out" / "repo"
     triton_repository(bundle, repo, ensemble=True)
-    assert _everything(case) - {p for p in _everything(case) if p.startswith("out")} == {"bundle \"zq\" {#1} ☃.tar.gz"}
+    assert {p for p in _everything(case) if not p.startswith("out")} == {ODD_BUT_FINE["file"]}
     models = sorted(p.name for p in repo.iterdir())
     assert models == ["van_b0", "van_b0_ensemble", "van_b0_preprocess"]
     for model in models:
@@ -387,7 +387,8 @@ def test_triton_files_parse_and_hold_no_bundle_string(forge, case, unpacked, b0_
     triton_repository(b0_bundle[0], plain, ensemble=True, name="other")
     assert (plain / "other_preprocess" / "1" / "model.py").read_bytes() == (
         repo / "van_b0_preprocess" / "1" / "model.py").read_bytes()
-    assert (plain / "other_ensemble" / "client.py").read_bytes() == (repo / "van_b0_ensemble" / "client.py").read_bytes()
+    assert (plain / "other_ensemble" / "client.py").read_bytes() == (
+        repo / "van_b0_ensemble" / "client.py").read_bytes()
 
 
 def test_deepstream_files_parse_into_exactly_the_expected_keys(forge, case, unpacked):
@@ -396,7 +397,8 @@ def test_deepstream_files_parse_into_exactly_the_expected_keys(forge, case, unpa
     out = case / "out" / "my config ☃.txt"
     deepstream_config(bundle, out)
     assert sorted(p.name for p in out.parent.iterdir()) == sorted(
-        ["my config ☃.txt", "my config ☃_labels.txt", "my config ☃_preprocess.txt", "van_b0_64_fp32_softmax.onnx"])
+        ["my config ☃.txt", "my config ☃_labels.txt", "my config ☃_preprocess.txt",
+         "van_b0_64_fp32_softmax.onnx"])
     config = key_file_groups(out)
     assert set(config) == {"property"} and set(config["property"]) == CONFIG_INFER_KEYS
     assert config["property"]["labelfile-path"] == "my config ☃_labels.txt"

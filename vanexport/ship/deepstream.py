@@ -215,8 +215,8 @@ def preprocess_config(pre, roi, input_name: str, batch_size: int, gpu_id: int, t
     s = pre.input_size
     return key_file([
         f"nvdspreprocess config written by vanexport {__version__}: the part of each nvstreammux frame that VAN's",
-        f"evaluation keeps (resize short side {pre.resize_size}, centre-crop {s}), scaled to {s}x{s} with the GPU's cubic",
-        "filter. The ROI is in nvstreammux output pixels: for another width/height or more sources, rerun",
+        f"evaluation keeps (resize short side {pre.resize_size}, centre-crop {s}), scaled to {s}x{s} with the GPU's "
+        "cubic filter. The ROI is in nvstreammux output pixels: for another width/height or more sources, rerun",
         "`vanexport deepstream --frame WxH` or add roi-params-src-<id> lines (left;top;width;height)."], {
         "property": {
             "enable": 1,
@@ -365,7 +365,8 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
             comments.append(f"model-engine-file is the plan vanexport built and checked here ({engine['check']}); "
                             "if this TensorRT cannot load it, nvinfer rebuilds from onnx-file.")
         else:
-            comments.append("nvinfer builds model-engine-file from onnx-file on first run and saves it under that name.")
+            comments.append("nvinfer builds model-engine-file from onnx-file on first run and saves it under that "
+                            "name.")
         if crop:
             comments.append(f"Pipeline: nvstreammux (width={mux[0]} height={mux[1]}) ! nvdspreprocess "
                             f"config-file={pre_path.name} ! nvinfer config-file-path={out.name} input-tensor-meta=1")

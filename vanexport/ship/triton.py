@@ -216,10 +216,11 @@ def _ensemble_config(pb2, name: str, max_batch: int, preprocess: str, model: str
 
 # The two scripts are the same for every bundle: nothing from a bundle is ever pasted into them. model.py reads its
 # settings from its own config (Triton hands it the config as JSON); client.py asks the server.
-PREPROCESS_MODEL = '''"""Triton Python backend: encoded images (TYPE_STRING) -> a VAN classifier's input, preprocessed as vanexport
-does: resize the short side, centre-crop, scale to [0, 1], normalise with mean and std. The sizes, the filter, mean
-and std are this model's config.pbtxt `parameters`, read (and checked) when Triton loads the model; the tensors are
-its config's input and output. Written by vanexport; needs numpy and Pillow in Triton's Python environment."""
+PREPROCESS_MODEL = '''"""Triton Python backend: encoded images (TYPE_STRING) -> a VAN classifier's input, preprocessed
+as vanexport does: resize the short side, centre-crop, scale to [0, 1], normalise with mean and std. The sizes, the
+filter, mean and std are this model's config.pbtxt `parameters`, read (and checked) when Triton loads the model; the
+tensors are its config's input and output. Written by vanexport; needs numpy and Pillow in Triton's Python
+environment."""
 import io
 import json
 import math
@@ -277,7 +278,8 @@ class TritonPythonModel:
         return responses
 '''
 
-CLIENT = '''"""Classify image files with the ensemble this file lies beside, on a running Triton server (written by vanexport).
+CLIENT = '''"""Classify image files with the ensemble this file lies beside, on a running Triton server
+(written by vanexport).
 
     pip install "tritonclient[http]"
     python client.py cat.jpg dog.png --url localhost:8000
@@ -353,8 +355,8 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
     io, out_name = {"name": facts.input_name, "shape": facts.input_shape}, facts.output_name
     if external := external_data_locations(b.onnx(precision)):
         raise VanexportError(f"the bundle's {precision.upper()} ONNX file keeps tensors in external data files "
-                             f"({', '.join(repr(x) for x in external[:3])}), which the runtime would open wherever they "
-                             "point", "bundle a model exported as one file (VAN's are under 2 GB)")
+                             f"({', '.join(repr(x) for x in external[:3])}), which the runtime would open wherever "
+                             "they point", "bundle a model exported as one file (VAN's are under 2 GB)")
     static = b.static_batch is not None
     warns: list[str] = []
     if static:
