@@ -65,3 +65,62 @@ def test_external_data_is_refused(tmp_path, b0_onnx_64):
     assert metadata_from_file(path) == read_metadata(b0_onnx_64)  # the metadata is still in the file
     with pytest.raises(VanexportError, match="keeps its weights in external data files"):
         with_softmax_output(path, tmp_path / "soft.onnx", "probabilities")
+
+
+def test_the_external_data_walk_knows_every_place_a_tensor_can_lie():
+    """The walk's table, against onnx.proto as the onnx package compiles it: from ModelProto, every message field
+    that can (transitively) hold a TensorProto is followed, to the message it holds."""
+    from onnx import onnx_ml_pb2
+
+    from vanexport.formats.onnx_wire import _HOLDS_TENSORS
+
+    kinds = {"ModelProto": "model", "GraphProto": "graph", "NodeProto": "node", "AttributeProto": "attribute",
+             "TensorProto": "tensor", "SparseTensorProto": "sparse_tensor", "FunctionProto": "function",
+             "TrainingInfoProto": "training_info"}
+
+    def holds_tensors(descriptor, seen=()) -> bool:
+        if descriptor.name == "TensorProto":
+            return True
+        return any(f.message_type is not None and f.message_type.name not in seen
+                   and holds_tensors(f.message_type, (*seen, descriptor.name)) for f in descriptor.fields)
+
+    expected, todo = {}, [onnx_ml_pb2.ModelProto.DESCRIPTOR]
+    while todo:
+        d = todo.pop()
+        if kinds[d.name] in expected or d.name == "TensorProto":
+            continue
+        expected[kinds[d.name]] = {f.number: kinds[f.message_type.name] for f in d.fields
+                                   if f.message_type is not None and holds_tensors(f.message_type)}
+        todo += [f.message_type for f in d.fields if f.message_type is not None and holds_tensors(f.message_type)]
+    assert _HOLDS_TENSORS == expected
+
+
+def test_external_data_anywhere_is_found(tmp_path, b0_onnx_64):
+    """A location in an initializer, a Constant's value, a subgraph (If), a function and a sparse initializer."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from vanexport.formats.onnx_wire import external_data_locations
+
+    def outside(name, location):
+        t = numpy_helper.from_array(np.zeros(2, np.float32), name)
+        t.ClearField("raw_data")
+        t.data_location = TensorProto.EXTERNAL
+        t.external_data.add(key="location", value=location)
+        return t
+
+    model = onnx.load(str(b0_onnx_64))
+    assert external_data_locations(b0_onnx_64) == []
+    model.graph.initializer.append(outside("a", "init.bin"))
+    model.graph.node.append(helper.make_node("Constant", [], ["c"], value=outside("c", "/etc/passwd")))
+    branch = helper.make_graph([helper.make_node("Constant", [], ["o"], value=outside("o", "../branch.bin"))], "b",
+                               [], [helper.make_tensor_value_info("o", TensorProto.FLOAT, [2])])
+    model.graph.node.append(helper.make_node("If", ["cond"], ["r"], then_branch=branch, else_branch=branch))
+    model.functions.append(helper.make_function("local", "f", [], ["y"], [helper.make_node(
+        "Constant", [], ["y"], value=outside("y", "function.bin"))], [helper.make_opsetid("", 17)]))
+    model.graph.sparse_initializer.append(helper.make_sparse_tensor(
+        outside("v", "sparse.bin"), numpy_helper.from_array(np.array([0, 1], np.int64), "i"), [4]))
+    path = tmp_path / "anywhere.onnx"
+    path.write_bytes(model.SerializeToString())
+    assert external_data_locations(path) == sorted(
+        ["init.bin", "/etc/passwd", "../branch.bin", "function.bin", "sparse.bin"])

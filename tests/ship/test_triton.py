@@ -200,6 +200,11 @@ def test_ensemble_takes_encoded_images(tmp_path, b0_bundle, monkeypatch):
         def __init__(self, url):
             sent["url"] = url
 
+        def get_model_metadata(self, model_name):  # as the server answers it, from the model's config
+            assert model_name == ens.name
+            return {"name": model_name, "inputs": [{"name": t.name} for t in ens.input],
+                    "outputs": [{"name": t.name} for t in ens.output]}
+
         def infer(self, model_name, inputs, outputs):
             sent.update(model=model_name, data=inputs[0].data, name=inputs[0].name, output=outputs[0].name)
             return types.SimpleNamespace(as_numpy=lambda n: np.array([[b"9.1:3:three", b"2.0:1:one"]] * len(

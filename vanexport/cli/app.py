@@ -513,7 +513,8 @@ def predict(images, model, topk, backend, precision, as_json):
 @cli.command()
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Model repository folder.")
-@click.option("--name", help="Model name [default: van_<variant>; TensorRT models add _trt_<precision>].")
+@click.option("--name", help="Model name, a plain folder name (letters, digits, '_', '-', '.') [default: "
+              "van_<variant>; TensorRT models add _trt_<precision>].")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
               help="Which bundled ONNX the ONNX Runtime model serves.")
 @click.option("--max-batch", type=int, default=32, show_default=True,

@@ -48,3 +48,14 @@ def one_line(value, what: str = "a text", max_chars: int = 512) -> str:
         raise ValueError(f"{what} {str(value)[:60]!r} is not one line of printable text of at most {max_chars} "
                          "characters")
     return value
+
+
+def number(value, what: str, low: float, high: float, integer: bool = False) -> float:
+    """A finite number in low..high (an int when `integer`); a bool or a numeric string is not a number."""
+    import math
+
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{what} {str(value)[:60]!r} is not {'an integer' if integer else 'a number'} in "
+                         f"{low:g}..{high:g}")
+    return value

@@ -164,11 +164,9 @@ def with_softmax_output(src, dst, output: str, meta: ModelMetadata | None = None
         outputs = [v for k, w, v, _ in graph if k == GRAPH_OUTPUT and w == LEN]
         if len(outputs) != 1:
             raise WireError(f"the graph has {len(outputs)} outputs, not one")
-        for k, w, v, _ in graph:
-            if k == GRAPH_INITIALIZER and w == LEN and any(
-                    n == TENSOR_DATA_LOCATION and x == EXTERNAL for n, _, x, _ in _fields(v)):
-                raise VanexportError(f"'{src}' keeps its weights in external data files",
-                                     "export it as a single file (models under 2 GB are)")
+        if next(_external_locations(data, "model"), None) is not None:  # anywhere, not only in initializers
+            raise VanexportError(f"'{src}' keeps its weights in external data files",
+                                 "export it as a single file (models under 2 GB are)")
         names = _strings(outputs[0], VALUE_INFO_NAME)
         logits = names[0] if names else ""
     except (WireError, UnicodeDecodeError) as e:
@@ -190,3 +188,43 @@ def with_softmax_output(src, dst, output: str, meta: ModelMetadata | None = None
         for key, value in sorted(meta.to_props().items()):
             out += _field(MODEL_METADATA, _field(ENTRY_KEY, key) + _field(ENTRY_VALUE, value))
     Path(dst).write_bytes(bytes(out))
+
+
+# Where a TensorProto can lie in an ONNX model: message -> {field number: the message it holds} (onnx.proto).
+_HOLDS_TENSORS = {
+    "model": {7: "graph", 20: "training_info", 25: "function"},
+    "training_info": {1: "graph", 2: "graph"},
+    "graph": {1: "node", 5: "tensor", 15: "sparse_tensor"},
+    "function": {7: "node", 11: "attribute"},
+    "node": {5: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse_tensor", 23: "sparse_tensor"},
+    "sparse_tensor": {1: "tensor", 2: "tensor"},
+}
+TENSOR_EXTERNAL_DATA, _MAX_NESTING = 13, 64
+
+
+def _external_locations(buf, kind: str, depth: int = 0):
+    if depth > _MAX_NESTING:
+        raise WireError("graphs nested too deeply")
+    if kind == "tensor":
+        entries = [dict((k, bytes(v).decode()) for k, w, v, _ in _fields(e) if w == LEN)
+                   for k, w, e, _ in _fields(buf) if k == TENSOR_EXTERNAL_DATA and w == LEN]
+        external = any(k == TENSOR_DATA_LOCATION and w == VARINT and v == EXTERNAL for k, w, v, _ in _fields(buf))
+        if external or entries:
+            yield next((e.get(ENTRY_VALUE, "") for e in entries if e.get(ENTRY_KEY) == "location"), "")
+        return
+    for number, wire, value, _ in _fields(buf):
+        inner = _HOLDS_TENSORS[kind].get(number)
+        if inner and wire == LEN:
+            yield from _external_locations(value, inner, depth + 1)
+
+
+def external_data_locations(path) -> list[str]:
+    """The external data files that the tensors of ONNX file `path` name, wherever they lie (initializers, constant
+    and function attributes, subgraphs, sparse and training tensors): a runtime that loads the file opens each of
+    them, relative to the file's folder or absolute. An external tensor without a location gives ''."""
+    path = regular_file(path, "model file", "pass an .onnx file made by `vanexport onnx`")
+    try:
+        return sorted(set(_external_locations(Path(path).read_bytes(), "model")))
+    except (WireError, UnicodeDecodeError) as e:
+        raise VanexportError(f"'{path}' is not a readable ONNX file ({e})", HINT) from e

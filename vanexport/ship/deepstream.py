@@ -29,7 +29,9 @@ names of a given engine, not its precision).
 """
 from __future__ import annotations
 
+import math
 import os
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +42,8 @@ import numpy as np
 from .. import __version__
 from ..errors import VanexportError
 from ..files import check_output_path, temp_folder_beside
+from ..formats.fields import one_line, path_part
+from .checked import REFUSED, bundle_facts, bundle_file_name
 
 NETWORK_MODE = {"fp32": 0, "int8": 1, "fp16": 2}  # nvinfer network-mode values
 PROB_OUTPUT = "probabilities"
@@ -165,50 +169,83 @@ def measure_agreement(onnx_path, images: str | os.PathLike, pre, modes=("centre-
     return out
 
 
+# A group name or key as we write them; what a value may not hold: control characters and line breaks (a new
+# line, a new key, a new group), a backslash (GLib's escape), '[' ']' (group syntax), ';' (GLib's list separator).
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_NOT_IN_A_VALUE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\\[\];]")
+
+
+def key_file_value(value, what: str) -> str:
+    """`value` as written after `key=` in a GLib key file (what nvinfer and nvdspreprocess load), or ValueError:
+    an int, a finite float (repr, read back exactly), a list of those or of strings (joined by ';', GLib's list
+    separator), or a string that stays one value on one line (no character of _NOT_IN_A_VALUE, no space at
+    either end, since GLib strips it)."""
+    if isinstance(value, (list, tuple)):
+        return ";".join(key_file_value(v, what) for v in value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str) and value and value == value.strip() and not _NOT_IN_A_VALUE.search(value):
+        return value
+    raise ValueError(f"{what} {str(value)[:60]!r} cannot be one value of a DeepStream config (no line breaks, "
+                     "control characters, '\\', '[', ']' or ';' inside a value)")
+
+
+def key_file(comments: list[str], groups: dict[str, dict]) -> str:
+    """A GLib key file: `# ` comment lines, then each group's `key=value` lines. Every comment is one line, every
+    group name and key plain, every value passes key_file_value: no string can end a line, add a key or a group."""
+    lines = [f"# {one_line(c, 'a comment')}" for c in comments]
+    for group, keys in groups.items():
+        lines += ["", f"[{_key(group)}]"] + [f"{_key(k)}={key_file_value(v, k)}" for k, v in keys.items()]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _key(name: str) -> str:
+    if not _KEY.fullmatch(name):
+        raise ValueError(f"{name!r} is not a key-file group name or key")
+    return name
+
+
 def preprocess_config(pre, roi, input_name: str, batch_size: int, gpu_id: int, target_gie: int, scale: float,
                       offsets: list[float]) -> str:
     """nvdspreprocess config: one fixed ROI per source, cubic-scaled to the network input, normalised as
     nvinfer would, handed to the nvinfer whose gie-unique-id is `target_gie` as tensor `input_name`."""
     left, top, w, h = roi
     s = pre.input_size
-    return "\n".join([
-        f"# nvdspreprocess config written by vanexport {__version__}: the part of each nvstreammux frame that VAN's",
-        f"# evaluation keeps (resize short side {pre.resize_size}, centre-crop {s}), scaled to {s}x{s} with the GPU's cubic",
-        "# filter. The ROI is in nvstreammux output pixels: for another width/height or more sources, rerun",
-        "# `vanexport deepstream --frame WxH` or add roi-params-src-<id> lines (left;top;width;height).",
-        "[property]",
-        "enable=1",
-        f"target-unique-ids={target_gie}",
-        f"unique-id={PREPROCESS_UNIQUE_ID}",
-        f"gpu-id={gpu_id}",
-        "process-on-frame=1",
-        "network-input-order=0",  # NCHW
-        f"network-input-shape={batch_size};3;{s};{s}",
-        f"processing-width={s}",
-        f"processing-height={s}",
-        "maintain-aspect-ratio=0",  # the ROI has the crop's shape already
-        "symmetric-padding=0",
-        "network-color-format=0",  # RGB, as VAN was trained
-        "tensor-data-type=0",  # FP32
-        f"tensor-name={input_name}",
-        "scaling-buf-pool-size=6",
-        "tensor-buf-pool-size=6",
-        "scaling-pool-memory-type=0",
-        f"scaling-pool-compute-hw={COMPUTE_GPU}",  # the GPU, so that the cubic filter is one on a Jetson too
-        f"scaling-filter={SCALING_FILTER_CUBIC}",
-        f"custom-lib-path={CUSTOM_LIB}",
-        "custom-tensor-preparation-function=CustomTensorPreparation",
-        "",
-        "[user-configs]",
-        f"pixel-normalization-factor={scale!r}",
-        "offsets=" + ";".join(repr(o) for o in offsets),
-        "",
-        "[group-0]",
-        "src-ids=0",
-        "custom-input-transformation-function=CustomAsyncTransformation",
-        "process-on-roi=1",
-        f"roi-params-src-0={left};{top};{w};{h}",
-    ]) + "\n"
+    return key_file([
+        f"nvdspreprocess config written by vanexport {__version__}: the part of each nvstreammux frame that VAN's",
+        f"evaluation keeps (resize short side {pre.resize_size}, centre-crop {s}), scaled to {s}x{s} with the GPU's "
+        "cubic filter. The ROI is in nvstreammux output pixels: for another width/height or more sources, rerun",
+        "`vanexport deepstream --frame WxH` or add roi-params-src-<id> lines (left;top;width;height)."], {
+        "property": {
+            "enable": 1,
+            "target-unique-ids": target_gie,
+            "unique-id": PREPROCESS_UNIQUE_ID,
+            "gpu-id": gpu_id,
+            "process-on-frame": 1,
+            "network-input-order": 0,  # NCHW
+            "network-input-shape": [batch_size, 3, s, s],
+            "processing-width": s,
+            "processing-height": s,
+            "maintain-aspect-ratio": 0,  # the ROI has the crop's shape already
+            "symmetric-padding": 0,
+            "network-color-format": 0,  # RGB, as VAN was trained
+            "tensor-data-type": 0,  # FP32
+            "tensor-name": input_name,
+            "scaling-buf-pool-size": 6,
+            "tensor-buf-pool-size": 6,
+            "scaling-pool-memory-type": 0,
+            "scaling-pool-compute-hw": COMPUTE_GPU,  # the GPU, so that the cubic filter is one on a Jetson too
+            "scaling-filter": SCALING_FILTER_CUBIC,
+            "custom-lib-path": CUSTOM_LIB,
+            "custom-tensor-preparation-function": "CustomTensorPreparation"},
+        "user-configs": {"pixel-normalization-factor": scale, "offsets": list(offsets)},
+        "group-0": {
+            "src-ids": 0,
+            "custom-input-transformation-function": "CustomAsyncTransformation",
+            "process-on-roi": 1,
+            "roi-params-src-0": [left, top, w, h]}})
 
 
 def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, precision: str | None = None,
@@ -224,6 +261,8 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
     out = check_output_path(output)
     if batch_size < 1:
         raise VanexportError(f"--batch-size {batch_size} is not positive", "pass 1 or more")
+    if gpu_id < 0:
+        raise VanexportError(f"--gpu-id {gpu_id} is negative", "pass 0 or more (a CUDA device number)")
     if not 0.0 <= threshold <= 1.0:
         raise VanexportError(f"--threshold {threshold} is not a probability", "pass a value in 0..1")
     gie_id = gie_id if gie_id is not None else (2 if secondary else 1)
@@ -242,28 +281,31 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
                              "to FP16 and saves a '_fp16.engine' (so it rebuilds on every start)",
                              "add --build-engine to build and check the INT8 plan here (needs TensorRT), or use "
                              "--precision fp16")
-    step(f"checking and unpacking {Path(bundle).name}")
+    bundle_name = bundle_file_name(bundle)
+    step(f"checking and unpacking {bundle_name}")
     b = open_bundle(bundle)
+    facts = bundle_facts(b)
     warns: list[str] = []
     if precision is None:  # FP16 where the bundle has it: the usual DeepStream choice on Jetson and dGPU
         precision = "fp16" if "fp16" in b.precisions else "fp32"
     src = b.onnx(precision)
-    shape = b.manifest.io_input.shape
+    shape = facts.input_shape  # None for a dynamic axis
     if isinstance(shape[0], int) and batch_size != shape[0]:
         raise VanexportError(f"the ONNX file has a static batch of {shape[0]}", f"pass --batch-size {shape[0]}")
     if not all(isinstance(d, int) for d in shape[1:]):
         raise VanexportError("the ONNX file has dynamic height/width; nvinfer needs fixed infer-dims",
                              "bundle a model exported without --dynamic-hw")
-    pre = b.preprocessing
+    pre = facts.pre
     scale, offsets = scale_and_offsets(pre.mean, pre.std)
 
     folder = out.parent if str(out.parent) else Path(".")
-    onnx_path = folder / f"{src.stem}_softmax.onnx"
+    onnx_path = folder / _onnx_name(src)
     labels_path = folder / f"{out.stem}_labels.txt"
     pre_path = folder / f"{out.stem}_preprocess.txt" if crop else None
     roi = list(centre_roi(*mux, pre)) if crop else None
-    for path in (onnx_path, labels_path, pre_path):
+    for path in (out, onnx_path, labels_path, pre_path):
         if path is not None:
+            _config_file_name(path.name)
             check_output_path(path)
     agreement = None
     if images is not None:
@@ -278,8 +320,8 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
     engine_name = f"{onnx_path.name}_b{batch_size}_gpu{gpu_id}_{precision}.engine"  # what nvinfer saves
     props = {
         "gpu-id": gpu_id,
-        "net-scale-factor": repr(scale),
-        "offsets": ";".join(repr(o) for o in offsets),
+        "net-scale-factor": scale,
+        "offsets": list(offsets),
         "model-color-format": 0,  # RGB, as VAN was trained
         "onnx-file": onnx_path.name,
         "model-engine-file": engine_name,
@@ -288,7 +330,7 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
         "network-mode": NETWORK_MODE[precision],
         "network-type": 1,  # classifier
         "process-mode": 2 if secondary else 1,
-        "infer-dims": ";".join(str(d) for d in shape[1:]),
+        "infer-dims": list(shape[1:]),
         "network-input-order": 0,  # NCHW
         "output-blob-names": PROB_OUTPUT,
         "classifier-threshold": threshold,
@@ -312,35 +354,41 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
         if build_engine:
             engine = build_plan(b, work / onnx_path.name, precision, batch_size, gpu_id, step)
             props["model-engine-file"] = engine["plan"]
-        body = [f"# DeepStream Gst-nvinfer config for VAN-{b.variant} ({precision.upper()}), written by vanexport "
-                f"{__version__}",
-                f"# from {Path(bundle).name}. nvinfer computes y = net-scale-factor * (x - offsets[c]) on 0..255 "
-                "pixels;",
-                f"# VAN wants (x/255 - mean)/std with mean={list(pre.mean)} std={list(pre.std)}: factor 1/(255*std), "
-                "offsets 255*mean.",
-                f"# {onnx_path.name} is the bundle's {src.name} with a Softmax appended (output '{PROB_OUTPUT}')."]
+        comments = [f"DeepStream Gst-nvinfer config for VAN-{facts.variant} ({precision.upper()}), written by "
+                    f"vanexport {__version__}",
+                    f"from {bundle_name}. nvinfer computes y = net-scale-factor * (x - offsets[c]) on 0..255 pixels;",
+                    f"VAN wants (x/255 - mean)/std with mean={list(pre.mean)} std={list(pre.std)}: factor 1/(255*std), "
+                    "offsets 255*mean.",
+                    f"{onnx_path.name} is the bundle's {precision.upper()} ONNX file with a Softmax appended (output "
+                    f"'{PROB_OUTPUT}')."]
         if engine:
-            body.append(f"# model-engine-file is the plan vanexport built and checked here ({engine['check']}); "
-                        "if this TensorRT cannot load it, nvinfer rebuilds from onnx-file.")
+            comments.append(f"model-engine-file is the plan vanexport built and checked here ({engine['check']}); "
+                            "if this TensorRT cannot load it, nvinfer rebuilds from onnx-file.")
         else:
-            body.append("# nvinfer builds model-engine-file from onnx-file on first run and saves it under that name.")
+            comments.append("nvinfer builds model-engine-file from onnx-file on first run and saves it under that "
+                            "name.")
         if crop:
-            body.append(f"# Pipeline: nvstreammux (width={mux[0]} height={mux[1]}) ! nvdspreprocess "
-                        f"config-file={pre_path.name} ! nvinfer config-file-path={out.name} input-tensor-meta=1")
+            comments.append(f"Pipeline: nvstreammux (width={mux[0]} height={mux[1]}) ! nvdspreprocess "
+                            f"config-file={pre_path.name} ! nvinfer config-file-path={out.name} input-tensor-meta=1")
         else:
-            body.append("# nvinfer scales each " + ("object" if secondary else "frame") + " whole to the network "
-                        "input (a stretch, not VAN's resize + centre crop).")
+            comments.append("nvinfer scales each " + ("object" if secondary else "frame") + " whole to the network "
+                            "input (a stretch, not VAN's resize + centre crop).")
         if secondary:
-            body.append(f"# Secondary: classifies objects of the detector with gie-unique-id={operate_on_gie_id}; "
-                        f"its own results carry gie-unique-id={gie_id}.")
-        body += ["[property]"] + [f"{k}={v}" for k, v in props.items()]
-        # nvinfer classifiers read one line per output layer, labels separated by ';'.
-        (work / labels_path.name).write_text(";".join(label.replace(";", ",") for label in b.labels) + "\n",
+            comments.append(f"Secondary: classifies objects of the detector with gie-unique-id={operate_on_gie_id}; "
+                            f"its own results carry gie-unique-id={gie_id}.")
+        try:  # every value was checked where it came in: a refusal here is a value that slipped past that
+            config = key_file(comments, {"property": props})
+            pre_config = pre_path and preprocess_config(pre, roi, facts.input_name, batch_size, gpu_id, gie_id,
+                                                        scale, offsets)
+        except ValueError as e:
+            raise VanexportError(f"cannot write the DeepStream config: {e}", "nothing was written; this is a bug "
+                                 "in vanexport, please report it") from None
+        # nvinfer classifiers read one line per output layer, labels separated by ';' (each label is one line).
+        (work / labels_path.name).write_text(";".join(label.replace(";", ",") for label in facts.labels) + "\n",
                                              encoding="utf-8")
-        if pre_path is not None:
-            (work / pre_path.name).write_text(preprocess_config(pre, roi, b.manifest.io_input.name, batch_size, gpu_id,
-                                                                gie_id, scale, offsets))
-        (work / out.name).write_text("\n".join(body) + "\n")
+        if pre_config:
+            (work / pre_path.name).write_text(pre_config)
+        (work / out.name).write_text(config)
         for made in sorted(work.iterdir(), key=lambda f: f.name == out.name):  # the config last
             os.replace(made, folder / made.name)
     finally:
@@ -350,6 +398,22 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
     return DeepStreamResult(str(out), str(labels_path), str(onnx_path), props["model-engine-file"], precision, scale,
                             offsets, props, "centre-crop" if crop else "stretch",
                             str(pre_path) if pre_path else None, roi, engine, agreement, warns)
+
+
+def _onnx_name(src: Path) -> str:
+    """The softmax ONNX's name, from the bundled file's (a member name: no folder, but checked to be plain)."""
+    try:
+        return path_part(f"{src.stem}_softmax.onnx", "the name of the bundled ONNX file")
+    except ValueError as e:
+        raise VanexportError(f"refusing the bundle: {e}", REFUSED) from None
+
+
+def _config_file_name(name: str) -> str:
+    """A file written beside the config is named in it (labelfile-path, onnx-file, a comment): one plain value."""
+    try:
+        return key_file_value(name, "the file name")
+    except ValueError as e:
+        raise VanexportError(str(e), "choose an -o name of letters, digits, '_', '-' and '.'") from None
 
 
 def _point_manifest_at(plan: Path, onnx_path: Path) -> None:

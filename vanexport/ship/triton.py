@@ -13,7 +13,9 @@ a delay is the user's tuning (`--max-queue-delay-us`, measured with perf_analyze
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -22,6 +24,8 @@ from typing import Callable
 
 from .. import __version__
 from ..errors import VanexportError
+from ..formats.fields import path_part
+from .checked import INTERPOLATIONS, REFUSED, bundle_facts, bundle_file_name
 
 PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan", "ensemble": "ensemble"}
 BACKENDS = ("python",)  # models named by backend rather than platform
@@ -174,14 +178,26 @@ def _config(pb2, name: str, platform: str, input_io: dict, num_classes: int, out
     return cfg
 
 
-def _preprocess_config(pb2, name: str, max_batch: int, size: int, instances: int):
-    """The Python-backend model: encoded images in (TYPE_STRING, one per batch item), VAN's input out."""
+def _preprocess_config(pb2, name: str, max_batch: int, pre, instances: int):
+    """The Python-backend model: encoded images in (TYPE_STRING, one per batch item), VAN's input out. Its
+    preprocessing is in `parameters`, which model.py reads when Triton loads it (the script itself is the same for
+    every bundle)."""
     cfg = pb2.ModelConfig(name=name, backend="python", max_batch_size=max_batch)
     cfg.input.add(name=IMAGE_INPUT, data_type=pb2.TYPE_STRING, dims=[1])
-    cfg.output.add(name=PIXELS_OUTPUT, data_type=pb2.TYPE_FP32, dims=[3, size, size])
+    cfg.output.add(name=PIXELS_OUTPUT, data_type=pb2.TYPE_FP32, dims=[3, pre.input_size, pre.input_size])
     cfg.instance_group.add(count=instances, kind=pb2.ModelInstanceGroup.KIND_CPU)  # decoding runs on the CPU
     cfg.dynamic_batching.SetInParent()
+    for key, value in preprocess_parameters(pre).items():
+        cfg.parameters[key].string_value = value
     return cfg
+
+
+def preprocess_parameters(pre) -> dict[str, str]:
+    """The checked preprocessing (vanexport.ship.checked) as the string parameters model.py reads: numbers written
+    by Python (json: floats read back exactly) and the filter's name, one of INTERPOLATIONS."""
+    return {"resize_size": str(int(pre.resize_size)), "input_size": str(int(pre.input_size)),
+            "interpolation": INTERPOLATIONS[INTERPOLATIONS.index(pre.interpolation)],
+            "mean": json.dumps([float(v) for v in pre.mean]), "std": json.dumps([float(v) for v in pre.std])}
 
 
 def _ensemble_config(pb2, name: str, max_batch: int, preprocess: str, model: str, input_name: str,
@@ -198,54 +214,81 @@ def _ensemble_config(pb2, name: str, max_batch: int, preprocess: str, model: str
     return cfg
 
 
-PREPROCESS_MODEL = '''"""Triton Python backend: encoded images (TYPE_STRING) -> VAN-{variant}'s input, as vanexport preprocesses:
-resize the short side to {resize} ({interpolation}), centre-crop {size}, scale to [0, 1], normalise with mean {mean}
-and std {std}. Written by vanexport {version}; needs numpy and Pillow in Triton's Python environment."""
+# The two scripts are the same for every bundle: nothing from a bundle is ever pasted into them. model.py reads its
+# settings from its own config (Triton hands it the config as JSON); client.py asks the server.
+PREPROCESS_MODEL = '''"""Triton Python backend: encoded images (TYPE_STRING) -> a VAN classifier's input, preprocessed
+as vanexport does: resize the short side, centre-crop, scale to [0, 1], normalise with mean and std. The sizes, the
+filter, mean and std are this model's config.pbtxt `parameters`, read (and checked) when Triton loads the model; the
+tensors are its config's input and output. Written by vanexport; needs numpy and Pillow in Triton's Python
+environment."""
 import io
 import json
+import math
 
 import numpy as np
 from PIL import Image
 import triton_python_backend_utils as pb_utils
 
-RESIZE, SIZE, RESAMPLE = {resize}, {size}, {resample}
-MEAN = np.array({mean}, np.float32)
-STD = np.array({std}, np.float32)
+RESAMPLE = {"nearest": 0, "bilinear": 2, "bicubic": 3}  # PIL.Image.Resampling values
 
 
-def preprocess(blob: bytes) -> np.ndarray:
+def settings(config: dict) -> dict:
+    """The preprocessing in the model config's parameters; ValueError (the model does not load) if one is wrong."""
+    p = {key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
+    try:
+        resize, size = int(p["resize_size"]), int(p["input_size"])
+        mean, std = [float(v) for v in json.loads(p["mean"])], [float(v) for v in json.loads(p["std"])]
+        resample = RESAMPLE[p["interpolation"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"the preprocessing parameters in config.pbtxt are missing or malformed ({e!r})") from None
+    if not 0 < size <= resize or len(mean) != 3 or len(std) != 3 or not all(map(math.isfinite, mean + std)) \\
+            or min(std) <= 0:
+        raise ValueError("the preprocessing parameters in config.pbtxt are out of range")
+    return {"resize": resize, "size": size, "resample": resample, "mean": np.array(mean, np.float32),
+            "std": np.array(std, np.float32)}
+
+
+def preprocess(blob: bytes, s: dict) -> np.ndarray:
     image = Image.open(io.BytesIO(blob)).convert("RGB")
     w, h = image.size
-    size = (RESIZE, int(RESIZE * h / w)) if w <= h else (int(RESIZE * w / h), RESIZE)  # torchvision Resize(int)
-    image = image.resize(size, resample=RESAMPLE)
-    left, top = int(round((size[0] - SIZE) / 2.0)), int(round((size[1] - SIZE) / 2.0))
-    x = np.asarray(image.crop((left, top, left + SIZE, top + SIZE)), dtype=np.float32) / 255.0
-    return np.ascontiguousarray(np.moveaxis((x - MEAN) / STD, -1, 0))
+    short, crop = s["resize"], s["size"]
+    size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)  # torchvision Resize(int)
+    image = image.resize(size, resample=s["resample"])
+    left, top = int(round((size[0] - crop) / 2.0)), int(round((size[1] - crop) / 2.0))
+    x = np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.float32) / 255.0
+    return np.ascontiguousarray(np.moveaxis((x - s["mean"]) / s["std"], -1, 0))
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = pb_utils.get_output_config_by_name(json.loads(args["model_config"]), "{pixels}")
-        self.dtype = pb_utils.triton_string_to_numpy(config["data_type"])
+        config = json.loads(args["model_config"])
+        self.settings = settings(config)
+        self.image, self.pixels = config["input"][0]["name"], config["output"][0]["name"]
+        self.dtype = pb_utils.triton_string_to_numpy(config["output"][0]["data_type"])
 
     def execute(self, requests):
         responses = []
         for request in requests:  # exactly one response per request
-            blobs = pb_utils.get_input_tensor_by_name(request, "{image}").as_numpy()  # object array [batch, 1]
+            blobs = pb_utils.get_input_tensor_by_name(request, self.image).as_numpy()  # object array [batch, 1]
             try:
-                x = np.stack([preprocess(bytes(b)) for b in blobs.reshape(-1)]).astype(self.dtype)
-                responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("{pixels}", x)]))
+                x = np.stack([preprocess(bytes(b), self.settings) for b in blobs.reshape(-1)]).astype(self.dtype)
+                responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(self.pixels, x)]))
             except Exception as e:  # an image Pillow cannot read fails its request, not the model
                 responses.append(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(e))))
         return responses
 '''
 
-CLIENT = '''"""Classify image files with the '{ensemble}' ensemble of a running Triton server (written by vanexport {version}).
+CLIENT = '''"""Classify image files with the ensemble this file lies beside, on a running Triton server
+(written by vanexport).
 
     pip install "tritonclient[http]"
     python client.py cat.jpg dog.png --url localhost:8000
+
+Triton names a model by its folder, so the model is this file's folder (--model for another); the names of its input
+and output are asked from the server.
 """
 import argparse
+import os
 
 import numpy as np
 import tritonclient.http as httpclient
@@ -255,19 +298,23 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("images", nargs="+")
     ap.add_argument("--url", default="localhost:8000", help="host:port of Triton's HTTP endpoint (no scheme)")
+    ap.add_argument("--model", default=os.path.basename(os.path.dirname(os.path.abspath(__file__))),
+                    help="the ensemble's name [default: the folder this file is in]")
     ap.add_argument("--topk", type=int, default=5)
     args = ap.parse_args(argv)
     client = httpclient.InferenceServerClient(url=args.url)
+    metadata = client.get_model_metadata(args.model)
+    image, output = metadata["inputs"][0]["name"], metadata["outputs"][0]["name"]
     blobs = []
     for path in args.images:
         with open(path, "rb") as f:
             blobs.append([f.read()])
     data = np.array(blobs, dtype=np.object_)  # [batch, 1] of bytes; np.object_ keeps trailing zero bytes
-    request = httpclient.InferInput("{image}", list(data.shape), "BYTES")
+    request = httpclient.InferInput(image, list(data.shape), "BYTES")
     request.set_data_from_numpy(data, binary_data=True)  # binary: JPEG bytes are not UTF-8
-    result = client.infer("{ensemble}", inputs=[request],
-                          outputs=[httpclient.InferRequestedOutput("{output}", binary_data=True, class_count=args.topk)])
-    for path, top in zip(args.images, result.as_numpy("{output}")):
+    result = client.infer(args.model, inputs=[request],
+                          outputs=[httpclient.InferRequestedOutput(output, binary_data=True, class_count=args.topk)])
+    for path, top in zip(args.images, result.as_numpy(output)):
         # class_count answers "score:index:label" strings, best first
         print(path, *[t.decode() if isinstance(t, bytes) else str(t) for t in top], sep="\\n  ")
 
@@ -276,17 +323,20 @@ if __name__ == "__main__":
     main()
 '''
 
-
 def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, name: str | None = None,
                       precision: str = "fp32", max_batch: int = 32, instances: int = 1, cpu: bool = False,
                       max_queue_delay_us: int = 0, ensemble: bool = False, force: bool = False,
                       progress: Callable[[str], None] | None = None) -> TritonResult:
     """Write model folders for `bundle` into the Triton model repository `output` (created if needed); with
-    `ensemble`, also `<name>_preprocess` (Python backend) and `<name>_ensemble`, which takes encoded images."""
+    `ensemble`, also `<name>_preprocess` (Python backend) and `<name>_ensemble`, which takes encoded images.
+
+    Only checked values (vanexport.ship.checked) reach what is written: each config.pbtxt through protobuf's text
+    format (and read back to be exactly the message built), model.py and client.py the same for every bundle, folder
+    names plain names inside `output`."""
     from google.protobuf import text_format
 
     from ..device.bundle import open_bundle
-    from ..model.variants import Preprocessing
+    from ..formats.onnx_wire import external_data_locations
 
     step = progress or (lambda msg: None)
     if max_batch < 1 or instances < 1:
@@ -294,12 +344,19 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
     if max_queue_delay_us < 0:
         raise VanexportError(f"--max-queue-delay-us {max_queue_delay_us} is negative", "pass 0 (Triton's default) "
                              "or a delay in microseconds")
+    if name is not None:
+        _model_name(name, "--name")
+    bundle_name = bundle_file_name(bundle)
     pb2 = model_config_pb2()
-    step(f"checking and unpacking {Path(bundle).name}")
+    step(f"checking and unpacking {bundle_name}")
     b = open_bundle(bundle)
-    m = b.manifest
-    base = name or f"van_{b.variant}"
-    io, out_name = m.io_input.to_dict(), m.io_output.name
+    facts = bundle_facts(b)
+    base = name or f"van_{facts.variant}"
+    io, out_name = {"name": facts.input_name, "shape": facts.input_shape}, facts.output_name
+    if external := external_data_locations(b.onnx(precision)):
+        raise VanexportError(f"the bundle's {precision.upper()} ONNX file keeps tensors in external data files "
+                             f"({', '.join(repr(x) for x in external[:3])}), which the runtime would open wherever "
+                             "they point", "bundle a model exported as one file (VAN's are under 2 GB)")
     static = b.static_batch is not None
     warns: list[str] = []
     if static:
@@ -319,9 +376,9 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
     for prec, engines in sorted(plans.items()):
         by_cc: dict[str, object] = {}
         for e in engines:
-            cc = e.manifest.gpu.compute_capability
+            cc = _compute_capability(e)
             if cc in by_cc:
-                warns.append(f"two {prec} plans for compute capability {cc}: keeping {e.plan_path.name}")
+                warns.append(f"two {prec} plans for compute capability {cc}: keeping {e.plan_path.name!r}")
             by_cc[cc] = e
         files = {f"1/model_sm{cc.replace('.', '')}.plan": e.plan_path for cc, e in sorted(by_cc.items())}
         first = next(iter(files)).split("/", 1)[1]
@@ -335,32 +392,36 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
                                b.num_classes, out_name, mb, "gpu", instances, max_queue_delay_us,
                                {cc: f"model_sm{cc.replace('.', '')}.plan" for cc in sorted(by_cc)}, first)))
     if ensemble:
-        pre: Preprocessing = b.preprocessing
+        pre = facts.pre
         pre_name, ens_name = f"{base}_preprocess", f"{base}_ensemble"
-        model_py = PREPROCESS_MODEL.format(
-            variant=b.variant, resize=pre.resize_size, size=pre.input_size, interpolation=pre.interpolation,
-            resample={"bicubic": 3, "bilinear": 2, "nearest": 0}[pre.interpolation], mean=list(pre.mean),
-            std=list(pre.std), version=__version__, image=IMAGE_INPUT, pixels=PIXELS_OUTPUT)
-        client = CLIENT.format(ensemble=ens_name, version=__version__, image=IMAGE_INPUT, output=out_name)
-        models.append((pre_name, "python", {"1/model.py": model_py},
-                       _preprocess_config(pb2, pre_name, max_batch, pre.input_size, instances)))
-        models.append((ens_name, "ensemble", {"client.py": client},
+        models.append((pre_name, "python", {"1/model.py": PREPROCESS_MODEL},
+                       _preprocess_config(pb2, pre_name, max_batch, pre, instances)))
+        models.append((ens_name, "ensemble", {"client.py": CLIENT},
                        _ensemble_config(pb2, ens_name, max_batch, pre_name, base, io["name"], out_name,
                                         b.num_classes)))
         check_ensemble(models[-1][3], {cfg.name: cfg for _, _, _, cfg in models})
 
+    texts = {}
+    for model_name, _, _, cfg in models:
+        _model_name(model_name, "the model name")
+        text = f"# Triton model config written by vanexport {__version__} from {bundle_name}\n" + \
+            text_format.MessageToString(cfg)
+        if parse_model_config(text) != cfg:  # the text, read back with Triton's schema, is the message built
+            raise VanexportError(f"config.pbtxt of {model_name} does not read back as the config built; nothing "
+                                 "was written", "this is a bug in vanexport; please report it")
+        texts[model_name] = text
+
     repo = Path(output)
     repo.mkdir(parents=True, exist_ok=True)
     for model_name, _, _, _ in models:
-        if (repo / model_name).exists() and not force:
-            raise VanexportError(f"'{repo / model_name}' already exists", "pass --force to replace it, or another --name")
+        dest = _model_dir(repo, model_name)
+        if dest.exists() and not force:
+            raise VanexportError(f"'{dest}' already exists", "pass --force to replace it, or another --name")
+    labels = "".join(f"{label}\n" for label in facts.labels)  # one per line, each checked to be one line
     records = []
     for model_name, backend, files, cfg in models:
         step(f"writing {repo / model_name}")
-        text = f"# Triton model config written by vanexport {__version__} from {Path(bundle).name}\n" + \
-            text_format.MessageToString(cfg)
-        parse_model_config(text)  # the written text, read back with Triton's schema
-        _write_model_dir(repo / model_name, text, files, b.file(m.labels.file))
+        _write_model_dir(_model_dir(repo, model_name), texts[model_name], files, labels)
         records.append({"name": model_name, "backend": backend, "platform": cfg.platform or cfg.backend,
                         "path": str(repo / model_name), "max_batch_size": cfg.max_batch_size,
                         "instance_kind": "none" if backend == "ensemble" else
@@ -368,6 +429,33 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
                         "files": sorted(["config.pbtxt", "labels.txt", *files]),
                         "cc_model_filenames": dict(cfg.cc_model_filenames)})
     return TritonResult(str(repo), records, "tritonclient model_config.proto (inference.ModelConfig)", warns)
+
+
+def _model_name(value: str, what: str) -> str:
+    """A model's name is its folder's name in the repository: a plain name (formats.fields.path_part)."""
+    try:
+        return path_part(value, what)
+    except ValueError as e:
+        raise VanexportError(str(e), "choose a --name of letters, digits, '_', '-' and '.' (Triton names a model "
+                             "by its folder)") from None
+
+
+def _model_dir(repo: Path, model_name: str) -> Path:
+    """The model's folder: a plain name, directly inside the repository, and not a link or a file (--force
+    replaces the folder: never anything elsewhere)."""
+    dest = repo / _model_name(model_name, "the model name")
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()) or dest.resolve().parent != repo.resolve():
+        raise VanexportError(f"'{dest}' is a link or not a folder", "remove it, or choose another --name")
+    return dest
+
+
+def _compute_capability(engine) -> str:
+    """A plan's compute capability, from its manifest in the bundle: it names the plan's file in the model."""
+    cc = engine.manifest.gpu.compute_capability
+    if not isinstance(cc, str) or not re.fullmatch(r"\d{1,2}\.\d{1,2}", cc):
+        raise VanexportError(f"refusing the bundle: the manifest of {engine.entry.file!r} gives the compute "
+                             f"capability {str(cc)[:40]!r}, not MAJOR.MINOR", REFUSED)
+    return cc
 
 
 def _profile(plan_manifest, io: dict) -> dict:
@@ -381,13 +469,13 @@ def _profile(plan_manifest, io: dict) -> dict:
     return {"min_batch": lo[0], "max_batch": hi[0], "shape": [a if a == b else "dynamic" for a, b in zip(lo, hi)]}
 
 
-def _write_model_dir(dest: Path, config: str, files: dict[str, Path | str], labels: Path) -> None:
+def _write_model_dir(dest: Path, config: str, files: dict[str, Path | str], labels: str) -> None:
     """Build the model folder beside its final place, then swap it in (a reader never sees half a model).
     `files`: path in the folder -> a file to copy, or text to write. An ensemble's version folder stays empty."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         (tmp / "config.pbtxt").write_text(config)
-        shutil.copyfile(labels, tmp / "labels.txt")
+        (tmp / "labels.txt").write_text(labels, encoding="utf-8")
         (tmp / "1").mkdir()
         for fname, src in files.items():
             if isinstance(src, str):
@@ -396,8 +484,7 @@ def _write_model_dir(dest: Path, config: str, files: dict[str, Path | str], labe
                 shutil.copyfile(src, tmp / fname)
         os.chmod(tmp, 0o755)
         if dest.exists():
-            old = dest.with_name(f".{dest.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))  # new and empty: ours
             os.replace(dest, old)
             os.replace(tmp, dest)
             shutil.rmtree(old, ignore_errors=True)
