@@ -410,3 +410,11 @@ def test_a_plan_for_another_tensorrt_than_the_targets_is_said(tmp_path, b0_bundl
     with pytest.raises(VanexportError, match="--target '26.07' is neither a DeepStream release"):
         deepstream_config(b0_bundle[0], tmp_path / "d.txt", target="26.07")
     assert not (tmp_path / "d.txt").exists()
+
+
+def test_the_probe_names_only_an_identifier_from_the_file_name(tmp_path, b0_bundle):
+    out = tmp_path / 'x"""; import os; """.txt'
+    r = deepstream_config(b0_bundle[0], out)
+    text = open(r.probe).read()
+    assert "import os" not in text and "    import roi_labels\n" in text
+    compile(text, r.probe, "exec")  # still a valid script

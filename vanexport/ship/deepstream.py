@@ -318,8 +318,10 @@ def attach(nvinfer):
 
 
 def roi_labels_probe(gie_id: int, module: str) -> str:
-    """The pad probe that moves each ROI's label into an object meta (see the module docstring)."""
-    return ROI_LABELS_PROBE.format(version=__version__, gie=int(gie_id), module=module)
+    """The pad probe that moves each ROI's label into an object meta (see the module docstring). `module` (from
+    the config's file name) goes into the script only when it is a Python identifier."""
+    return ROI_LABELS_PROBE.format(version=__version__, gie=int(gie_id),
+                                   module=module if module.isidentifier() else "roi_labels")
 
 
 def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, precision: str | None = None,
@@ -455,6 +457,8 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
         if secondary:
             body.append(f"# Secondary: classifies objects of the detector with gie-unique-id={operate_on_gie_id}; "
                         f"its own results carry gie-unique-id={gie_id}.")
+        body.append(f"# classifier-threshold={threshold}: nvinfer reports the top-1 only when its probability is above "
+                    "it (0: always).")
         body += ["[property]"] + [f"{k}={v}" for k, v in props.items()]
         # nvinfer classifiers read one line per output layer, labels separated by ';'.
         (work / labels_path.name).write_text(";".join(label.replace(";", ",") for label in b.labels) + "\n",
