@@ -381,19 +381,27 @@ def _soname_major(needs: tuple[str, ...], stem: str) -> int | None:
     return None
 
 
-def gpu_stack_problems(facts: GpuStackFacts) -> list[str]:
-    """One line per reason the GPU stack cannot work as installed: ONNX Runtime's TensorRT provider built for
-    another TensorRT major than the installed one; CUDA libraries its providers link that are nowhere."""
-    problems = []
+def ort_tensorrt_problem(facts: GpuStackFacts) -> str | None:
+    """Why ONNX Runtime's TensorRT provider cannot load with the installed TensorRT (built for another major)."""
     wanted = _soname_major(facts.ort_tensorrt_needs, "libnvinfer.so.")
-    if facts.tensorrt and wanted is not None and _version_major(facts.tensorrt) != wanted:
-        problems.append(f"onnxruntime-gpu {facts.onnxruntime_gpu}'s TensorRT provider needs libnvinfer.so.{wanted} "
-                        f"(TensorRT {wanted}) but TensorRT {facts.tensorrt} is installed: ONNX Runtime cannot use "
-                        f"TensorRT here (its CUDA provider can); for both: {GPU_SET_HINT}")
-    if facts.unfound:
-        problems.append(f"onnxruntime-gpu {facts.onnxruntime_gpu}'s CUDA providers cannot load: "
-                        f"{', '.join(facts.unfound)} not found; {CUDA_LIBS_HINT}")
-    return problems
+    if not facts.tensorrt or wanted is None or _version_major(facts.tensorrt) == wanted:
+        return None
+    return (f"onnxruntime-gpu {facts.onnxruntime_gpu}'s TensorRT provider needs libnvinfer.so.{wanted} "
+            f"(TensorRT {wanted}) but TensorRT {facts.tensorrt} is installed: ONNX Runtime cannot use "
+            f"TensorRT here (its CUDA provider can); for both: {GPU_SET_HINT}")
+
+
+def cuda_library_problem(facts: GpuStackFacts) -> str | None:
+    """Which CUDA libraries onnxruntime-gpu's providers link that are nowhere to be found."""
+    if not facts.unfound:
+        return None
+    return (f"onnxruntime-gpu {facts.onnxruntime_gpu}'s CUDA providers cannot load: "
+            f"{', '.join(facts.unfound)} not found; {CUDA_LIBS_HINT}")
+
+
+def gpu_stack_problems(facts: GpuStackFacts) -> list[str]:
+    """One line per reason the GPU stack cannot work as installed."""
+    return [p for p in (ort_tensorrt_problem(facts), cuda_library_problem(facts)) if p]
 
 
 def _version_major(version: str) -> int | None:
