@@ -44,11 +44,12 @@ $(GPU_VENV)/.installed-trt$(TRT): pyproject.toml $(GPU_CONSTRAINTS)
 # for another platform). The venv sees them (--system-site-packages); vanexport goes in without its dependencies,
 # then only the few it needs that JetPack lacks (tests/test_install.py checks that this plan installs none of those).
 JETSON_VENV ?= .venv-jetson
+JETSON_PYTHON ?= /usr/bin/python3  # JetPack's own Python: the one its TensorRT and PyTorch are installed for
 JETSON_DEPS  = "click>=8.1" "rich>=13" "pillow>=10"  # numpy: JetPack's, which its PyTorch and TensorRT are built against
 setup-jetson: $(JETSON_VENV)/.installed
 
 $(JETSON_VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv --system-site-packages $(JETSON_VENV)
+	$(JETSON_PYTHON) -m venv --system-site-packages $(JETSON_VENV)
 	$(JETSON_VENV)/bin/pip install -q --no-deps -e .
 	$(JETSON_VENV)/bin/pip install -q $(JETSON_DEPS)
 	touch $@
