@@ -190,6 +190,8 @@ def test_elf_needed_reads_what_readelf_reads(tmp_path):
     assert machine.elf_needed(lib) == _readelf_needed(lib) and machine.elf_needed(lib)
     (tmp_path / "x.so").write_bytes(b"not an ELF file")
     assert machine.elf_needed(tmp_path / "x.so") == []
+    (tmp_path / "cut.so").write_bytes(open(lib, "rb").read()[:200])  # a damaged library: nothing, no traceback
+    assert machine.elf_needed(tmp_path / "cut.so") == []
 
 
 @pytest.mark.skipif(not __import__("shutil").which("readelf"), reason="no readelf (binutils) to compare with")

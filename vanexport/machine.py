@@ -317,8 +317,17 @@ def elf_needed(path) -> list[str]:
 
     with open(path, "rb") as f:
         data = f.read()
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:  # ELFCLASS64, ELFDATA2LSB
+    if data[:4] != b"\x7fELF" or data[4:6] != b"\x02\x01":  # ELFCLASS64, ELFDATA2LSB
         return []
+    try:
+        return _dynamic_needed(data)
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError):  # a truncated or damaged file
+        return []
+
+
+def _dynamic_needed(data: bytes) -> list[str]:
+    import struct
+
     shoff, = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
     sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
