@@ -1,5 +1,6 @@
 """Which plans load on which serving target: TensorRT's rule (a plan runs with the TensorRT that built it; a
-version-compatible one also with newer ones), worked out by hand for each row."""
+version-compatible one also with newer ones of its major, and 10 -> 11, 8 -> 10: the support matrix's "Engine
+Portability", 11.4.1), worked out by hand for each row."""
 import pytest
 
 from vanexport.errors import VanexportError
@@ -14,6 +15,8 @@ from vanexport.ship.targets import RELEASES, Target, plan_problem, resolve_targe
     ("10.14.1.48", True, "10.16.0.72", True),  # version-compatible: newer runtimes load it
     ("10.16.1.11", True, "10.14.1.48", False),  # but not older ones
     ("11.4.0.106", True, "10.16", False),
+    ("10.16.1.11", True, "11.4.0.106", True),  # 10 -> 11: the one cross-major step for TensorRT 10 plans
+    ("8.6.1", True, "11.4.0.106", False),  # "a TensorRT 8 engine cannot run with a TensorRT 11 runtime"
 ])
 def test_plan_against_target(built, compatible, there, loads):
     problem = plan_problem("m.plan", built, compatible, Target("X", there))
