@@ -17,6 +17,8 @@ from vanexport.ship.targets import RELEASES, Target, plan_problem, resolve_targe
     ("11.4.0.106", True, "10.16", False),
     ("10.16.1.11", True, "11.4.0.106", True),  # 10 -> 11: the one cross-major step for TensorRT 10 plans
     ("8.6.1", True, "11.4.0.106", False),  # "a TensorRT 8 engine cannot run with a TensorRT 11 runtime"
+    ("8.6.1", True, "10.16", True),  # 8 -> 10, the other cross-major step
+    ("8.6.1", True, "9.3", False),  # and no other
 ])
 def test_plan_against_target(built, compatible, there, loads):
     problem = plan_problem("m.plan", built, compatible, Target("X", there))

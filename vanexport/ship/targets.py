@@ -2,7 +2,7 @@
 
 A plan runs only with the TensorRT version that built it, unless it was built version-compatible: then also with
 newer runtimes of its major, and across majors only from 10 to 11 and from 8 to 10 (TensorRT support matrix,
-"Engine Portability", 11.4.1). A DeepStream or Triton container with another TensorRT cannot load it. nvinfer then
+"Engine Portability", 11.4.1; the rule is `formats.engine_manifest.tensorrt_loads`). A DeepStream or Triton container with another TensorRT cannot load it. nvinfer then
 rebuilds the engine from the ONNX file on every start (an INT8 Q/DQ file without a calibration table comes out
 FP16); Triton refuses the model. So `vanexport deepstream` and `vanexport triton` compare each plan with the
 TensorRT of the target they are told (`--target`, default the newest release whose TensorRT was read below).
@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import VanexportError
+from ..formats.engine_manifest import tensorrt_loads
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,6 @@ RELEASES = {
 DEFAULT_RELEASE = {"deepstream": "9.2", "triton": "26.07"}
 SERVER_NAME = {"deepstream": "DeepStream", "triton": "Triton"}
 VERSION_COMPATIBLE_FLAG = "--backend-config=tensorrt,version-compatible=true"
-CROSS_MAJOR = {(10, 11), (8, 10)}  # version-compatible plans that a newer major runs (support matrix, 11.4.1)
 
 
 def resolve_target(kind: str, value: str | None) -> Target:
@@ -56,22 +56,13 @@ def resolve_target(kind: str, value: str | None) -> Target:
                          f"pass one of {', '.join(releases)}, or the target's TensorRT as e.g. tensorrt:10.3")
 
 
-def _numbers(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", str(version))[:4])
-
-
 def plan_problem(plan: str, built_with: str, version_compatible: bool, target: Target) -> str | None:
     """Why the plan will not load on `target` (one line), or None. A target known only as a prefix ("10.16")
-    is compared on that prefix."""
-    built, there = _numbers(built_with), _numbers(target.tensorrt)
-    n = min(len(built), len(there))
+    is compared on that prefix (formats.engine_manifest.tensorrt_loads holds TensorRT's rule)."""
+    if tensorrt_loads(built_with, target.tensorrt, version_compatible):
+        return None
     if version_compatible:
-        same_major = built[:1] == there[:1] and there[:n] >= built[:n]
-        if same_major or (built[:1] + there[:1]) in CROSS_MAJOR:
-            return None
         return (f"{plan} is version-compatible from TensorRT {built_with}, but {target.name} has TensorRT "
                 f"{target.tensorrt}: it will not load there")
-    if built[:n] == there[:n]:
-        return None
     return f"{plan} was built with TensorRT {built_with}, but {target.name} has TensorRT {target.tensorrt}: it will " \
            "not load there"
