@@ -515,8 +515,9 @@ def predict(images, model, topk, backend, precision, as_json):
 @click.option("--ensemble", is_flag=True, help="Also a Python-backend preprocessing model and an ensemble that "
               "takes encoded images (with a tritonclient example, client.py).")
 @click.option("--force", is_flag=True, help="Replace model folders that already exist.")
-@click.option("--target", metavar="RELEASE|tensorrt:VERSION", help="The Triton container release (e.g. 26.07) or "
-              "TensorRT version the plans must load on [default: 26.07].")
+@click.option("--target", metavar="RELEASE|tensorrt:VERSION", help="The Triton container release (e.g. 26.07; "
+              "the TensorRT of its trtllm-python-py3 image) or TensorRT version the plans must load on "
+              "[default: 26.07].")
 @common
 def triton(bundle_path, output, name, precision, max_batch, instances, cpu, max_queue_delay_us, ensemble, force,
            target, as_json):

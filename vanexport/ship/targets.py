@@ -13,7 +13,9 @@ Where each row was read:
 - DeepStream 9.1 and 9.0: NVIDIA/DeepStream README.md of each release: 9.1 "TensorRT 10.16.x" on x86 and
   JetPack 7.2; 9.0 "TensorRT 10.14.x" on x86, "TensorRT 10.13.x" on JetPack 7.1.
 - Triton: triton-inference-server/server docs/introduction/compatibility.md (main of 2026-08-19), the TensorRT
-  column of the trtllm-python-py3 containers, 25.06 to 26.07 (the newest it lists).
+  column of the trtllm-python-py3 containers, 25.06 to 26.07 (the newest it lists). It has no TensorRT column for
+  the plain `-py3` containers, whose release notes ("Triton Inference Server Release 26.07") refer to the
+  Frameworks Support Matrix, which could not be read here; for those, `--target tensorrt:VERSION`.
 """
 from __future__ import annotations
 
