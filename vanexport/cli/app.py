@@ -256,7 +256,7 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
 @click.option("--opt-level", type=int, help="Builder optimization level 0-5 [default: TensorRT's, 3].")
 @click.option("--hw-compat", type=click.Choice(["none", "ampere+", "same-cc"]), default="none", show_default=True,
               help="Hardware compatibility: ampere+ runs on any GPU of compute capability >= 8.0.")
-@click.option("--version-compatible", is_flag=True, help="Plan that newer TensorRT versions can run too.")
+@click.option("--version-compatible", is_flag=True, help="Plan that newer TensorRT versions of its major (and 11.x, from 10.x) can run too.")
 @click.option("--dla-core", type=int, help="Build for this DLA core (Jetson; FP16/INT8, one static shape), GPU "
               "fallback on.")
 @click.option("--tf32", is_flag=True, help="Allow TF32 in FP32 layers (faster, less exact).")

@@ -272,7 +272,7 @@ def compatibility_problem(manifest: EngineManifest, tensorrt_version: str, gpu: 
                     f"{tensorrt_version}", REBUILD)
     elif _version_tuple(trt.version) != _version_tuple(tensorrt_version):
         return (f"{name} was built with TensorRT {trt.version} but this machine has TensorRT {tensorrt_version}",
-                REBUILD + " (or build it with --version-compatible to run it on newer TensorRT versions)")
+                REBUILD + " (or build it with --version-compatible to run it on newer TensorRT versions of its major)")
     built_cc, running_cc = parse_cc(manifest.gpu.compute_capability), gpu.cc
     if trt.hardware_compatibility == "ampere+":
         if running_cc < AMPERE:
