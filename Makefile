@@ -5,7 +5,7 @@ VENV     ?= .venv
 BIN       = $(VENV)/bin
 GPU_VENV ?= .venv-gpu
 
-.PHONY: setup setup-gpu demo test test-fast test-gpu smoke-gpu bench clean
+.PHONY: setup setup-gpu setup-jetson demo test test-fast test-gpu smoke-gpu bench clean
 
 setup: $(VENV)/.installed
 
@@ -26,14 +26,32 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow"
 
-# CUDA PyTorch (PyPI's default Linux wheels), onnxruntime-gpu and TensorRT (whose libraries pip fetches from
-# pypi.nvidia.com). --system-site-packages lets JetPack's TensorRT and PyTorch show through on a Jetson.
-setup-gpu: $(GPU_VENV)/.installed
+# The tested GPU set (constraints/gpu.txt: TensorRT 10, onnxruntime-gpu with its CUDA/cuDNN libraries, CUDA
+# PyTorch, one CUDA major); `make setup-gpu TRT=11` takes TensorRT 11 instead (constraints/gpu-trt11.txt), with
+# which ONNX Runtime's TensorRT provider cannot load. TensorRT's libraries come from pypi.nvidia.com.
+TRT ?= 10
+GPU_CONSTRAINTS = $(if $(filter 11,$(TRT)),constraints/gpu-trt11.txt,constraints/gpu.txt)
+setup-gpu: $(GPU_VENV)/.installed-trt$(TRT)
 
-$(GPU_VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv --system-site-packages $(GPU_VENV)
+$(GPU_VENV)/.installed-trt$(TRT): pyproject.toml $(GPU_CONSTRAINTS)
+	$(PYTHON) -m venv $(GPU_VENV)
 	$(GPU_VENV)/bin/pip install -q --upgrade pip
-	$(GPU_VENV)/bin/pip install -q -e ".[export,gpu,dev]"
+	$(GPU_VENV)/bin/pip install -q -c $(GPU_CONSTRAINTS) -e ".[export,gpu,dev]"
+	rm -f $(GPU_VENV)/.installed-trt*
+	touch $@
+
+# A Jetson: JetPack's TensorRT, PyTorch and ONNX Runtime stay as they are (PyPI's would replace them with builds
+# for another platform). The venv sees them (--system-site-packages); vanexport goes in without its dependencies,
+# then only the few it needs that JetPack lacks (tests/test_install.py checks that this plan installs none of those).
+JETSON_VENV ?= .venv-jetson
+JETSON_PYTHON ?= /usr/bin/python3  # JetPack's own Python: the one its TensorRT and PyTorch are installed for
+JETSON_DEPS  = "click>=8.1" "rich>=13" "pillow>=10"  # numpy: JetPack's, which its PyTorch and TensorRT are built against
+setup-jetson: $(JETSON_VENV)/.installed
+
+$(JETSON_VENV)/.installed: pyproject.toml
+	$(JETSON_PYTHON) -m venv --system-site-packages $(JETSON_VENV)
+	$(JETSON_VENV)/bin/pip install -q --no-deps -e .
+	$(JETSON_VENV)/bin/pip install -q $(JETSON_DEPS)
 	touch $@
 
 test-gpu: setup-gpu
@@ -47,4 +65,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_cpu.py
 
 clean:
-	rm -rf $(VENV) $(GPU_VENV) engines/*.onnx engines/*.plan engines/*.json engines/*.cache .pytest_cache
+	rm -rf $(VENV) $(GPU_VENV) $(JETSON_VENV) engines/*.onnx engines/*.plan engines/*.json engines/*.cache .pytest_cache

@@ -4,6 +4,7 @@ workstation command failing in one line that names the export extra. Needs pip t
 (skipped, saying so, where it cannot)."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,3 +110,50 @@ def test_a_device_install_runs_bundles_without_the_export_stack(device_venv, b0_
                     "running a bundle needs)")
     assert all(line.startswith("•") for line in progress)  # progress lines only: no traceback
     assert list(work.iterdir()) == []
+
+
+# `make setup-jetson`: what its pip commands would install into a venv that sees JetPack's packages.
+JETPACK_SITE = {"tensorrt": "10.3.0", "torch": "2.5.0a0+872d972e41.nv24.8", "onnxruntime-gpu": "1.20.0",
+                "numpy": "1.21.5"}  # JetPack 6 (TensorRT 10.3); numpy: Ubuntu 22.04's python3-numpy, under JetPack 6
+KEEP_OUT = ("tensorrt", "torch", "onnxruntime", "numpy", "nvidia-")
+
+
+def jetson_pip_commands(makefile: Path) -> list[list[str]]:
+    """The `pip install` lines of the setup-jetson recipe, with the Makefile's own variables filled in."""
+    import shlex
+
+    text = makefile.read_text()
+    variables = dict(re.findall(r"^([A-Z_]+)\s*\??=\s*(.*?)\s*(?:#.*)?$", text, re.M))
+    recipe = re.search(r"^\$\(JETSON_VENV\)/\.installed:.*\n((?:\t.*\n)+)", text, re.M).group(1)
+    commands = []
+    for line in recipe.splitlines():
+        line = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), m.group(0)), line.strip())
+        words = shlex.split(line)
+        if words[0].endswith("/pip") and words[1] == "install":
+            commands.append([w for w in words[2:] if w != "-q"])
+    return commands
+
+
+@pytest.mark.slow
+def test_setup_jetson_installs_nothing_over_jetpack(tmp_path):
+    commands = jetson_pip_commands(ROOT / "Makefile")
+    assert len(commands) == 2 and ["--no-deps", "-e", "."] == commands[0]
+    venv = tmp_path / "venv"
+    r = run([sys.executable, "-m", "venv", "--without-pip", venv], timeout=300)
+    assert r.returncode == 0, r.stderr
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    for name, version in JETPACK_SITE.items():  # what --system-site-packages shows on a Jetson
+        info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    pip = [sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "--disable-pip-version-check"]
+    installed = []
+    for i, args in enumerate(commands):
+        report = tmp_path / f"report{i}.json"
+        r = run([*pip, "install", "--dry-run", "--report", report, *args], cwd=ROOT, timeout=600)
+        if r.returncode != 0 and "Could not find a version" in r.stderr + r.stdout:
+            pytest.skip("pip cannot reach the package registry here")
+        assert r.returncode == 0, r.stderr[-2000:]
+        installed += [i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]]
+    assert "vanexport" in installed and "click" in installed  # the plan installs something
+    assert [n for n in installed if n.replace("_", "-").startswith(KEEP_OUT)] == []

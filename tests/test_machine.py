@@ -143,3 +143,95 @@ def test_other_import_errors_stay_internal_errors():
     assert machine.missing_export_package(ModuleNotFoundError("x", name="numpy")) is None
     assert machine.missing_export_package(ValueError("torch")) is None
     assert one_line(ModuleNotFoundError("No module named 'numpy'", name="numpy"))[1] == 1
+
+
+# The GPU stack check of `vanexport info`: pure logic over facts, tested with facts made up here.
+ORT_131_TRT_EP = ("libcublas.so.13", "libdl.so.2", "libnvinfer.so.10", "libnvonnxparser.so.10", "libcudart.so.13",
+                  "libcudnn.so.9", "libc.so.6")  # onnxruntime-gpu 1.31.1's TensorRT provider (readelf -d)
+
+
+@pytest.mark.parametrize("tensorrt, lines", [
+    ("11.4.0.106", 1),  # the provider wants libnvinfer.so.10: it cannot load
+    ("10.16.1.11", 0),
+    ("10.3.0", 0),  # JetPack 6's: same major, same soname
+    (None, 0),  # no TensorRT: nothing to fit (the provider is simply unavailable)
+])
+def test_ort_tensorrt_provider_against_the_installed_tensorrt(tensorrt, lines):
+    facts = machine.GpuStackFacts(tensorrt, "1.31.1", ORT_131_TRT_EP)
+    problems = machine.gpu_stack_problems(facts)
+    assert len(problems) == lines
+    if lines:
+        assert problems[0].startswith("onnxruntime-gpu 1.31.1's TensorRT provider needs libnvinfer.so.10 (TensorRT "
+                                      "10) but TensorRT 11.4.0.106 is installed")
+        assert problems[0].endswith(machine.GPU_SET_HINT) and "\n" not in problems[0]
+
+
+def test_missing_cuda_libraries_are_named_in_one_line():
+    facts = machine.GpuStackFacts("10.16.1.11", "1.31.1", ORT_131_TRT_EP, unfound=("libcublas.so.13", "libcudnn.so.9"))
+    assert machine.gpu_stack_problems(facts) == [
+        "onnxruntime-gpu 1.31.1's CUDA providers cannot load: libcublas.so.13, libcudnn.so.9 not found; "
+        + machine.CUDA_LIBS_HINT]
+
+
+def _readelf_needed(path) -> list[str]:
+    """The reference: binutils' readelf."""
+    import re
+    import subprocess
+
+    out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True, check=True).stdout
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+
+
+@pytest.mark.skipif(not __import__("shutil").which("readelf"), reason="no readelf (binutils) to compare with")
+def test_elf_needed_reads_what_readelf_reads(tmp_path):
+    import _ctypes
+
+    lib = _ctypes.__file__  # a shared library every CPython on Linux has, linking libffi and libc
+    assert machine.elf_needed(lib) == _readelf_needed(lib) and machine.elf_needed(lib)
+    (tmp_path / "x.so").write_bytes(b"not an ELF file")
+    assert machine.elf_needed(tmp_path / "x.so") == []
+    (tmp_path / "cut.so").write_bytes(open(lib, "rb").read()[:200])  # a damaged library: nothing, no traceback
+    assert machine.elf_needed(tmp_path / "cut.so") == []
+
+
+@pytest.mark.skipif(not __import__("shutil").which("readelf"), reason="no readelf (binutils) to compare with")
+def test_gpu_stack_facts_read_the_provider_libraries(tmp_path, monkeypatch):
+    """A stand-in onnxruntime-gpu package: its provider libraries are copies of a real shared library."""
+    import _ctypes
+    import shutil
+
+    capi = tmp_path / "onnxruntime" / "capi"
+    capi.mkdir(parents=True)
+    (tmp_path / "onnxruntime" / "__init__.py").write_text("")
+    shutil.copy(_ctypes.__file__, capi / "libonnxruntime_providers_tensorrt.so")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "onnxruntime", raising=False)
+    monkeypatch.setattr(machine, "_findable", lambda name: False)
+    facts = machine.gpu_stack_facts({"tensorrt": "11.4.0.106", "onnxruntime-gpu": "1.31.1"})
+    assert facts.ort_tensorrt_needs == tuple(_readelf_needed(_ctypes.__file__)) and facts.ort_cuda_needs == ()
+    assert facts.unfound == ()  # libffi and libc are not CUDA libraries
+    assert machine.gpu_stack_facts({"tensorrt": None, "onnxruntime-gpu": None}) == machine.GpuStackFacts()
+
+
+def test_info_says_when_tensorrt_and_onnxruntime_gpu_cannot_work_together(monkeypatch):
+    versions = {name: None for name in machine.PACKAGES}
+    versions.update({"onnxruntime-gpu": "1.31.1", "tensorrt": "11.4.0.106"})
+    monkeypatch.setattr(machine, "package_versions", lambda: versions)
+    monkeypatch.setattr(machine, "gpu_stack_facts", lambda v: machine.GpuStackFacts(
+        v["tensorrt"], v["onnxruntime-gpu"], ORT_131_TRT_EP))
+    r = CliRunner().invoke(cli, ["info", "--json"])
+    assert r.exit_code == 0, r.output
+    assert [p for p in json.loads(r.stdout)["problems"] if "libnvinfer.so.10" in p] == \
+        machine.gpu_stack_problems(machine.GpuStackFacts("11.4.0.106", "1.31.1", ORT_131_TRT_EP))
+    text = CliRunner().invoke(cli, ["info"]).stdout
+    assert sum("TensorRT provider needs libnvinfer.so.10" in line for line in text.splitlines()) == 1
+
+
+def test_a_cuda_library_in_an_nvidia_wheel_counts_as_found(tmp_path, monkeypatch):
+    """onnxruntime-gpu's [cuda,cudnn] extras put the libraries in site-packages/nvidia/<part>/lib, where
+    onnxruntime.preload_dlls() loads them from; the dynamic loader alone would not find them."""
+    (tmp_path / "nvidia" / "cu13" / "lib").mkdir(parents=True)
+    (tmp_path / "nvidia" / "cu13" / "lib" / "libvanexport_test_cublas.so.13").write_bytes(b"")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert machine._findable("libvanexport_test_cublas.so.13") is True
+    assert machine._findable("libvanexport_test_cudnn.so.9") is False

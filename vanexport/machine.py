@@ -274,6 +274,8 @@ def environment_info() -> dict:
     if versions["onnxruntime"] and versions["onnxruntime-gpu"]:
         problems.append("onnxruntime and onnxruntime-gpu are both installed and share one folder: "
                         "uninstall both, then install only one")
+    if versions["onnxruntime-gpu"]:
+        problems += gpu_stack_problems(gpu_stack_facts(versions))
     commands = {}
     for cmd, needs in NEEDS.items():
         missing = [n.split("|")[0] for n in needs if not any(versions.get(alt) for alt in n.split("|"))]
@@ -288,3 +290,129 @@ def environment_info() -> dict:
         "commands": commands,
         "problems": problems,
     }
+
+
+# The GPU stack: does onnxruntime-gpu's TensorRT provider fit the installed TensorRT, and can its CUDA provider
+# find the CUDA libraries it links? Facts are gathered in `gpu_stack_facts` (files and versions only: nothing is
+# initialised); `gpu_stack_problems` judges them, so the judgement is tested with facts made up on a CPU machine.
+ORT_PROVIDER_LIBRARIES = {"tensorrt": "libonnxruntime_providers_tensorrt.so", "cuda": "libonnxruntime_providers_cuda.so"}
+GPU_SET_HINT = "make setup-gpu (constraints/gpu.txt: TensorRT 10 with onnxruntime-gpu)"
+CUDA_LIBS_HINT = ("pip install 'onnxruntime-gpu[cuda,cudnn]' (in the same CUDA major as the wheel), or install "
+                  "CUDA and cuDNN system-wide")
+
+
+@dataclass(frozen=True)
+class GpuStackFacts:
+    tensorrt: str | None = None  # installed TensorRT version
+    onnxruntime_gpu: str | None = None  # installed onnxruntime-gpu version
+    ort_tensorrt_needs: tuple[str, ...] = ()  # DT_NEEDED of ONNX Runtime's TensorRT provider library
+    ort_cuda_needs: tuple[str, ...] = ()  # DT_NEEDED of its CUDA provider library
+    unfound: tuple[str, ...] = ()  # of the CUDA libraries those link, the ones found nowhere
+
+
+def elf_needed(path) -> list[str]:
+    """The DT_NEEDED entries (the sonames a shared library links) of a 64-bit little-endian ELF file, from its
+    dynamic section; [] for anything else. Reads section headers only: no loading, no dependencies."""
+    import struct
+
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or data[4:6] != b"\x02\x01":  # ELFCLASS64, ELFDATA2LSB
+        return []
+    try:
+        return _dynamic_needed(data)
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError):  # a truncated or damaged file
+        return []
+
+
+def _dynamic_needed(data: bytes) -> list[str]:
+    import struct
+
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    out = []
+    for _, sh_type, _, _, offset, size, link, _, _, entsize in sections:
+        if sh_type != 6:  # SHT_DYNAMIC
+            continue
+        strtab = sections[link][4]
+        for pos in range(offset, offset + size, entsize or 16):
+            tag, value = struct.unpack_from("<qQ", data, pos)
+            if tag == 0:  # DT_NULL
+                break
+            if tag == 1:  # DT_NEEDED
+                end = data.index(b"\0", strtab + value)
+                out.append(data[strtab + value:end].decode())
+    return out
+
+
+def _is_cuda_library(soname: str) -> bool:
+    """The CUDA toolkit and cuDNN libraries a provider links (not the driver's libcuda, not TensorRT's)."""
+    return soname.startswith(("libcublas", "libcudnn", "libcudart", "libcurand", "libcufft", "libnvrtc"))
+
+
+def _findable(soname: str) -> bool:
+    """Whether the dynamic loader finds `soname`, or it lies in an nvidia-* wheel where
+    onnxruntime.preload_dlls() (and PyTorch) load it from."""
+    import glob
+
+    try:
+        ctypes.CDLL(soname)
+        return True
+    except OSError:
+        pass
+    return any(glob.glob(os.path.join(p, "nvidia", "**", soname), recursive=True)
+               for p in sys.path if os.path.isdir(os.path.join(p, "nvidia")))
+
+
+def gpu_stack_facts(versions: dict[str, str | None] | None = None) -> GpuStackFacts:
+    """What `gpu_stack_problems` judges, read from this environment (nothing is imported but importlib)."""
+    import importlib.util
+
+    versions = versions or package_versions()
+    needs = {}
+    spec = importlib.util.find_spec("onnxruntime") if versions.get("onnxruntime-gpu") else None
+    if spec and spec.origin:
+        capi = os.path.join(os.path.dirname(spec.origin), "capi")
+        for provider, lib in ORT_PROVIDER_LIBRARIES.items():
+            path = os.path.join(capi, lib)
+            needs[provider] = tuple(elf_needed(path)) if os.path.isfile(path) else ()
+    cuda_libs = sorted({n for names in needs.values() for n in names if _is_cuda_library(n)})
+    return GpuStackFacts(versions.get("tensorrt"), versions.get("onnxruntime-gpu"), needs.get("tensorrt", ()),
+                         needs.get("cuda", ()), tuple(n for n in cuda_libs if not _findable(n)))
+
+
+def _soname_major(needs: tuple[str, ...], stem: str) -> int | None:
+    """10 for 'libnvinfer.so.10' among `needs` (stem 'libnvinfer.so.')."""
+    for name in needs:
+        if name.startswith(stem) and name[len(stem):].isdigit():
+            return int(name[len(stem):])
+    return None
+
+
+def ort_tensorrt_problem(facts: GpuStackFacts) -> str | None:
+    """Why ONNX Runtime's TensorRT provider cannot load with the installed TensorRT (built for another major)."""
+    wanted = _soname_major(facts.ort_tensorrt_needs, "libnvinfer.so.")
+    if not facts.tensorrt or wanted is None or _version_major(facts.tensorrt) == wanted:
+        return None
+    return (f"onnxruntime-gpu {facts.onnxruntime_gpu}'s TensorRT provider needs libnvinfer.so.{wanted} "
+            f"(TensorRT {wanted}) but TensorRT {facts.tensorrt} is installed: ONNX Runtime cannot use "
+            f"TensorRT here (its CUDA provider can); for both: {GPU_SET_HINT}")
+
+
+def cuda_library_problem(facts: GpuStackFacts) -> str | None:
+    """Which CUDA libraries onnxruntime-gpu's providers link that are nowhere to be found."""
+    if not facts.unfound:
+        return None
+    return (f"onnxruntime-gpu {facts.onnxruntime_gpu}'s CUDA providers cannot load: "
+            f"{', '.join(facts.unfound)} not found; {CUDA_LIBS_HINT}")
+
+
+def gpu_stack_problems(facts: GpuStackFacts) -> list[str]:
+    """One line per reason the GPU stack cannot work as installed."""
+    return [p for p in (ort_tensorrt_problem(facts), cuda_library_problem(facts)) if p]
+
+
+def _version_major(version: str) -> int | None:
+    head = str(version).split(".")[0]
+    return int(head) if head.isdigit() else None

@@ -66,3 +66,18 @@ def test_without_tensorrt_the_provider_row_says_so(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` fails
     with pytest.raises(VanexportError, match="TensorRT is not installed"):
         worker.OnnxRuntimeRunner(_spec(tmp_path))
+
+
+def test_a_provider_built_for_another_tensorrt_major_fails_the_row_saying_why(tmp_path, fake_gpu, monkeypatch):
+    """TensorRT 11 installed, onnxruntime-gpu's TensorRT provider linking libnvinfer.so.10: no session is tried."""
+    import vanexport.runtime.onnxruntime_backend as ort_backend
+    from vanexport import machine
+
+    Session.created = []
+    monkeypatch.setattr(ort_backend, "OnnxRuntimeBackend", Session)
+    monkeypatch.setattr(machine, "gpu_stack_facts", lambda: machine.GpuStackFacts(
+        "11.4.0.106", "1.31.1", ("libnvinfer.so.10", "libnvonnxparser.so.10", "libcudart.so.13")))
+    with pytest.raises(RuntimeError, match=r"TensorRT provider needs libnvinfer.so.10 \(TensorRT 10\) but TensorRT "
+                                           r"11.4.0.106 is installed"):
+        worker.OnnxRuntimeRunner(_spec(tmp_path))
+    assert Session.created == []

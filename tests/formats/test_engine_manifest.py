@@ -8,7 +8,8 @@ from vanexport.errors import VanexportError
 from vanexport.files import sha256_file
 from vanexport.machine import GpuInfo, PlatformInfo
 from vanexport.formats.engine_manifest import (SCHEMA, check_loadable, check_plan_hash, compatibility_problem,
-                                    compatibility_warnings, manifest_path, read_manifest, write_manifest)
+                                    compatibility_warnings, manifest_path, read_manifest, tensorrt_loads,
+                                    write_manifest)
 
 A10 = GpuInfo("NVIDIA A10", "8.6", "12.4")
 A40 = GpuInfo("NVIDIA A40", "8.6", "12.4")
@@ -54,6 +55,10 @@ def test_a_plan_fits_the_machine_that_built_it(plan, make_manifest):
     ({}, "10.16.2.1", A10, "built with TensorRT 10.16.1.11 but this machine has TensorRT 10.16.2.1"),
     ({}, "11.4.0.106", A10, "built with TensorRT 10.16.1.11 but this machine has TensorRT 11.4.0.106"),
     ({"version_compatible": True, "trt_version": "10.16.1.11"}, "10.8.0.43", A10, "the older TensorRT 10.8.0.43"),
+    # "a TensorRT 8 engine cannot run with a TensorRT 11 runtime" (support matrix 11.4.1, Engine Portability)
+    ({"version_compatible": True, "trt_version": "8.6.1.6"}, "11.4.0.106", A10,
+     r"across majors only 8 to 10 and 10 to 11\) but this machine has TensorRT 11.4.0.106"),
+    ({"version_compatible": True, "trt_version": "11.4.0.106"}, "10.16.1.11", A10, "the older TensorRT 10.16.1.11"),
     ({}, "10.16.1.11", L4, "built for compute capability 8.6 .NVIDIA A10. but this GPU .NVIDIA L4. has 8.9"),
     ({"hw": "same-cc"}, "10.16.1.11", L4, "built for compute capability 8.6"),
     ({"hw": "ampere+"}, "10.16.1.11", T4, r"built for Ampere or newer GPUs .*\(Tesla T4\) has compute capability 7.5"),
@@ -69,6 +74,8 @@ def test_refusals(plan, make_manifest, kwargs, trt, gpu, message):
 @pytest.mark.parametrize("kwargs, trt, gpu", [
     ({"version_compatible": True}, "10.16.1.11", A10),
     ({"version_compatible": True}, "10.18.0.1", A10),  # version-compatible: newer runtimes run it
+    ({"version_compatible": True}, "11.4.0.106", A10),  # and a TensorRT 11 runtime a 10.x plan
+    ({"version_compatible": True, "trt_version": "8.6.1.6"}, "10.16.1.11", A10),  # and a 10.x runtime an 8.x plan
     ({"hw": "ampere+"}, "10.16.1.11", L4),  # any compute capability >= 8.0
     ({"hw": "ampere+", "gpu": L4}, "10.16.1.11", GpuInfo("NVIDIA H100", "9.0")),
     ({"hw": "same-cc"}, "10.16.1.11", A40),
@@ -76,6 +83,24 @@ def test_refusals(plan, make_manifest, kwargs, trt, gpu, message):
 ])
 def test_compatibility_settings_allow(plan, make_manifest, kwargs, trt, gpu):
     assert compatibility_problem(make_manifest(plan, **kwargs), trt, gpu) is None
+
+
+# (built with, runtime, loads when built version-compatible), read off the support matrix's "Engine Portability"
+# (TensorRT 11.4.1): newer runtimes of the plan's own major, and across majors only 10 -> 11 and 8 -> 10.
+@pytest.mark.parametrize("built, runtime, loads", [
+    ("10.3.0.26", "10.16.1.11", True),
+    ("10.16.1.11", "10.3.0.26", False),  # never an older runtime
+    ("10.16.1.11", "11.4.0.106", True),
+    ("8.6.1.6", "10.16.1.11", True),
+    ("8.6.1.6", "11.4.0.106", False),  # the matrix's own example
+    ("8.6.1.6", "9.3.0.1", False),  # "no other combination across major versions"
+    ("10.16.1.11", "12.0.0.1", False),  # nor into a major the matrix does not name yet
+    ("11.4.0.106", "10.16.1.11", False),
+    ("10.16.1.11", "10.16", True),  # a runtime known as a prefix ("10.16.x") is compared on it
+])
+def test_version_compatible_plans_load_where_the_support_matrix_says(built, runtime, loads):
+    assert tensorrt_loads(built, runtime, version_compatible=True) is loads
+    assert tensorrt_loads(built, runtime, version_compatible=False) is (built == runtime or runtime == "10.16")
 
 
 def test_hint_names_the_build_flag_that_would_have_allowed_it(plan, make_manifest):

@@ -124,3 +124,26 @@ def test_external_data_anywhere_is_found(tmp_path, b0_onnx_64):
     path.write_bytes(model.SerializeToString())
     assert external_data_locations(path) == sorted(
         ["init.bin", "/etc/passwd", "../branch.bin", "function.bin", "sparse.bin"])
+
+
+@pytest.mark.parametrize("in_type, out_type", [("FLOAT", "FLOAT"), ("FLOAT16", "FLOAT16"), ("FLOAT16", "FLOAT")])
+def test_io_dtypes_as_onnx_reads_them(tmp_path, in_type, out_type):
+    """The reference is the onnx package's own reading of the graph, mapped by onnx.helper."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from vanexport.formats.onnx_wire import io_dtypes
+
+    it, ot = getattr(TensorProto, in_type), getattr(TensorProto, out_type)
+    bias = helper.make_tensor("bias", it, [1], [1.0])  # an initializer listed among the inputs, as old exporters did
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["pixels", "bias"], ["sum"]), helper.make_node("Cast", ["sum"], ["logits"], to=ot)],
+        "g", [helper.make_tensor_value_info("pixels", it, [1, 3]), helper.make_tensor_value_info("bias", it, [1])],
+        [helper.make_tensor_value_info("logits", ot, [1, 3])], [bias])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph), path)
+    model = onnx.load(path)
+    dtype = {vi.name: str(helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)) for vi in
+             list(model.graph.input) + list(model.graph.output)}
+    inputs, outputs = io_dtypes(path)
+    assert inputs == {"pixels": dtype["pixels"]} and outputs == {"logits": dtype["logits"]}

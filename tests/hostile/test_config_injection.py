@@ -52,7 +52,8 @@ PREPROCESS_KEYS = {
                  "scaling-buf-pool-size", "tensor-buf-pool-size", "scaling-pool-memory-type",
                  "scaling-pool-compute-hw", "scaling-filter", "custom-lib-path", "custom-tensor-preparation-function"},
     "user-configs": {"pixel-normalization-factor", "offsets"},
-    "group-0": {"src-ids", "custom-input-transformation-function", "process-on-roi", "roi-params-src-0"}}
+    "group-0": {"src-ids", "custom-input-transformation-function", "process-on-roi", "draw-roi",
+                "roi-params-src-0"}}
 PREPROCESS_PARAMETERS = {"resize_size", "input_size", "interpolation", "mean", "std"}
 
 
@@ -397,7 +398,7 @@ def test_deepstream_files_parse_into_exactly_the_expected_keys(forge, case, unpa
     out = case / "out" / "my config ☃.txt"
     deepstream_config(bundle, out)
     assert sorted(p.name for p in out.parent.iterdir()) == sorted(
-        ["my config ☃.txt", "my config ☃_labels.txt", "my config ☃_preprocess.txt",
+        ["my config ☃.txt", "my config ☃_labels.txt", "my config ☃_preprocess.txt", "my config ☃_roi_labels.py",
          "van_b0_64_fp32_softmax.onnx"])
     config = key_file_groups(out)
     assert set(config) == {"property"} and set(config["property"]) == CONFIG_INFER_KEYS

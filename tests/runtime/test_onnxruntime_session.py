@@ -29,3 +29,23 @@ def test_an_unloadable_model_is_one_line(tmp_path):
     with pytest.raises(VanexportError, match="ONNX Runtime cannot load") as e:
         make_session(bad)
     assert "\n" not in e.value.problem
+
+
+def test_cuda_sessions_preload_the_cuda_libraries_and_keep_stdout_clean(b0_onnx_64, monkeypatch, capsys):
+    import types
+
+    from vanexport.runtime import onnxruntime_backend
+
+    calls = []
+    ort = types.SimpleNamespace(preload_dlls=lambda: (calls.append(1), print("Failed to load libcudnn.so.9")))
+    onnxruntime_backend.preload_cuda_libraries(ort)
+    out = capsys.readouterr()
+    assert calls == [1] and out.out == "" and "libcudnn.so.9" in out.err
+    onnxruntime_backend.preload_cuda_libraries(types.SimpleNamespace())  # a wheel without preload_dlls
+
+    seen = []
+    monkeypatch.setattr(onnxruntime_backend, "preload_cuda_libraries", lambda mod: seen.append(mod.__name__))
+    make_session(b0_onnx_64)
+    assert seen == []  # the CPU provider needs no CUDA library
+    make_session(b0_onnx_64, ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert seen == ["onnxruntime"]

@@ -1,5 +1,6 @@
 """DeepStream nvinfer config: scale and offsets from the variant's mean/std, label file, softmax ONNX."""
 import configparser
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -56,7 +57,8 @@ def test_config_labels_and_softmax_onnx(tmp_path, b0_bundle):
     np.testing.assert_allclose(softmaxed(x), softmax(b.expected_logits("fp32")), atol=1e-6)
     assert r.precision == "fp32" and r.properties["process-mode"] == 1
     assert sorted(f.name for f in out.parent.iterdir()) == sorted(
-        ["config_infer.txt", "config_infer_labels.txt", "config_infer_preprocess.txt", "van_b0_64_fp32_softmax.onnx"])
+        ["config_infer.txt", "config_infer_labels.txt", "config_infer_preprocess.txt", "config_infer_roi_labels.py",
+         "van_b0_64_fp32_softmax.onnx"])
 
 
 def _ini(path, section="property"):
@@ -247,3 +249,172 @@ def test_a_plan_built_here_is_what_nvinfer_loads(tmp_path, b0_bundle, fake_gpu, 
     assert m.inputs[0].profile.max[0] == 2 and m.inputs[0].profile.min[0] == 1  # batch 1..batch-size
     assert r.engine["overall"]["top1_agree"] == 1.0
     assert not [f for f in out.iterdir() if f.name.startswith(".")]  # no work folder left
+
+
+# issue 19: what reaches the screen, the threshold, the input type, the target's TensorRT
+
+
+def test_the_roi_box_is_not_drawn_and_the_tensor_type_is_the_files(tmp_path, b0_bundle):
+    deepstream_config(b0_bundle[0], tmp_path / "c.txt")
+    assert _ini(tmp_path / "c_preprocess.txt", "group-0")["draw-roi"] == "0"  # nvdspreprocess's default is 1
+    assert _ini(tmp_path / "c_preprocess.txt")["tensor-data-type"] == "0"  # NvDsDataType_FP32: the file is FP32
+
+
+def test_the_default_threshold_keeps_every_top1(tmp_path, b0_bundle):
+    """nvinfer keeps a class when its probability is above classifier-threshold, strictly (its softmax parser);
+    the reference applies that rule to the probabilities of the ONNX file the config names."""
+    from vanexport.device.bundle import open_bundle
+    from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    deepstream_config(b0_bundle[0], tmp_path / "c.txt")
+    p = _ini(tmp_path / "c.txt")
+    probs = OnnxRuntimeBackend(tmp_path / p["onnx-file"])(open_bundle(b0_bundle[0]).check_inputs())
+    top1 = probs.max(axis=1)
+    assert (top1 > float(p["classifier-threshold"])).all()
+    assert (top1 <= 0.5).any()  # the old default, 0.5, would have dropped some: this model's top-1s are not all sure
+
+
+def _fake_pyds():
+    """Stand-ins for pyds and gi.repository.Gst, with the names of pyds's bindings (deepstream_python_apps:
+    bindnvdsmeta.cpp, bindfunctions.cpp, bindnvds_roi_meta.cpp, bindnvdspreprocess_meta.cpp)."""
+    import types
+
+    class Obj(types.SimpleNamespace):
+        def set(self, *rgba):
+            self.rgba = rgba
+
+    def glist(items):
+        head = None
+        for item in reversed(items):
+            head = types.SimpleNamespace(data=item, next=head)
+        return head
+
+    def new_object(batch):
+        color = lambda: Obj()  # noqa: E731
+        return Obj(rect_params=Obj(), classifier=[], text_params=Obj(
+            text_bg_clr=color(), font_params=Obj(font_color=color())))
+
+    same = staticmethod(lambda x: x)
+    pyds = types.ModuleType("pyds")
+    pyds.NvDsUserMeta = pyds.NvDsClassifierMeta = pyds.NvDsLabelInfo = pyds.GstNvDsPreProcessBatchMeta = \
+        type("Cast", (), {"cast": same})
+    pyds.NvDsMetaType = types.SimpleNamespace(NVDS_PREPROCESS_BATCH_META=27)
+    pyds.nvds_acquire_obj_meta_from_pool = new_object
+    pyds.nvds_acquire_classifier_meta_from_pool = lambda batch: Obj(labels=[])
+    pyds.nvds_acquire_label_info_meta_from_pool = lambda batch: Obj()
+    pyds.nvds_add_label_info_meta_to_classifier = lambda c, info: c.labels.append(info)
+    pyds.nvds_add_classifier_meta_to_object = lambda o, c: o.classifier.append(c)
+    pyds.nvds_add_obj_meta_to_frame = lambda frame, o, parent: frame.objects.append(o)
+    gst = types.SimpleNamespace(PadProbeReturn=types.SimpleNamespace(OK="ok"))
+    gi = types.ModuleType("gi")
+    repository = types.ModuleType("gi.repository")
+    repository.Gst = gst
+    gi.repository = repository
+    return pyds, {"pyds": pyds, "gi": gi, "gi.repository": repository}, glist, Obj
+
+
+def test_the_probe_moves_each_roi_label_into_an_object_meta(tmp_path, b0_bundle, monkeypatch):
+    """With the crop, nvinfer leaves the label in the ROI meta (attach_metadata_classifier); the written probe adds
+    an object meta with it, which OSD and msgconv read. Run on stand-in metadata."""
+    import sys
+
+    from modules import load_file
+
+    r = deepstream_config(b0_bundle[0], tmp_path / "c.txt", gie_id=3)
+    config = (tmp_path / "c.txt").read_text()
+    assert "not in an\n# object meta" in config and "c_roi_labels.py" in config
+    pyds, modules, glist, Obj = _fake_pyds()
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    probe = load_file(r.probe, "roi_labels_probe")
+    labels = lambda *infos: glist([Obj(result_label=l, result_class_id=c, result_prob=p) for l, c, p in infos])  # noqa
+    frame = Obj(objects=[])
+    rois = [Obj(roi=Obj(left=472, top=52, width=978, height=976), frame_meta=frame, classifier_meta_list=glist([
+                Obj(unique_component_id=7, label_info_list=labels(("other model", 1, 0.99))),
+                Obj(unique_component_id=3, label_info_list=labels(("tabby, tabby cat", 281, 0.31)))])),
+            Obj(roi=Obj(left=0, top=0, width=10, height=10), frame_meta=frame, classifier_meta_list=None)]
+    preprocess = Obj(roi_vector=rois)
+    batch = Obj(batch_user_meta_list=glist([
+        Obj(base_meta=Obj(meta_type=5), user_meta_data=None),  # some other user meta
+        Obj(base_meta=Obj(meta_type=27), user_meta_data=preprocess)]))
+    assert probe.roi_labels_to_objects(batch) == 1
+    [obj] = frame.objects
+    assert (obj.obj_label, obj.class_id, obj.confidence, obj.unique_component_id) == ("tabby, tabby cat", 281, 0.31, 3)
+    assert (obj.rect_params.left, obj.rect_params.top, obj.rect_params.width, obj.rect_params.height) == \
+        (472, 52, 978, 976)
+    assert obj.text_params.display_text.startswith("tabby, tabby cat")
+    assert [(i.result_label, i.result_class_id) for c in obj.classifier for i in c.labels] == [("tabby, tabby cat", 281)]
+
+
+def _tiny_onnx(path, in_type, out_type):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Cast", ["input"], ["logits"], to=getattr(TensorProto, out_type))],
+                              "g", [helper.make_tensor_value_info("input", getattr(TensorProto, in_type), [1, 3])],
+                              [helper.make_tensor_value_info("logits", getattr(TensorProto, out_type), [1, 3])])
+    onnx.save(helper.make_model(graph), path)
+    return path
+
+
+@pytest.mark.parametrize("in_type, out_type, crop, expected", [
+    ("FLOAT", "FLOAT", True, "float32"),
+    ("FLOAT16", "FLOAT", True, "float16"),  # nvdspreprocess makes FP16 tensors
+    ("FLOAT16", "FLOAT", False, "nvinfer's own scaling cannot give"),  # nvinfer's preprocessing writes float32
+    ("FLOAT16", "FLOAT16", True, "nvinfer's classifier reads float32"),  # its parser reads the output as float
+])
+def test_input_types_from_the_file(tmp_path, in_type, out_type, crop, expected):
+    from vanexport.ship import deepstream
+
+    path = _tiny_onnx(tmp_path / "m.onnx", in_type, out_type)
+    if expected.startswith("float"):
+        assert deepstream._io_dtype(path, "input", "logits", crop) == expected
+        pre = deepstream.preprocess_config(SimpleNamespace(input_size=64, resize_size=71), (0, 0, 64, 64), "input",
+                                           1, 0, 1, 1.0, [0.0] * 3, expected)
+        assert f"tensor-data-type={ {'float32': 0, 'float16': 7}[expected] }\n" in pre  # NvDsDataType (nvds_roi_meta.h)
+    else:
+        with pytest.raises(VanexportError, match=expected) as e:
+            deepstream._io_dtype(path, "input", "logits", crop)
+        assert "--fp16-io" in e.value.hint
+
+
+def test_a_plan_for_another_tensorrt_than_the_targets_is_said(tmp_path, b0_bundle, fake_gpu, monkeypatch):
+    """The stand-in TensorRT is 10.16.1.11; DeepStream 9.2 on x86 has 10.16.0.72 (its migration guide)."""
+    from vanexport.formats.engine_manifest import Profile, read_manifest
+    from vanexport.runtime import tensorrt_backend
+    from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    class Engine:  # a correct engine: ONNX Runtime on the ONNX it was built from
+        def __init__(self, plan, device=0):
+            self.ort = OnnxRuntimeBackend(read_manifest(plan).source_onnx.path)
+            self.profile = Profile([1, 3, 64, 64], [1, 3, 64, 64], [1, 3, 64, 64])
+
+        def __call__(self, x):
+            return self.ort(x)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    monkeypatch.setattr(tensorrt_backend, "TensorRTBackend", Engine)
+    r = deepstream_config(b0_bundle[0], tmp_path / "a.txt", build_engine=True)
+    assert r.target == {"name": "DeepStream 9.2", "tensorrt": "10.16.0.72"}
+    [w] = [w for w in r.warnings if "will not load there" in w]
+    assert "TensorRT 10.16.1.11, but DeepStream 9.2 has TensorRT 10.16.0.72" in w and "--build-engine on the target" in w
+    r = deepstream_config(b0_bundle[0], tmp_path / "b.txt", build_engine=True, target="9.1")  # "10.16.x"
+    assert not [w for w in r.warnings if "will not load there" in w]
+    r = deepstream_config(b0_bundle[0], tmp_path / "c.txt", build_engine=True, target="tensorrt:10.16.1.11")
+    assert not [w for w in r.warnings if "will not load there" in w]
+    with pytest.raises(VanexportError, match="--target '26.07' is neither a DeepStream release"):
+        deepstream_config(b0_bundle[0], tmp_path / "d.txt", target="26.07")
+    assert not (tmp_path / "d.txt").exists()
+
+
+def test_the_probe_names_only_an_identifier_from_the_file_name(tmp_path, b0_bundle):
+    out = tmp_path / 'x""" import os """.txt'  # a valid config value (no ';'), not a Python identifier
+    r = deepstream_config(b0_bundle[0], out)
+    text = open(r.probe).read()
+    assert "import os" not in text and "    import roi_labels\n" in text
+    compile(text, r.probe, "exec")  # still a valid script

@@ -264,3 +264,73 @@ def test_the_ensemble_checks_catch_broken_wiring():
     m.input[0].name = "images"
     with pytest.raises(VanexportError, match="fit its models: 'm' has no input input: "):
         check_ensemble(good, {"pre": pre, "m": m})
+
+
+# issue 19: data types from the files, the target's TensorRT, version-compatible plans
+
+
+def _bundle_with_plan(tmp_path, b0_bundle, make_manifest, *, version="10.14.1.48", compatible=False, dtype="float32"):
+    from vanexport.machine import GpuInfo
+    from vanexport.formats.engine_manifest import Profile, TensorSpec, manifest_path, write_manifest
+
+    bundle = tmp_path / "b.tar.gz"
+    shutil.copy(b0_bundle[0], bundle)
+    plan = tmp_path / "van_b0_64_fp16_sm86.plan"
+    plan.write_bytes(b"plan")
+    m = make_manifest(plan, trt_version=version, version_compatible=compatible, gpu=GpuInfo("NVIDIA A10", "8.6"),
+                      source_sha=read_bundle(bundle)["models"][0]["sha256"])
+    m.inputs = [TensorSpec("input", dtype, [-1, 3, 64, 64], Profile([1, 3, 64, 64], [8, 3, 64, 64], [16, 3, 64, 64]))]
+    m.outputs = [TensorSpec("logits", dtype, [-1, 1000])]
+    write_manifest(m, manifest_path(plan))
+    add_engine_to_bundle(bundle, plan)
+    return bundle
+
+
+def test_plan_data_types_come_from_its_manifest(tmp_path, b0_bundle, make_manifest):
+    pb2 = model_config_pb2()
+    bundle = _bundle_with_plan(tmp_path, b0_bundle, make_manifest, dtype="float16")  # an FP16-I/O source
+    triton_repository(bundle, tmp_path / "repo")
+    trt = parse_model_config((tmp_path / "repo" / "van_b0_trt_fp16" / "config.pbtxt").read_text())
+    assert (trt.input[0].data_type, trt.output[0].data_type) == (pb2.TYPE_FP16, pb2.TYPE_FP16)
+    ort = parse_model_config((tmp_path / "repo" / "van_b0" / "config.pbtxt").read_text())
+    assert (ort.input[0].data_type, ort.output[0].data_type) == (pb2.TYPE_FP32, pb2.TYPE_FP32)  # the FP32 file
+
+
+def test_onnx_data_types_come_from_the_file(tmp_path, b0_bundle, monkeypatch):
+    """The ONNX Runtime model and the ensemble around it take what the file takes (here: an FP16-I/O file)."""
+    from vanexport.formats import onnx_wire
+
+    pb2 = model_config_pb2()
+    seen = []
+    monkeypatch.setattr(onnx_wire, "io_dtypes", lambda path: (seen.append(path), ({"input": "float16"},
+                                                                                    {"logits": "float16"}))[1])
+    triton_repository(b0_bundle[0], tmp_path / "repo", ensemble=True)
+    assert seen == [open_bundle(b0_bundle[0]).onnx("fp32")]
+    configs = {name: parse_model_config((tmp_path / "repo" / name / "config.pbtxt").read_text())
+               for name in ("van_b0", "van_b0_preprocess", "van_b0_ensemble")}
+    assert configs["van_b0"].input[0].data_type == pb2.TYPE_FP16 == configs["van_b0"].output[0].data_type
+    assert configs["van_b0_preprocess"].output[0].data_type == pb2.TYPE_FP16  # what the ONNX model takes
+    assert configs["van_b0_ensemble"].output[0].data_type == pb2.TYPE_FP16
+
+
+def test_plans_are_checked_against_the_target_triton(tmp_path, b0_bundle, make_manifest):
+    bundle = _bundle_with_plan(tmp_path, b0_bundle, make_manifest, version="11.4.0.106")
+    r = triton_repository(bundle, tmp_path / "a")
+    [w] = [w for w in r.warnings if "will not load there" in w]
+    assert "TensorRT 11.4.0.106, but Triton 26.07 has TensorRT 10.14.1.48" in w and "vanexport trt --bundle" in w
+    r = triton_repository(bundle, tmp_path / "b", target="tensorrt:11.4")
+    assert not [w for w in r.warnings if "will not load there" in w]
+    with pytest.raises(VanexportError, match="--target '9.2' is neither a Triton release"):
+        triton_repository(bundle, tmp_path / "c", target="9.2")
+    assert not (tmp_path / "c").exists()
+
+
+def test_version_compatible_plans_say_how_triton_loads_them(tmp_path, b0_bundle, make_manifest):
+    bundle = _bundle_with_plan(tmp_path, b0_bundle, make_manifest, version="10.13.3.9", compatible=True)
+    r = triton_repository(bundle, tmp_path / "repo")
+    text = (tmp_path / "repo" / "van_b0_trt_fp16" / "config.pbtxt").read_text()
+    assert "--backend-config=tensorrt,version-compatible=true" in text  # a comment, above the config itself
+    assert parse_model_config(text).platform == "tensorrt_plan"
+    assert any("--backend-config=tensorrt,version-compatible=true" in w for w in r.warnings)
+    assert not [w for w in r.warnings if "will not load there" in w]  # 10.13 plans run on 26.07's 10.14
+    assert "version-compatible" not in (tmp_path / "repo" / "van_b0" / "config.pbtxt").read_text()

@@ -199,6 +199,11 @@ def _trt_ep(cache_dir: str):
     from ..machine import import_tensorrt
 
     import_tensorrt()
+    from ..machine import gpu_stack_facts, ort_tensorrt_problem
+
+    problem = ort_tensorrt_problem(gpu_stack_facts())  # e.g. TensorRT 11 under a provider built for 10
+    if problem:
+        raise RuntimeError(problem)
     # The engine is built during the warm-up; the cache keeps it for the other batch sizes of this run.
     return ("TensorrtExecutionProvider", {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache_dir,
                                           "trt_timing_cache_enable": True, "trt_timing_cache_path": cache_dir})

@@ -266,7 +266,7 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
 @click.option("--opt-level", type=int, help="Builder optimization level 0-5 [default: TensorRT's, 3].")
 @click.option("--hw-compat", type=click.Choice(["none", "ampere+", "same-cc"]), default="none", show_default=True,
               help="Hardware compatibility: ampere+ runs on any GPU of compute capability >= 8.0.")
-@click.option("--version-compatible", is_flag=True, help="Plan that newer TensorRT versions can run too.")
+@click.option("--version-compatible", is_flag=True, help="Plan that newer TensorRT versions of its major (and 11.x, from 10.x) can run too.")
 @click.option("--dla-core", type=int, help="Build for this DLA core (Jetson; FP16/INT8, one static shape), GPU "
               "fallback on.")
 @click.option("--tf32", is_flag=True, help="Allow TF32 in FP32 layers (faster, less exact).")
@@ -526,16 +526,19 @@ def predict(images, model, topk, backend, precision, as_json):
 @click.option("--ensemble", is_flag=True, help="Also a Python-backend preprocessing model and an ensemble that "
               "takes encoded images (with a tritonclient example, client.py).")
 @click.option("--force", is_flag=True, help="Replace model folders that already exist.")
+@click.option("--target", metavar="RELEASE|tensorrt:VERSION", help="The Triton container release (e.g. 26.07; "
+              "the TensorRT of its trtllm-python-py3 image) or TensorRT version the plans must load on "
+              "[default: 26.07].")
 @common
 def triton(bundle_path, output, name, precision, max_batch, instances, cpu, max_queue_delay_us, ensemble, force,
-           as_json):
+           target, as_json):
     """Write a Triton model repository (ONNX Runtime, and TensorRT where the bundle has plans)."""
     from .render import render_triton
     from ..ship.triton import triton_repository
 
     result = triton_repository(bundle_path, output, name=name, precision=precision, max_batch=max_batch,
                                instances=instances, cpu=cpu, max_queue_delay_us=max_queue_delay_us,
-                               ensemble=ensemble, force=force, progress=_progress())
+                               ensemble=ensemble, force=force, target=target, progress=_progress())
     _finish(result, as_json, render_triton)
 
 
@@ -546,7 +549,8 @@ def triton(bundle_path, output, name, precision, max_batch, instances, cpu, max_
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]),
               help="network-mode and ONNX file [default: fp16 if bundled, else fp32].")
 @click.option("--batch-size", type=int, default=1, show_default=True, help="nvinfer batch-size.")
-@click.option("--threshold", type=float, default=0.5, show_default=True, help="classifier-threshold (probability).")
+@click.option("--threshold", type=float, default=0.0, show_default=True, help="classifier-threshold: the probability "
+              "a top-1 must exceed to be reported (0: every frame or object gets its top-1).")
 @click.option("--gpu-id", type=int, default=0, show_default=True, help="gpu-id.")
 @click.option("--secondary", is_flag=True, help="Classify objects of a primary detector (process-mode=2).")
 @click.option("--gie-id", type=int, help="gie-unique-id of this classifier [default: 1, or 2 with --secondary].")
@@ -560,9 +564,11 @@ def triton(bundle_path, output, name, precision, max_batch, instances, cpu, max_
               "preprocessing (and the other) with the validated one on these images.")
 @click.option("--build-engine", is_flag=True, help="Build and check the TensorRT plan here (needs TensorRT; "
               "required for INT8) and point model-engine-file at it.")
+@click.option("--target", metavar="RELEASE|tensorrt:VERSION", help="The DeepStream release (e.g. 9.2, 9.2-jetson) "
+              "or TensorRT version a plan built here must load on [default: 9.2].")
 @common
 def deepstream(bundle_path, output, precision, batch_size, threshold, gpu_id, secondary, gie_id, operate_on_gie_id,
-               crop, frame, images, build_engine, as_json):
+               crop, frame, images, build_engine, target, as_json):
     """Write a DeepStream nvinfer classifier config, its label file, a softmax ONNX and (full frames) the
     nvdspreprocess config of VAN's centre crop."""
     from .render import render_deepstream
@@ -571,7 +577,7 @@ def deepstream(bundle_path, output, precision, batch_size, threshold, gpu_id, se
     result = deepstream_config(bundle_path, output, precision=precision, batch_size=batch_size, threshold=threshold,
                                gpu_id=gpu_id, secondary=secondary, gie_id=gie_id,
                                operate_on_gie_id=operate_on_gie_id, crop=crop, frame=frame, images=images,
-                               build_engine=build_engine, progress=_progress())
+                               build_engine=build_engine, target=target, progress=_progress())
     _finish(result, as_json, render_deepstream)
 
 

@@ -264,6 +264,8 @@ def render_deepstream(r: dict) -> None:
     if r.get("preprocess_config"):
         c.print(f"  centre crop: nvdspreprocess {r['preprocess_config']}, ROI {';'.join(map(str, r['roi']))} "
                 "(left;top;width;height)")
+        if r.get("probe"):
+            c.print(f"  labels stay in the ROI meta: add the pad probe {r['probe']} for OSD and msgconv")
     else:
         c.print("  nvinfer scales the whole frame or object (stretch)")
     if a := r.get("agreement"):

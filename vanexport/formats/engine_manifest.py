@@ -209,6 +209,26 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+# The majors whose version-compatible plans a newer major's runtime loads: "TensorRT 10 version-compatible engines
+# can run with a TensorRT 11 runtime, and TensorRT 8 version-compatible engines can run with a TensorRT 10 runtime.
+# No other combination across major versions is supported." (TensorRT Support Matrix, "Engine Portability",
+# docs.nvidia.com/deeplearning/tensorrt/11.4.1/getting-started/support-matrix.html; 11.4.0 says the same.)
+CROSS_MAJOR = frozenset({(8, 10), (10, 11)})
+
+
+def tensorrt_loads(built_with: str, runtime: str, version_compatible: bool) -> bool:
+    """Whether a plan built by TensorRT `built_with` loads in TensorRT `runtime`: only the same version, unless
+    it was built version-compatible, then also newer releases of its major and the CROSS_MAJOR steps. A version
+    given as a prefix ("10.16", a container's "10.16.x") is compared on the parts both versions give."""
+    built, there = _version_tuple(built_with), _version_tuple(runtime)
+    n = min(len(built), len(there))
+    if not version_compatible:
+        return built[:n] == there[:n]
+    if built[:1] == there[:1]:
+        return there[:n] >= built[:n]
+    return (built[:1] + there[:1]) in CROSS_MAJOR
+
+
 REBUILD = "rebuild it on this machine with `vanexport trt`"
 
 
@@ -233,7 +253,8 @@ def compatibility_problem(manifest: EngineManifest, tensorrt_version: str, gpu: 
     """(why this plan cannot run with `tensorrt_version` on `gpu` and `platform`, what to do), or None when it can.
 
     A plan runs only on the platform it was built on (OS, CPU architecture, Jetson or not); only with the
-    TensorRT it was built with, unless built version-compatible (then on that version or newer); and only on GPUs
+    TensorRT it was built with, unless built version-compatible (then on newer releases of its major too, and
+    across majors only as CROSS_MAJOR says: `tensorrt_loads`); and only on GPUs
     of its compute capability, unless built with hardware compatibility AMPERE_PLUS (any GPU with compute
     capability >= 8.0). `platform` None skips the platform check (the caller built the plan here).
     """
@@ -241,14 +262,17 @@ def compatibility_problem(manifest: EngineManifest, tensorrt_version: str, gpu: 
     if platform is not None and (problem := platform_problem(manifest, gpu, platform)):
         return problem, REBUILD
     trt = manifest.tensorrt
-    built, running = _version_tuple(trt.version), _version_tuple(tensorrt_version)
     if trt.version_compatible:
-        if running < built:
+        if _version_tuple(tensorrt_version) < _version_tuple(trt.version):
             return (f"{name} was built with TensorRT {trt.version} (version-compatible: it runs on that version "
                     f"or newer) but this machine has the older TensorRT {tensorrt_version}", REBUILD)
-    elif running != built:
+        if not tensorrt_loads(trt.version, tensorrt_version, True):
+            return (f"{name} was built with TensorRT {trt.version} (version-compatible: it runs on newer releases "
+                    f"of its major, and across majors only 8 to 10 and 10 to 11) but this machine has TensorRT "
+                    f"{tensorrt_version}", REBUILD)
+    elif _version_tuple(trt.version) != _version_tuple(tensorrt_version):
         return (f"{name} was built with TensorRT {trt.version} but this machine has TensorRT {tensorrt_version}",
-                REBUILD + " (or build it with --version-compatible to run it on newer TensorRT versions)")
+                REBUILD + " (or build it with --version-compatible to run it on newer TensorRT versions of its major)")
     built_cc, running_cc = parse_cc(manifest.gpu.compute_capability), gpu.cc
     if trt.hardware_compatibility == "ampere+":
         if running_cc < AMPERE:

@@ -149,6 +149,43 @@ def metadata_from_file(path) -> ModelMetadata:
     return ModelMetadata.from_props(metadata_props(path))
 
 
+# TensorProto.DataType -> numpy's spelling, for the types a classifier's inputs and outputs have
+ELEM_TYPES = {1: "float32", 10: "float16", 16: "bfloat16", 11: "float64", 2: "uint8", 3: "int8", 6: "int32", 7: "int64"}
+GRAPH_INPUT, VALUE_INFO_TYPE, TYPE_TENSOR, TENSOR_ELEM_TYPE = 11, 2, 1, 1
+
+
+def io_dtypes(path) -> tuple[dict[str, str], dict[str, str]]:
+    """({graph input name: dtype}, {graph output name: dtype}) of an ONNX file, dtypes in numpy's spelling
+    ("float16" for a file converted without keep_io_types), read at the wire level: no onnx package needed.
+    Initializers listed among the inputs (old exporters) are left out."""
+    path = regular_file(path, "model file", "pass an .onnx file made by `vanexport onnx`")
+
+    def dtype(value_info: bytes) -> str:
+        for k, w, t, _ in _fields(value_info):
+            if k == VALUE_INFO_TYPE and w == LEN:
+                for k2, w2, tensor, _ in _fields(t):
+                    if k2 == TYPE_TENSOR and w2 == LEN:
+                        codes = [v for k3, w3, v, _ in _fields(tensor) if k3 == TENSOR_ELEM_TYPE and w3 == VARINT]
+                        return ELEM_TYPES.get(codes[0], f"onnx type {codes[0]}") if codes else "unknown"
+        return "unknown"
+
+    try:
+        graphs = [v for k, w, v, _ in _fields(Path(path).read_bytes()) if k == MODEL_GRAPH and w == LEN]
+        if len(graphs) != 1:
+            raise WireError(f"{len(graphs)} graphs")
+        graph = list(_fields(graphs[0]))
+        weights = {n for k, w, v, _ in graph if k == GRAPH_INITIALIZER and w == LEN for n in _strings(v, 8)}
+        ios = {GRAPH_INPUT: {}, GRAPH_OUTPUT: {}}
+        for k, w, v, _ in graph:
+            if k in ios and w == LEN:
+                name = (_strings(v, VALUE_INFO_NAME) or [""])[0]
+                if name not in weights:
+                    ios[k][name] = dtype(v)
+    except (WireError, UnicodeDecodeError) as e:
+        raise VanexportError(f"'{path}' is not a readable ONNX file ({e})", HINT) from e
+    return ios[GRAPH_INPUT], ios[GRAPH_OUTPUT]
+
+
 def with_softmax_output(src, dst, output: str, meta: ModelMetadata | None = None) -> None:
     """Copy the single-output ONNX model `src` to `dst` with Softmax(axis=1) after that output, which becomes
     the model's only output under the name `output`; its metadata is replaced by `meta` (sorted, as

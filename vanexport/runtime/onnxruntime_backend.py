@@ -25,6 +25,8 @@ def make_session(model, providers=CPU, *, threads: int | None = None, spinning: 
     """
     import onnxruntime as ort
 
+    if any(p != CPU[0] for p in providers):
+        preload_cuda_libraries(ort)
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -40,6 +42,24 @@ def make_session(model, providers=CPU, *, threads: int | None = None, spinning: 
         what = f"'{model}'" if isinstance(source, str) else "the model"
         raise VanexportError(f"ONNX Runtime cannot load {what} ({str(e).splitlines()[0][:160]})",
                              "check the file with `vanexport inspect`, or export it again") from e
+
+
+def preload_cuda_libraries(ort) -> None:
+    """Load the CUDA and cuDNN libraries of onnxruntime-gpu's `cuda`/`cudnn` extras (nvidia-* wheels), which the
+    dynamic loader does not search: what `import torch` does as a side effect, needed where no torch is imported
+    (the bench worker, a device). `onnxruntime.preload_dlls` is in onnxruntime/__init__.py of 1.24.4 and 1.31.1;
+    it prints what it cannot load, which goes to stderr so that --json output stays clean."""
+    import contextlib
+    import sys
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            preload()
+        except Exception:  # a missing library shows later, as ONNX Runtime's own provider error
+            pass
 
 
 class OnnxRuntimeBackend:

@@ -26,6 +26,20 @@ int8-calib-file nvinfer logs "INT8 calibration file not specified. Trying FP16 m
 a Q/DQ graph may fail outright). So INT8 needs `--build-engine`: vanexport builds the plan here, strongly typed,
 checks it against the bundle, and model-engine-file names it (nvinfer checks batch size, input dims and output
 names of a given engine, not its precision).
+
+Where the label lands (DeepStream 9.1 sources, gst-nvinfer/gstnvinfer.cpp `gst_nvinfer_process_tensor_input` and
+gstnvinfer_meta_utils.cpp `attach_metadata_classifier`). Without the crop, a full-frame classifier makes an object
+meta covering the frame and puts the label in it (text_params and a classifier meta), where deepstream-app's OSD
+and msgconv read it. With the crop (`input-tensor-from-meta=1`), nvinfer takes each ROI's object meta, which
+nvdspreprocess leaves NULL for frames (gstnvdspreprocess.cpp: `roi_meta.object_meta = NULL`), makes none, and
+adds the classifier meta to the ROI meta only (`nvds_add_classifier_meta_to_roi`): OSD and msgconv show nothing.
+No config key changes that, so with the crop the config says so and `<stem>_roi_labels.py` is written beside it:
+a pad probe (pyds) that copies each ROI's label into an object meta of its frame.
+
+classifier-threshold: nvinfer keeps the most probable class whose probability is above the threshold, strictly
+(ClassifyPostprocessor::parseAttributesFromSoftmaxLayers, nvdsinfer_context_impl_output_parsing.cpp, DeepStream
+9.1). A top-1 of N classes is at least 1/N, often far below 0.5 for 1000 classes, so the default is 0: every frame
+or object gets its top-1.
 """
 from __future__ import annotations
 
@@ -52,8 +66,10 @@ PROB_OUTPUT = "probabilities"
 SCALING_FILTER_CUBIC = 2
 COMPUTE_GPU = 1
 PREPROCESS_UNIQUE_ID = 100  # nvdspreprocess's own id: apart from nvinfer ids (whose default is 15) and ours (1, 2)
-# The sample library that ships with DeepStream (6.2 sample config; UNVERIFIED that 7.x keeps the path).
+# The sample library that ships with DeepStream (gst-nvdspreprocess/config_preprocess.txt of DeepStream 6.2 and 9.1).
 CUSTOM_LIB = "/opt/nvidia/deepstream/deepstream/lib/gst-plugins/libcustom2d_preprocess.so"
+# nvdspreprocess tensor-data-type values: NvDsDataType in nvds_roi_meta.h (DeepStream 9.1)
+TENSOR_DATA_TYPE = {"float32": 0, "float16": 7}
 
 
 @dataclass
@@ -72,6 +88,8 @@ class DeepStreamResult:
     engine: dict | None = None  # --build-engine: the plan and its check against the bundle
     agreement: dict | None = None  # --images: top-1 agreement of the config's preprocessing with the validated one
     warnings: list[str] = field(default_factory=list)
+    probe: str | None = None  # with the crop: the pad probe that moves each ROI's label to an object meta
+    target: dict | None = None  # the DeepStream release (or TensorRT) a plan built here is checked against
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -208,7 +226,7 @@ def _key(name: str) -> str:
 
 
 def preprocess_config(pre, roi, input_name: str, batch_size: int, gpu_id: int, target_gie: int, scale: float,
-                      offsets: list[float]) -> str:
+                      offsets: list[float], dtype: str = "float32") -> str:
     """nvdspreprocess config: one fixed ROI per source, cubic-scaled to the network input, normalised as
     nvinfer would, handed to the nvinfer whose gie-unique-id is `target_gie` as tensor `input_name`."""
     left, top, w, h = roi
@@ -231,7 +249,7 @@ def preprocess_config(pre, roi, input_name: str, batch_size: int, gpu_id: int, t
             "maintain-aspect-ratio": 0,  # the ROI has the crop's shape already
             "symmetric-padding": 0,
             "network-color-format": 0,  # RGB, as VAN was trained
-            "tensor-data-type": 0,  # FP32
+            "tensor-data-type": TENSOR_DATA_TYPE[dtype],  # the network input's type (7: FP16, an FP16-I/O file)
             "tensor-name": input_name,
             "scaling-buf-pool-size": 6,
             "tensor-buf-pool-size": 6,
@@ -245,19 +263,116 @@ def preprocess_config(pre, roi, input_name: str, batch_size: int, gpu_id: int, t
             "src-ids": 0,
             "custom-input-transformation-function": "CustomAsyncTransformation",
             "process-on-roi": 1,
+            "draw-roi": 0,  # nvdspreprocess draws each ROI's box unless told not to (its parser's default is 1)
             "roi-params-src-0": [left, top, w, h]}})
 
 
+ROI_LABELS_PROBE = '''"""A pad probe for nvinfer's src pad: the label VAN gives each nvdspreprocess ROI, copied into an object meta of
+its frame, where deepstream-app's OSD draws it and msgconv reads it. Written by vanexport {version}.
+
+With nvdspreprocess and input-tensor-from-meta=1, nvinfer adds its classifier meta to the ROI meta only
+(DeepStream 9.1 sources, gst-nvinfer/gstnvinfer_meta_utils.cpp, attach_metadata_classifier): no object meta has it.
+This probe adds, for every ROI that nvinfer gie-unique-id={gie} labelled, one object meta covering the ROI, with
+the label as its text and a classifier meta of its own. Needs pyds (NVIDIA-AI-IOT/deepstream_python_apps bindings
+with GstNvDsPreProcessBatchMeta and NvDsRoiMeta.classifier_meta_list).
+
+    import {module}
+    {module}.attach(nvinfer)  # the nvinfer Gst element of your pipeline
+"""
+import pyds
+from gi.repository import Gst
+
+GIE_ID = {gie}  # gie-unique-id of the VAN classifier
+UNTRACKED_OBJECT_ID = 0xFFFFFFFFFFFFFFFF  # nvdsmeta.h
+
+
+def _items(glist, cast):
+    while glist is not None:
+        yield cast(glist.data)
+        glist = glist.next
+
+
+def best_label(roi):
+    """(label, class id, probability) of the most probable attribute nvinfer GIE_ID gave this ROI, or None."""
+    found = [(info.result_prob, info.result_label, info.result_class_id)
+             for meta in _items(roi.classifier_meta_list, pyds.NvDsClassifierMeta.cast)
+             if meta.unique_component_id == GIE_ID
+             for info in _items(meta.label_info_list, pyds.NvDsLabelInfo.cast)]
+    if not found:
+        return None
+    prob, label, class_id = max(found, key=lambda f: f[0])
+    return label, class_id, prob
+
+
+def add_object(batch_meta, roi, label, class_id, prob):
+    obj = pyds.nvds_acquire_obj_meta_from_pool(batch_meta)
+    obj.unique_component_id, obj.class_id, obj.confidence = GIE_ID, class_id, prob
+    obj.object_id = UNTRACKED_OBJECT_ID
+    obj.obj_label = label
+    rect = obj.rect_params
+    rect.left, rect.top, rect.width, rect.height = roi.roi.left, roi.roi.top, roi.roi.width, roi.roi.height
+    rect.border_width = 0  # the label, not a box
+    text = obj.text_params
+    text.display_text = f"{{label}} {{prob:.2f}}"
+    text.x_offset, text.y_offset = int(rect.left), max(0, int(rect.top) - 10)
+    text.set_bg_clr = 1
+    text.text_bg_clr.set(0.0, 0.0, 0.0, 1.0)
+    text.font_params.font_name, text.font_params.font_size = "Serif", 11
+    text.font_params.font_color.set(1.0, 1.0, 1.0, 1.0)
+    classifier = pyds.nvds_acquire_classifier_meta_from_pool(batch_meta)
+    classifier.unique_component_id = GIE_ID
+    info = pyds.nvds_acquire_label_info_meta_from_pool(batch_meta)
+    info.result_label, info.result_class_id, info.result_prob = label, class_id, prob
+    pyds.nvds_add_label_info_meta_to_classifier(classifier, info)
+    pyds.nvds_add_classifier_meta_to_object(obj, classifier)
+    pyds.nvds_add_obj_meta_to_frame(roi.frame_meta, obj, None)
+
+
+def roi_labels_to_objects(batch_meta) -> int:
+    """Add an object meta for each labelled ROI of this batch; return how many."""
+    added = 0
+    for user_meta in _items(batch_meta.batch_user_meta_list, pyds.NvDsUserMeta.cast):
+        if user_meta.base_meta.meta_type != pyds.NvDsMetaType.NVDS_PREPROCESS_BATCH_META:
+            continue
+        for roi in pyds.GstNvDsPreProcessBatchMeta.cast(user_meta.user_meta_data).roi_vector:
+            found = best_label(roi)
+            if found:
+                add_object(batch_meta, roi, *found)
+                added += 1
+    return added
+
+
+def probe(pad, info, user_data):
+    batch_meta = pyds.gst_buffer_get_nvds_batch_meta(hash(info.get_buffer()))
+    if batch_meta is not None:
+        roi_labels_to_objects(batch_meta)
+    return Gst.PadProbeReturn.OK
+
+
+def attach(nvinfer):
+    nvinfer.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, probe, None)
+'''
+
+
+def roi_labels_probe(gie_id: int, module: str) -> str:
+    """The pad probe that moves each ROI's label into an object meta (see the module docstring). `module` (from
+    the config's file name) goes into the script only when it is a Python identifier."""
+    return ROI_LABELS_PROBE.format(version=__version__, gie=int(gie_id),
+                                   module=module if module.isidentifier() else "roi_labels")
+
+
 def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, precision: str | None = None,
-                      batch_size: int = 1, threshold: float = 0.5, gpu_id: int = 0, secondary: bool = False,
+                      batch_size: int = 1, threshold: float = 0.0, gpu_id: int = 0, secondary: bool = False,
                       gie_id: int | None = None, operate_on_gie_id: int = 1, crop: bool | None = None,
                       frame: str = "1920x1080", images: str | os.PathLike | None = None, build_engine: bool = False,
-                      progress: Callable[[str], None] | None = None) -> DeepStreamResult:
+                      target: str | None = None, progress: Callable[[str], None] | None = None) -> DeepStreamResult:
     """Write `output` (config_infer.txt), `<stem>_labels.txt`, the softmax ONNX and, with the crop,
     `<stem>_preprocess.txt` beside it; with `build_engine`, the TensorRT plan nvinfer is to load."""
     from ..device.bundle import open_bundle
+    from .targets import resolve_target
 
     step = progress or (lambda msg: None)
+    aim = resolve_target("deepstream", target)
     out = check_output_path(output)
     if batch_size < 1:
         raise VanexportError(f"--batch-size {batch_size} is not positive", "pass 1 or more")
@@ -289,6 +404,7 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
     if precision is None:  # FP16 where the bundle has it: the usual DeepStream choice on Jetson and dGPU
         precision = "fp16" if "fp16" in b.precisions else "fp32"
     src = b.onnx(precision)
+    dtype = _io_dtype(src, facts.input_name, facts.output_name, crop)
     shape = facts.input_shape  # None for a dynamic axis
     if isinstance(shape[0], int) and batch_size != shape[0]:
         raise VanexportError(f"the ONNX file has a static batch of {shape[0]}", f"pass --batch-size {shape[0]}")
@@ -302,8 +418,9 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
     onnx_path = folder / _onnx_name(src)
     labels_path = folder / f"{out.stem}_labels.txt"
     pre_path = folder / f"{out.stem}_preprocess.txt" if crop else None
+    probe_path = folder / f"{out.stem}_roi_labels.py" if crop else None
     roi = list(centre_roi(*mux, pre)) if crop else None
-    for path in (out, onnx_path, labels_path, pre_path):
+    for path in (out, onnx_path, labels_path, pre_path, probe_path):
         if path is not None:
             _config_file_name(path.name)
             check_output_path(path)
@@ -354,6 +471,7 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
         if build_engine:
             engine = build_plan(b, work / onnx_path.name, precision, batch_size, gpu_id, step)
             props["model-engine-file"] = engine["plan"]
+            warns += _target_warnings(engine, aim, precision)
         comments = [f"DeepStream Gst-nvinfer config for VAN-{facts.variant} ({precision.upper()}), written by "
                     f"vanexport {__version__}",
                     f"from {bundle_name}. nvinfer computes y = net-scale-factor * (x - offsets[c]) on 0..255 pixels;",
@@ -370,16 +488,24 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
         if crop:
             comments.append(f"Pipeline: nvstreammux (width={mux[0]} height={mux[1]}) ! nvdspreprocess "
                             f"config-file={pre_path.name} ! nvinfer config-file-path={out.name} input-tensor-meta=1")
+            comments += [f"With input-tensor-from-meta=1 nvinfer puts the label in the ROI meta of {pre_path.name}'s "
+                         "ROI only, not in an",
+                         "object meta: deepstream-app's OSD and msgconv show nothing (DeepStream 9.1 sources, "
+                         "gstnvinfer_meta_utils.cpp",
+                         f"attach_metadata_classifier). {probe_path.name}: a pad probe for nvinfer's src pad that "
+                         "copies it into an object meta."]
         else:
             comments.append("nvinfer scales each " + ("object" if secondary else "frame") + " whole to the network "
                             "input (a stretch, not VAN's resize + centre crop).")
         if secondary:
             comments.append(f"Secondary: classifies objects of the detector with gie-unique-id={operate_on_gie_id}; "
                             f"its own results carry gie-unique-id={gie_id}.")
+        comments.append(f"classifier-threshold={threshold}: nvinfer reports the top-1 only when its probability is "
+                        "above it (0: always).")
         try:  # every value was checked where it came in: a refusal here is a value that slipped past that
             config = key_file(comments, {"property": props})
             pre_config = pre_path and preprocess_config(pre, roi, facts.input_name, batch_size, gpu_id, gie_id,
-                                                        scale, offsets)
+                                                        scale, offsets, dtype)
         except ValueError as e:
             raise VanexportError(f"cannot write the DeepStream config: {e}", "nothing was written; this is a bug "
                                  "in vanexport, please report it") from None
@@ -388,6 +514,7 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
                                              encoding="utf-8")
         if pre_config:
             (work / pre_path.name).write_text(pre_config)
+            (work / probe_path.name).write_text(roi_labels_probe(gie_id, probe_path.stem))
         (work / out.name).write_text(config)
         for made in sorted(work.iterdir(), key=lambda f: f.name == out.name):  # the config last
             os.replace(made, folder / made.name)
@@ -397,7 +524,40 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
         _point_manifest_at(folder / engine["plan"], onnx_path)
     return DeepStreamResult(str(out), str(labels_path), str(onnx_path), props["model-engine-file"], precision, scale,
                             offsets, props, "centre-crop" if crop else "stretch",
-                            str(pre_path) if pre_path else None, roi, engine, agreement, warns)
+                            str(pre_path) if pre_path else None, roi, engine, agreement, warns,
+                            str(probe_path) if probe_path else None, {"name": aim.name, "tensorrt": aim.tensorrt})
+
+
+def _io_dtype(src: Path, input_name: str, output_name: str, crop: bool) -> str:
+    """The network input's dtype, from the file itself, or a one-line refusal of what nvinfer cannot feed or read:
+    an FP16 output (the classifier parser reads float32: ClassifyPostprocessor::parseAttributesFromSoftmaxLayers),
+    an FP16 input without the crop (nvinfer's own preprocessing writes float32: InferPreprocessor::transform,
+    nvdsinfer_context_impl.cpp; DeepStream 9.1). nvdspreprocess makes FP16 tensors (tensor-data-type=7)."""
+    from ..formats.onnx_wire import io_dtypes
+
+    inputs, outputs = io_dtypes(src)
+    in_dtype, out_dtype = inputs.get(input_name, "float32"), outputs.get(output_name, "float32")
+    fix = "bundle an FP16 file with FP32 inputs and outputs (vanexport fp16 without --fp16-io), or use --precision fp32"
+    if out_dtype != "float32":
+        raise VanexportError(f"{src.name} outputs {out_dtype}, but nvinfer's classifier reads float32 probabilities",
+                             fix)
+    if in_dtype not in TENSOR_DATA_TYPE or (in_dtype != "float32" and not crop):
+        raise VanexportError(f"{src.name} takes {in_dtype} input, which nvinfer's own scaling cannot give (it "
+                             "writes float32)", "use the crop (nvdspreprocess makes FP16 tensors), or " + fix)
+    return in_dtype
+
+
+def _target_warnings(engine: dict, aim, precision: str) -> list[str]:
+    """A plan built here that the target DeepStream cannot load: what happens, what to do."""
+    from .targets import plan_problem
+
+    problem = plan_problem(engine["plan"], engine["tensorrt"], engine["version_compatible"], aim)
+    if not problem:
+        return []
+    fallback = ("an INT8 Q/DQ file without a calibration table becomes FP16" if precision == "int8" else
+                "it takes minutes on every start")
+    return [f"{problem}: nvinfer will rebuild from onnx-file ({fallback}); run this command with --build-engine on "
+            "the target (inside its container, or on the device), or pass --target if that is where you are"]
 
 
 def _onnx_name(src: Path) -> str:
@@ -459,6 +619,8 @@ def build_plan(bundle, onnx_path: Path, precision: str, batch_size: int, gpu_id:
         raise VanexportError(f"the plan built here does not match the bundle ({'; '.join(failures)}); nothing was "
                              "written", "use --precision fp16 or fp32, or leave the build to nvinfer (drop "
                              "--build-engine)")
+    trt = built.manifest.get("tensorrt", {})
     return {"plan": plan.name, "manifest": Path(built.manifest_path).name, "precision": precision,
+            "tensorrt": str(trt.get("version", "")), "version_compatible": bool(trt.get("version_compatible")),
             "check": f"top-1 {c['top1_agree']:.1%} on {c['n']} check images, max abs {c['max_abs_err']:.1e}",
             "overall": c}

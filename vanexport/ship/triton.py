@@ -155,14 +155,23 @@ def _dims(shape: list) -> list[int]:
     return [d if isinstance(d, int) else -1 for d in shape]
 
 
+def _data_type(pb2, dtype: str, what: str):
+    """Triton's data type for a tensor dtype in numpy's spelling (float16: a file converted with FP16 I/O)."""
+    types = {"float32": pb2.TYPE_FP32, "float16": pb2.TYPE_FP16}
+    if dtype not in types:
+        raise VanexportError(f"{what} has {dtype} values, which this repository does not serve",
+                             "bundle a model with float32 (or float16) inputs and outputs")
+    return types[dtype]
+
+
 def _config(pb2, name: str, platform: str, input_io: dict, num_classes: int, output_name: str, max_batch: int,
             kind: str, instances: int, delay_us: int = 0, filenames: dict[str, str] | None = None,
-            default_file: str | None = None):
+            default_file: str | None = None, dtypes: tuple[str, str] = ("float32", "float32")):
     cfg = pb2.ModelConfig(name=name, platform=platform, max_batch_size=max_batch)
     shape = input_io["shape"]
     in_dims = _dims(shape[1:] if max_batch else shape)
-    cfg.input.add(name=input_io["name"], data_type=pb2.TYPE_FP32, dims=in_dims)
-    cfg.output.add(name=output_name, data_type=pb2.TYPE_FP32,
+    cfg.input.add(name=input_io["name"], data_type=_data_type(pb2, dtypes[0], f"{name}'s input"), dims=in_dims)
+    cfg.output.add(name=output_name, data_type=_data_type(pb2, dtypes[1], f"{name}'s output"),
                    dims=[num_classes] if max_batch else [shape[0] if isinstance(shape[0], int) else -1, num_classes],
                    label_filename="labels.txt")
     cfg.instance_group.add(count=instances, kind=pb2.ModelInstanceGroup.KIND_CPU if kind == "cpu" else
@@ -178,13 +187,14 @@ def _config(pb2, name: str, platform: str, input_io: dict, num_classes: int, out
     return cfg
 
 
-def _preprocess_config(pb2, name: str, max_batch: int, pre, instances: int):
-    """The Python-backend model: encoded images in (TYPE_STRING, one per batch item), VAN's input out. Its
-    preprocessing is in `parameters`, which model.py reads when Triton loads it (the script itself is the same for
-    every bundle)."""
+def _preprocess_config(pb2, name: str, max_batch: int, pre, instances: int, dtype: str = "float32"):
+    """The Python-backend model: encoded images in (TYPE_STRING, one per batch item), VAN's input out, in the
+    model's input type (model.py casts to what its config says). Its preprocessing is in `parameters`, which
+    model.py reads when Triton loads it (the script itself is the same for every bundle)."""
     cfg = pb2.ModelConfig(name=name, backend="python", max_batch_size=max_batch)
     cfg.input.add(name=IMAGE_INPUT, data_type=pb2.TYPE_STRING, dims=[1])
-    cfg.output.add(name=PIXELS_OUTPUT, data_type=pb2.TYPE_FP32, dims=[3, pre.input_size, pre.input_size])
+    cfg.output.add(name=PIXELS_OUTPUT, data_type=_data_type(pb2, dtype, name),
+                   dims=[3, pre.input_size, pre.input_size])
     cfg.instance_group.add(count=instances, kind=pb2.ModelInstanceGroup.KIND_CPU)  # decoding runs on the CPU
     cfg.dynamic_batching.SetInParent()
     for key, value in preprocess_parameters(pre).items():
@@ -201,10 +211,11 @@ def preprocess_parameters(pre) -> dict[str, str]:
 
 
 def _ensemble_config(pb2, name: str, max_batch: int, preprocess: str, model: str, input_name: str,
-                     output_name: str, num_classes: int):
+                     output_name: str, num_classes: int, output_dtype: str = "float32"):
     cfg = pb2.ModelConfig(name=name, platform=PLATFORMS["ensemble"], max_batch_size=max_batch)
     cfg.input.add(name=IMAGE_INPUT, data_type=pb2.TYPE_STRING, dims=[1])
-    cfg.output.add(name=output_name, data_type=pb2.TYPE_FP32, dims=[num_classes], label_filename="labels.txt")
+    cfg.output.add(name=output_name, data_type=_data_type(pb2, output_dtype, name), dims=[num_classes],
+                   label_filename="labels.txt")
     first = cfg.ensemble_scheduling.step.add(model_name=preprocess, model_version=-1)
     first.input_map[IMAGE_INPUT] = IMAGE_INPUT  # key: the composing model's tensor, value: the ensemble's
     first.output_map[PIXELS_OUTPUT] = "pixels"
@@ -326,17 +337,19 @@ if __name__ == "__main__":
 def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, name: str | None = None,
                       precision: str = "fp32", max_batch: int = 32, instances: int = 1, cpu: bool = False,
                       max_queue_delay_us: int = 0, ensemble: bool = False, force: bool = False,
-                      progress: Callable[[str], None] | None = None) -> TritonResult:
+                      target: str | None = None, progress: Callable[[str], None] | None = None) -> TritonResult:
     """Write model folders for `bundle` into the Triton model repository `output` (created if needed); with
     `ensemble`, also `<name>_preprocess` (Python backend) and `<name>_ensemble`, which takes encoded images.
 
     Only checked values (vanexport.ship.checked) reach what is written: each config.pbtxt through protobuf's text
     format (and read back to be exactly the message built), model.py and client.py the same for every bundle, folder
-    names plain names inside `output`."""
+    names plain names inside `output`. `target`: the Triton release (or tensorrt:VERSION) the plans are checked
+    against (`targets.resolve_target`)."""
     from google.protobuf import text_format
 
     from ..device.bundle import open_bundle
-    from ..formats.onnx_wire import external_data_locations
+    from ..formats.onnx_wire import external_data_locations, io_dtypes
+    from .targets import resolve_target
 
     step = progress or (lambda msg: None)
     if max_batch < 1 or instances < 1:
@@ -347,6 +360,7 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
     if name is not None:
         _model_name(name, "--name")
     bundle_name = bundle_file_name(bundle)
+    aim = resolve_target("triton", target)
     pb2 = model_config_pb2()
     step(f"checking and unpacking {bundle_name}")
     b = open_bundle(bundle)
@@ -369,10 +383,14 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
     plans: dict[str, list] = {}
     for e in b.engines:
         plans.setdefault(e.entry.precision, []).append(e)
+    # the file's own input and output types: an FP16-I/O file takes and gives float16
+    onnx_in, onnx_out = io_dtypes(b.onnx(precision))
+    ort_dtypes = (onnx_in.get(io["name"], "float32"), onnx_out.get(out_name, "float32"))
     # (model name, platform or backend, {file in the model folder: source path or text}, config)
     models = [(base, "onnxruntime", {"1/model.onnx": b.onnx(precision)},
                _config(pb2, base, PLATFORMS["onnxruntime"], io, b.num_classes, out_name, ort_batch,
-                       "cpu" if cpu else "gpu", instances, max_queue_delay_us))]
+                       "cpu" if cpu else "gpu", instances, max_queue_delay_us, dtypes=ort_dtypes))]
+    notes: dict[str, list[str]] = {}  # model name -> comment lines for its config.pbtxt
     for prec, engines in sorted(plans.items()):
         by_cc: dict[str, object] = {}
         for e in engines:
@@ -387,25 +405,32 @@ def triton_repository(bundle: str | os.PathLike, output: str | os.PathLike, *, n
             warns.append(f"the {prec} plans take batches of {profile['min_batch']} or more: Triton will fail "
                          "smaller requests (rebuild with --min-batch 1 to serve single images)")
         mb = 0 if static else profile["max_batch"] or max_batch
-        models.append((f"{base}_trt_{prec}", "tensorrt", files,
-                       _config(pb2, f"{base}_trt_{prec}", PLATFORMS["tensorrt"], dict(io, shape=profile["shape"]),
+        trt_name = f"{base}_trt_{prec}"
+        warns += _target_warnings(by_cc.values(), aim)
+        notes[trt_name] = _version_compatible_note(by_cc.values())
+        if notes[trt_name]:
+            warns.append(f"{trt_name} holds version-compatible plans: start tritonserver with "
+                         "--backend-config=tensorrt,version-compatible=true (its config.pbtxt says so too)")
+        models.append((trt_name, "tensorrt", files,
+                       _config(pb2, trt_name, PLATFORMS["tensorrt"], dict(io, shape=profile["shape"]),
                                b.num_classes, out_name, mb, "gpu", instances, max_queue_delay_us,
-                               {cc: f"model_sm{cc.replace('.', '')}.plan" for cc in sorted(by_cc)}, first)))
+                               {cc: f"model_sm{cc.replace('.', '')}.plan" for cc in sorted(by_cc)}, first,
+                               dtypes=_plan_dtypes(engines[0].manifest, io["name"], out_name))))
     if ensemble:
         pre = facts.pre
         pre_name, ens_name = f"{base}_preprocess", f"{base}_ensemble"
         models.append((pre_name, "python", {"1/model.py": PREPROCESS_MODEL},
-                       _preprocess_config(pb2, pre_name, max_batch, pre, instances)))
+                       _preprocess_config(pb2, pre_name, max_batch, pre, instances, ort_dtypes[0])))
         models.append((ens_name, "ensemble", {"client.py": CLIENT},
                        _ensemble_config(pb2, ens_name, max_batch, pre_name, base, io["name"], out_name,
-                                        b.num_classes)))
+                                        b.num_classes, ort_dtypes[1])))
         check_ensemble(models[-1][3], {cfg.name: cfg for _, _, _, cfg in models})
 
     texts = {}
     for model_name, _, _, cfg in models:
         _model_name(model_name, "the model name")
         text = f"# Triton model config written by vanexport {__version__} from {bundle_name}\n" + \
-            text_format.MessageToString(cfg)
+            "".join(f"# {line}\n" for line in notes.get(model_name, [])) + text_format.MessageToString(cfg)
         if parse_model_config(text) != cfg:  # the text, read back with Triton's schema, is the message built
             raise VanexportError(f"config.pbtxt of {model_name} does not read back as the config built; nothing "
                                  "was written", "this is a bug in vanexport; please report it")
@@ -456,6 +481,34 @@ def _compute_capability(engine) -> str:
         raise VanexportError(f"refusing the bundle: the manifest of {engine.entry.file!r} gives the compute "
                              f"capability {str(cc)[:40]!r}, not MAJOR.MINOR", REFUSED)
     return cc
+def _plan_dtypes(plan_manifest, input_name: str, output_name: str) -> tuple[str, str]:
+    """The plan's input and output dtypes, from its manifest (an FP16-I/O source gives a float16 plan)."""
+    by_name = {t.name: t.dtype for t in [*plan_manifest.inputs, *plan_manifest.outputs]}
+    return by_name.get(input_name, "float32"), by_name.get(output_name, "float32")
+
+
+def _target_warnings(engines, aim) -> list[str]:
+    """One line per plan that will not load on the target Triton, saying what to do instead."""
+    from .targets import plan_problem
+
+    out = []
+    for e in engines:
+        problem = plan_problem(e.plan_path.name, e.manifest.tensorrt.version, e.manifest.tensorrt.version_compatible,
+                               aim)
+        if problem:
+            out.append(f"{problem}; build the plan on the target: `vanexport trt --bundle BUNDLE` inside that "
+                       "container (or with its TensorRT), then run `vanexport triton` again; or pass --target")
+    return out
+
+
+def _version_compatible_note(engines) -> list[str]:
+    """config.pbtxt comment lines for version-compatible plans: Triton loads them only when told to."""
+    from .targets import VERSION_COMPATIBLE_FLAG
+
+    if not any(e.manifest.tensorrt.version_compatible for e in engines):
+        return []
+    return ["Version-compatible plans: Triton loads them only with tritonserver " + VERSION_COMPATIBLE_FLAG,
+            "(tensorrt_backend README.md); their embedded lean runtime runs as host code: trust the plan first."]
 
 
 def _profile(plan_manifest, io: dict) -> dict:
