@@ -2,7 +2,8 @@
 a runtime the paths and facts it needs. Needs only numpy (Pillow to classify); never torch or onnx.
 
 A bundle is untrusted until checked: every member is hashed against manifest.json while it is written
-(`archive.read_bundle`), and every path the manifest names is a listed, hashed member (`BundleManifest.from_dict`).
+(`archive.read_bundle`), every path the manifest names is a listed, hashed member and every field holds what it may
+(`BundleManifest.from_dict`), and the parts agree with each other (`consistency`, run when a `Bundle` is made).
 A bundle unpacked into the cache earlier is used again only when the manifest in the cache is byte for byte the
 one inside the archive (whose sha256 names the cache folder) and every file still matches it.
 """
@@ -12,7 +13,7 @@ import json
 import os
 import shutil
 import tarfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from ..files import cache_dir, sha256_file
 from ..formats.bundle_manifest import MANIFEST, BundleManifest, EngineEntry
 from ..formats.engine_manifest import EngineManifest, parse_manifest
 from .archive import UnsafeBundle, extract_verified, verify_tree
+from .consistency import check_unpacked
 
 
 @dataclass
@@ -35,11 +37,16 @@ class BundledEngine:
 
 @dataclass
 class Bundle:
-    """An unpacked, checked bundle: its folder and manifest, with the paths a runtime needs."""
+    """An unpacked, checked bundle: its folder and manifest, with the paths a runtime needs. Making one checks that
+    its parts agree (consistency.InconsistentBundle, an UnsafeBundle, otherwise): `checks` says what was checked."""
 
     root: Path
     manifest: BundleManifest
     source: str = ""
+    checks: list[str] = field(default_factory=list, repr=False)
+
+    def __post_init__(self):
+        self.checks = check_unpacked(self.root, self.manifest, self.source)
 
     def file(self, name: str) -> Path:
         return self.root / name
@@ -64,7 +71,9 @@ class Bundle:
 
     @property
     def labels(self) -> list[str]:
-        return self.file(self.manifest.labels.file).read_text(encoding="utf-8").rstrip("\n").split("\n")
+        from ..formats.fields import class_names
+
+        return class_names(self.file(self.manifest.labels.file).read_text(encoding="utf-8"))
 
     @property
     def precisions(self) -> list[str]:

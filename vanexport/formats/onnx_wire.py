@@ -190,3 +190,146 @@ def with_softmax_output(src, dst, output: str, meta: ModelMetadata | None = None
         for key, value in sorted(meta.to_props().items()):
             out += _field(MODEL_METADATA, _field(ENTRY_KEY, key) + _field(ENTRY_VALUE, value))
     Path(dst).write_bytes(bytes(out))
+
+
+# ---- what a bundle's consistency check needs from each ONNX file, in one forward pass ----
+
+# The messages that can hold a tensor, a graph or the facts below, and which of their fields lead where (onnx.proto).
+_CHILDREN = {
+    "model": {MODEL_GRAPH: "graph", MODEL_METADATA: "metadata", 25: "function"},
+    "graph": {GRAPH_NODE: "node", GRAPH_INITIALIZER: "tensor", 15: "sparse", 11: "input", GRAPH_OUTPUT: "output"},
+    "function": {7: "node"},
+    "node": {NODE_ATTRIBUTE: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
+    "sparse": {1: "tensor", 2: "tensor"},
+    "tensor": {13: "external"},
+}
+TENSOR_EXTERNAL_DATA = 13
+
+
+class OnnxFacts:
+    """An ONNX file's metadata_props, the shapes of its main graph's inputs and outputs (an int per static axis,
+    the axis name or None per other), and the file every tensor stored outside it names (`location`)."""
+
+    def __init__(self):
+        self.metadata: dict[str, str] = {}
+        self.inputs: dict[str, list] = {}
+        self.outputs: dict[str, list] = {}
+        self.external_data: list[str] = []
+
+
+class _Stream:
+    """A forward-only view of a binary file-like object (a file, or a member of a .tar.gz being read)."""
+
+    def __init__(self, f, size: int):
+        self.f, self.pos, self.size = f, 0, size
+
+    def read(self, n: int) -> bytes:
+        if self.pos + n > self.size:
+            raise WireError("a field runs past the end")
+        data = self.f.read(n)
+        if len(data) != n:
+            raise WireError("the file ends early")
+        self.pos += n
+        return data
+
+    def skip(self, n: int) -> None:
+        if self.pos + n > self.size:
+            raise WireError("a field runs past the end")
+        self.f.seek(n, os.SEEK_CUR)
+        self.pos += n
+
+    def varint(self) -> int:
+        value = _varint(lambda k: self.read(k) if self.pos < self.size else b"")
+        if value is None:
+            raise WireError("truncated field")
+        return value
+
+
+def _read_message(s: _Stream, kind: str, end: int, facts: OnnxFacts, top: bool) -> None:
+    children = _CHILDREN.get(kind, {})
+    location, external = None, False
+    while s.pos < end:
+        tag = s.varint()
+        number, wire = tag >> 3, tag & 7
+        if number == 0:
+            raise WireError("field number 0")
+        if wire == VARINT:
+            value = s.varint()
+            if kind == "tensor" and number == TENSOR_DATA_LOCATION:
+                external = value == EXTERNAL
+        elif wire in (I64, I32):
+            s.skip(8 if wire == I64 else 4)
+        elif wire != LEN:
+            raise WireError(f"wire type {wire}")
+        else:
+            length = s.varint()
+            if s.pos + length > end:
+                raise WireError("a field runs past the end")
+            child = children.get(number)
+            if child == "external":  # TensorProto.external_data: key "location" names the file
+                key, value = _entry(s.read(length))
+                location = value if key == "location" else location
+            elif child in ("metadata", "input", "output"):  # small messages, read whole
+                _leaf(child, s.read(length), facts, top)
+            elif child is not None:
+                _read_message(s, child, s.pos + length, facts, top and kind == "model")
+            else:
+                s.skip(length)
+    if s.pos != end:
+        raise WireError("a message runs past its end")
+    if kind == "tensor" and (external or location is not None):
+        facts.external_data.append(location or "")
+
+
+def _entry(data: bytes) -> tuple[str, str]:
+    """A StringStringEntryProto's key and value."""
+    keys, values = _strings(data, ENTRY_KEY), _strings(data, ENTRY_VALUE)
+    return (keys[0] if keys else ""), (values[0] if values else "")
+
+
+def _leaf(kind: str, data: bytes, facts: OnnxFacts, top: bool) -> None:
+    if kind == "metadata":
+        key, value = _entry(data)
+        facts.metadata[key] = value
+        return
+    if not top:
+        return  # a subgraph's inputs and outputs are not the model's
+    names = _strings(data, VALUE_INFO_NAME)
+    dims = None
+    for number, wire, type_proto, _ in _fields(data):
+        if number == 2 and wire == LEN:  # ValueInfoProto.type -> TypeProto.tensor_type -> shape -> dim
+            for n1, w1, tensor_type, _ in _fields(type_proto):
+                if n1 == 1 and w1 == LEN:
+                    for n2, w2, shape, _ in _fields(tensor_type):
+                        if n2 == 2 and w2 == LEN:
+                            dims = [_dim(d) for n3, w3, d, _ in _fields(shape) if n3 == 1 and w3 == LEN]
+    (facts.inputs if kind == "input" else facts.outputs)[names[0] if names else ""] = dims
+
+
+def _dim(data: bytes):
+    for number, wire, value, _ in _fields(data):
+        if number == 1 and wire == VARINT:
+            return value
+        if number == 2 and wire == LEN:
+            return value.decode()
+    return None
+
+
+def read_facts(f, size: int) -> OnnxFacts:
+    """The facts of the ONNX model in the binary file-like `f` of `size` bytes, read front to back once (seeking
+    only forward, past weights), so a member of a compressed archive can be read as it is decompressed.
+    WireError or UnicodeDecodeError when it is not an ONNX file."""
+    facts = OnnxFacts()
+    _read_message(_Stream(f, size), "model", size, facts, True)
+    return facts
+
+
+def facts_from_file(path) -> OnnxFacts:
+    """`read_facts` of a file, with a file that is not ONNX as a one-line VanexportError."""
+    path = regular_file(path, "model file", "pass an .onnx file made by `vanexport onnx`")
+    try:
+        with open(path, "rb") as f:
+            return read_facts(f, os.fstat(f.fileno()).st_size)
+    except (WireError, UnicodeDecodeError) as e:
+        raise VanexportError(f"'{path}' is not a readable ONNX file ({e})", HINT) from e
