@@ -126,23 +126,48 @@ def test_unpacking_and_opening_never_escape(bundle):
             assert resolved.is_relative_to(b.root.resolve()) and resolved.is_file()
 
 
+def _tiny_onnx(num_classes: int) -> bytes:
+    """A real ONNX file with vanexport metadata, NCHW 64x64 in, (batch, num_classes) out: what opening a bundle
+    checks its manifest against (device/consistency.py), in a few hundred bytes."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from vanexport.formats.onnx_metadata import ModelMetadata, write_metadata
+    from vanexport.model.variants import Preprocessing
+
+    weight = numpy_helper.from_array(np.ones((3, num_classes), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["input"], ["p"]), helper.make_node("Flatten", ["p"], ["f"]),
+         helper.make_node("MatMul", ["f", "w"], ["logits"])], "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 64, 64])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", num_classes])], [weight])
+    model = helper.make_model(graph)
+    write_metadata(model, ModelMetadata("b0", num_classes, "input", "logits", ["batch", 3, 64, 64], {},
+                                        Preprocessing(64).to_dict(), "", "", "random", 17, "test"))
+    return model.SerializeToString()
+
+
 def test_the_fuzzer_reaches_success_and_refusal():
     """A control, so the property above is not vacuous: a well-formed fuzz-style bundle opens."""
     from vanexport.device.bundle import open_bundle
+    from vanexport.model.variants import Preprocessing
 
-    data = {"labels.txt": b"0\n1\n", "m.onnx": b"model bytes", "check.npz": b"npz bytes"}
+    data = {"labels.txt": b"".join(b"%d\n" % i for i in range(10)), "m.onnx": _tiny_onnx(10),
+            "check.npz": b"npz bytes"}
     listed = {k: {"sha256": hashlib.sha256(v).hexdigest(), "size": len(v)} for k, v in data.items()}
     manifest = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "files": listed,
-                "model": {"variant": "b0", "num_classes": 10, "weights": {}}, "preprocessing": {"input_size": 64},
+                "model": {"variant": "b0", "num_classes": 10, "weights": {}},
+                "preprocessing": Preprocessing(64).to_dict(),
                 "io": {"input": {"name": "input", "dtype": "float32", "shape": ["batch", 3, 64, 64]},
                        "output": {"name": "logits", "dtype": "float32", "shape": ["batch", 10]}},
-                "labels": {"file": "labels.txt", "count": 2, "source": "fuzz"},
+                "labels": {"file": "labels.txt", "count": 10, "source": "fuzz"},
                 "models": [{"file": "m.onnx", "precision": "fp32", "sha256": listed["m.onnx"]["sha256"]}],
                 "engines": [], "check": {"file": "check.npz"}, "timing_cache": None}
     with tempfile.TemporaryDirectory() as tmp:
         archive = _tar(Path(tmp) / "b.tar.gz", [(k, "file", v, "") for k, v in data.items()], manifest)
         b = open_bundle(archive, Path(tmp) / "o")
-        assert b.labels == ["0", "1"]
+        assert b.labels == [str(i) for i in range(10)]
         manifest["labels"]["file"] = "../labels.txt"
         archive = _tar(Path(tmp) / "c.tar.gz", [(k, "file", v, "") for k, v in data.items()], manifest)
         with pytest.raises(VanexportError, match="climbs out"):

@@ -110,6 +110,11 @@ def _facts(f, size: int, name: str) -> OnnxFacts:
         raise ValueError(f"'{name}' is not a readable ONNX file ({e})") from None
 
 
+def _shown(value) -> str:
+    """A value in an error line: a string quoted (escapes visible), anything else as it is, never long."""
+    return repr(value[:80]) if isinstance(value, str) else str(value)[:200]
+
+
 class _HashingReader:
     """A forward-only file-like object over a stream that hashes every byte that passes, read or skipped."""
 
@@ -174,7 +179,7 @@ def _check_onnx(m: BundleManifest, i: int, facts: OnnxFacts) -> None:
     )
     for what, theirs, field_name, ours in agree:
         if theirs != ours:
-            raise ValueError(f"{where} has {what} {str(theirs)[:80]!r} but {field_name} is {str(ours)[:80]!r}")
+            raise ValueError(f"{where} has {what} {_shown(theirs)} but {field_name} is {_shown(ours)}")
     if m.io_input.name not in facts.inputs:
         raise ValueError(f"{where} has no input named io.input.name {m.io_input.name!r}")
     folder = posixpath.dirname(entry.file)
