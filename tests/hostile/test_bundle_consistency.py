@@ -197,12 +197,25 @@ def _meta(b0_bundle) -> dict:
     return read_facts(io.BytesIO(data), len(data)).metadata
 
 
-@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.fixture(scope="module")
+def crafted(b0_bundle, ten_class_onnx, tmp_path_factory):
+    """Each case's bundle, made once for all the commands that try it."""
+    made = {}
+
+    def get(name):
+        if name not in made:
+            out = tmp_path_factory.mktemp("crafted") / "evil.tar.gz"
+            made[name] = craft(b0_bundle[0], out, **CASES[name][0](b0_bundle, ten_class_onnx))
+            _assert_hashes_agree(made[name])
+        return made[name]
+    return get
+
+
 @pytest.mark.parametrize("name", list(CASES))
-def test_inconsistent_bundles_are_refused(b0_bundle, ten_class_onnx, case, photo, name, command):
-    make, message = CASES[name]
-    bundle = craft(b0_bundle[0], case / "evil.tar.gz", **make(b0_bundle, ten_class_onnx))
-    _assert_hashes_agree(bundle)
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_inconsistent_bundles_are_refused(crafted, case, photo, name, command):
+    message = CASES[name][1]
+    bundle = crafted(name)
     o = run_cli(COMMANDS[command](bundle), case)
     assert_refused(o, message, out=case / "out")
     assert "refusing bundle" in o.stderr
@@ -232,6 +245,8 @@ def test_a_consistent_bundle_is_accepted_and_inspect_lists_what_it_verified(b0_b
     o = run_cli(["inspect", bundle, "--json"], case)
     details = json.loads(o.stdout)["details"]
     assert details["verified"] is True and details["checks"] == list(CHECKS)
+    o = run_cli(["unpack", bundle, "-o", "out/again", "--json"], case)
+    assert json.loads(o.stdout)["checks"] == list(CHECKS)
     assert any("labels" in c for c in CHECKS) and any("metadata" in c for c in CHECKS) \
         and any("external data" in c for c in CHECKS)
 

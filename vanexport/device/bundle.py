@@ -216,8 +216,9 @@ def open_bundle(path: str | os.PathLike, dest: str | os.PathLike | None = None, 
 
 def unpack_bundle(path: str | os.PathLike, dest: str | os.PathLike, progress=None) -> dict:
     """`vanexport unpack`: check a bundle and unpack it into the new folder `dest`; return a short record."""
-    manifest = open_bundle(path, dest, progress).manifest
+    bundle = open_bundle(path, dest, progress)
+    manifest = bundle.manifest
     return {"bundle": str(path), "folder": str(dest), "schema_version": manifest.schema_version,
             "variant": manifest.model.variant, "files": {k: asdict(v) for k, v in manifest.files.items()},
-            "verified": True}
+            "verified": True, "checks": bundle.checks}
 
