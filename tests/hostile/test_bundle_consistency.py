@@ -304,3 +304,18 @@ def test_bundle_refuses_a_label_of_two_lines(b0_onnx_64, case):
     o = run_cli(["bundle", "--model", b0_onnx_64, "--labels", "labels.txt", "-o", "out/b.tar.gz", "--no-validate"],
                 case)
     assert_refused(o, "class name 7 'cock\\rhen' is not one line", out=case / "out")
+
+
+def test_members_named_with_a_leading_dot_slash_are_the_same_parts(b0_bundle, case):
+    """Tar writers spell names differently (`./labels.txt`); the archive reader takes them as `labels.txt`, and so
+    does the consistency check of `inspect`, which reads the parts straight from the archive."""
+    from .conftest import write_tar
+
+    manifest, data = read_members(b0_bundle[0])
+    bundle = write_tar(case / "dotted.tar.gz", [("./manifest.json", json.dumps(manifest).encode()),
+                                                *((f"./{name}", content) for name, content in sorted(data.items()))])
+    for args in (["inspect", bundle, "--json"], ["unpack", bundle, "-o", "out/u", "--json"]):
+        o = run_cli(args, case)
+        assert o.code == 0, o.stderr
+        record = json.loads(o.stdout)
+        assert (record["details"] if args[0] == "inspect" else record)["verified"] is True

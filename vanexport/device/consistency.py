@@ -21,7 +21,7 @@ from ..formats import fields
 from ..formats.bundle_manifest import BundleManifest
 from ..formats.onnx_metadata import ModelMetadata
 from ..formats.onnx_wire import OnnxFacts, WireError, read_facts
-from .archive import UnsafeBundle
+from .archive import UnsafeBundle, check_member_name
 
 HINT = "nothing is used from it; rebuild the bundle with `vanexport bundle` (its parts do not belong together)"
 # What `inspect` lists as verified, in the order the checks run.
@@ -76,22 +76,24 @@ def check_archive(archive: Path, manifest: BundleManifest) -> list[str]:
     """`check_parts` of a bundle read straight from its archive (already checked by archive.read_bundle), each
     part hashed again as it is read; InconsistentBundle when the parts disagree."""
     wanted = {manifest.labels.file, *(e.file for e in manifest.models)}
-    labels, facts = b"", {}
+    labels, facts, seen = b"", {}, set()
     try:
         _labels_size_ok(manifest)
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
-                if member.name not in wanted or not member.isfile():
+                name = check_member_name(member.name, str(archive))  # as read_bundle names it (./a -> a)
+                if name not in wanted or not member.isfile():
                     continue
                 reader = _HashingReader(tar.extractfile(member))
-                if member.name == manifest.labels.file:
+                if name == manifest.labels.file:
                     labels = reader.read(member.size)
                 else:
-                    facts[member.name] = _facts(reader, member.size, member.name)
-                if reader.rest_sha256() != manifest.files[member.name].sha256:
-                    raise VanexportError(f"'{member.name}' in '{archive.name}' changed while it was read",
+                    facts[name] = _facts(reader, member.size, name)
+                if reader.rest_sha256() != manifest.files[name].sha256:
+                    raise VanexportError(f"'{name}' in '{archive.name}' changed while it was read",
                                          "inspect the bundle again; get it from its source if this repeats")
-        missing = wanted - set(facts) - {manifest.labels.file}
+                seen.add(name)
+        missing = wanted - seen
         if missing:
             raise VanexportError(f"'{archive.name}' lacks {', '.join(sorted(missing))}", "rebuild the bundle")
         return check_parts(manifest, labels, facts)
