@@ -133,15 +133,23 @@ def inspect_plan(path) -> InspectReport:
 
 
 def inspect_bundle(path) -> InspectReport:
-    """A bundle as `vanexport unpack` would check it (every member against manifest.json), without unpacking: its
-    manifest summarised, its files, its ONNX models with their fidelity, and its engines with their own manifests."""
-    from .device.archive import read_bundle
-    from .formats.bundle_manifest import BundleManifest
+    """A bundle as `vanexport unpack` would check it (every member against manifest.json, every manifest field,
+    every part against the others), without unpacking: its manifest summarised, its files, its ONNX models with
+    their fidelity, and its engines with their own manifests. "verified" comes after all of these, with the list of
+    what was checked; any failure is a one-line refusal instead."""
+    from .device.archive import UnsafeBundle, read_bundle
+    from .device.consistency import check_archive
+    from .formats.bundle_manifest import MANIFEST, BundleManifest
     from .formats.engine_manifest import parse_manifest
 
     path = Path(path)
     record = read_bundle(path)  # refuses a damaged or tampered bundle, with one line
-    m = BundleManifest.from_dict(record)
+    try:
+        m = BundleManifest.from_dict(record)
+    except ValueError as e:
+        raise UnsafeBundle(f"refusing bundle '{path}': {MANIFEST} {e}",
+                           "get the bundle again from its source (it is damaged or was tampered with)") from None
+    checks = check_archive(path, m)  # the parts agree: labels, classes, each ONNX file and its metadata
     engine_manifests = _small_members(path, [e.manifest for e in m.engines], m.files)
     engines = [{"entry": asdict(e), "manifest": parse_manifest(engine_manifests[e.manifest].decode(),
                                                                f"{e.manifest} in {path.name}").to_dict()}
@@ -152,7 +160,7 @@ def inspect_bundle(path) -> InspectReport:
         "output": m.io_output.to_dict(), "labels": asdict(m.labels), "created_at": m.created_at,
         "created_by": m.created_by, "history": m.history, "timing_cache": m.timing_cache,
         "files": {name: asdict(f) for name, f in m.files.items()},
-        "models": [asdict(e) for e in m.models], "engines": engines, "verified": True,
+        "models": [asdict(e) for e in m.models], "engines": engines, "verified": True, "checks": checks,
     }
     notes = []
     if m.model.weights.get("random"):

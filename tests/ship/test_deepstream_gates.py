@@ -67,7 +67,7 @@ def test_what_nvinfer_and_nvdspreprocess_compute_is_vans_normalisation(tmp_path,
     out = tmp_path / "ds" / "config_infer.txt"
     out.parent.mkdir()
     deepstream_config(bundle, out, batch_size=2)
-    infer, pre = _ini(out), _ini(out.parent / "config_infer_preprocess.txt")
+    infer = _ini(out)
     user = _ini(out.parent / "config_infer_preprocess.txt", "user-configs")
 
     factor = 1 / (255 * std[0])  # y = factor * (x - offset[c]) == (x / 255 - mean[c]) / std[c]

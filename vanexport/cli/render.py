@@ -370,6 +370,8 @@ def _bundle_lines(c, d: dict) -> None:
     made = d["created_by"].get("vanexport", "?")
     c.print(f"  VAN-{d['variant']}, {d['num_classes']} classes; bundle schema {d['schema_version']}, made by "
             f"vanexport {made} at {d['created_at'] or '?'}; every file checked against manifest.json")
+    if d.get("checks"):
+        c.print("  verified: " + "; ".join(d["checks"]), markup=False)
     c.print(f"  weights {w.get('source', '?')} ({w.get('layout', '?')}, sha256 {str(w.get('sha256'))[:12]})")
     c.print(f"  input '{d['input']['name']}' {_shape(d['input']['shape'])} float32; resize {pre.get('resize_size')}, "
             f"crop {pre.get('input_size')}, mean {pre.get('mean')}, std {pre.get('std')}; labels: "

@@ -30,10 +30,12 @@ def imagenet_synsets() -> list[str]:
 
 
 def read_labels(path: str | Path, num_classes: int | None = None) -> list[str]:
-    """One class name per line (blank lines at the end are ignored); the count must fit the model."""
+    """One class name per line (blank lines at the end are ignored, CRLF line ends too); the count must fit the
+    model. Lines end at "\n" only: a CR inside a name stays there, for the caller's checks to see (read as text, it
+    would silently split the name in two and shift every later class by one)."""
     path = regular_file(path, "labels file", "pass a text file with one class name per line")
     try:
-        labels = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+        labels = path.read_bytes().decode("utf-8").rstrip("\r\n").split("\n")
     except UnicodeDecodeError:
         raise VanexportError(f"labels file '{path}' is not UTF-8 text", "pass a text file with one class name per line") from None
     labels = [line.strip() for line in labels]

@@ -2,7 +2,8 @@
 a runtime the paths and facts it needs. Needs only numpy (Pillow to classify); never torch or onnx.
 
 A bundle is untrusted until checked: every member is hashed against manifest.json while it is written
-(`archive.read_bundle`), and every path the manifest names is a listed, hashed member (`BundleManifest.from_dict`).
+(`archive.read_bundle`), every path the manifest names is a listed, hashed member and every field holds what it may
+(`BundleManifest.from_dict`), and the parts agree with each other (`consistency`, run when a `Bundle` is made).
 A bundle unpacked into the cache earlier is used again only when the manifest in the cache is byte for byte the
 one inside the archive (whose sha256 names the cache folder) and every file still matches it.
 """
@@ -12,7 +13,7 @@ import json
 import os
 import shutil
 import tarfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from ..formats.bundle_manifest import MANIFEST, BundleManifest, EngineEntry
 from ..formats.engine_manifest import EngineManifest, parse_manifest
 from ..progress import as_progress
 from .archive import FolderTaken, UnsafeBundle, discard_folder, extract_verified, verify_tree
+from .consistency import check_unpacked
 
 
 @dataclass
@@ -36,11 +38,16 @@ class BundledEngine:
 
 @dataclass
 class Bundle:
-    """An unpacked, checked bundle: its folder and manifest, with the paths a runtime needs."""
+    """An unpacked, checked bundle: its folder and manifest, with the paths a runtime needs. Making one checks that
+    its parts agree (consistency.InconsistentBundle, an UnsafeBundle, otherwise): `checks` says what was checked."""
 
     root: Path
     manifest: BundleManifest
     source: str = ""
+    checks: list[str] = field(default_factory=list, repr=False)
+
+    def __post_init__(self):
+        self.checks = check_unpacked(self.root, self.manifest, self.source)
 
     def file(self, name: str) -> Path:
         return self.root / name
@@ -65,7 +72,9 @@ class Bundle:
 
     @property
     def labels(self) -> list[str]:
-        return self.file(self.manifest.labels.file).read_text(encoding="utf-8").rstrip("\n").split("\n")
+        from ..formats.fields import class_names
+
+        return class_names(self.file(self.manifest.labels.file).read_text(encoding="utf-8"))
 
     @property
     def precisions(self) -> list[str]:
@@ -211,8 +220,9 @@ def open_bundle(path: str | os.PathLike, dest: str | os.PathLike | None = None, 
 
 def unpack_bundle(path: str | os.PathLike, dest: str | os.PathLike, progress=None) -> dict:
     """`vanexport unpack`: check a bundle and unpack it into the new folder `dest`; return a short record."""
-    manifest = open_bundle(path, dest, progress).manifest
+    bundle = open_bundle(path, dest, progress)
+    manifest = bundle.manifest
     return {"bundle": str(path), "folder": str(dest), "schema_version": manifest.schema_version,
             "variant": manifest.model.variant, "files": {k: asdict(v) for k, v in manifest.files.items()},
-            "verified": True}
+            "verified": True, "checks": bundle.checks}
 

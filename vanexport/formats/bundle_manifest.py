@@ -5,16 +5,21 @@ A bundle comes from elsewhere, so its manifest is untrusted input. Two levels:
   path with a sha256 and a size. The archive reader checks every member against it before keeping a byte.
 - the whole record (`BundleManifest.from_dict`): every path it names anywhere (labels, ONNX files, engines and
   their manifests, timing cache, check data) must be one of the listed members, so nothing outside the bundle,
-  and nothing unhashed, can ever be opened through it.
+  and nothing unhashed, can ever be opened through it; and every other field holds only what it may (formats.fields):
+  a variant is one of b0-b6, tensor names are plain, numbers are in range, printed text is one line.
+Whether the parts agree with each other (labels, ONNX files, their metadata) needs the files: device/bundle.py.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from . import fields
 from .names import PRECISIONS
 from .records import member_path, require, sha256_hex
 
 FORMAT = "vanexport-bundle"
+TENSOR_DTYPES = ("float32", "float16")  # what a bundle's input and output may be
+MAX_AXIS = 1 << 20  # a static axis of a tensor (batch, channels, pixels, classes) larger than this is no VAN
 SCHEMA_VERSION = 1  # bump when a reader of the old schema would misread a new bundle
 MANIFEST = "manifest.json"
 
@@ -74,9 +79,20 @@ class TensorIO:
     @classmethod
     def from_dict(cls, d: dict, what: str) -> "TensorIO":
         require(d, ("name", "dtype", "shape"), what)
-        if not isinstance(d["shape"], list) or len(d["shape"]) < 2:
+        if not isinstance(d["shape"], list) or not 2 <= len(d["shape"]) <= 4:
             raise ValueError(f"{what} has no valid shape")
-        return cls(str(d["name"]), str(d["dtype"]), list(d["shape"]), d.get("layout"), d.get("meaning"))
+        for i, axis in enumerate(d["shape"]):
+            if isinstance(axis, str):
+                fields.tensor_name(axis, f"{what}.shape[{i}]")
+            else:
+                fields.whole_number(axis, f"{what}.shape[{i}]", 1, MAX_AXIS)
+        if d["dtype"] not in TENSOR_DTYPES:
+            raise ValueError(f"{what}.dtype {str(d['dtype'])[:40]!r} is not one of {', '.join(TENSOR_DTYPES)}")
+        if d.get("layout") not in (None, "NCHW"):
+            raise ValueError(f"{what}.layout {str(d['layout'])[:40]!r} is not 'NCHW'")
+        meaning = None if d.get("meaning") is None else fields.one_line(d["meaning"], f"{what}.meaning", 200)
+        return cls(fields.tensor_name(d["name"], f"{what}.name"), d["dtype"], list(d["shape"]), d.get("layout"),
+                   meaning)
 
     @property
     def static_batch(self) -> int | None:
@@ -179,30 +195,52 @@ class BundleManifest:
         files = check_envelope(d)
         require(d, ("model", "preprocessing", "io", "labels", "models", "engines", "check"), MANIFEST)
         model = require(d["model"], ("variant", "num_classes"), "model")
-        if not isinstance(model["num_classes"], int) or model["num_classes"] < 1:
+        if not isinstance(model["num_classes"], int) or isinstance(model["num_classes"], bool) \
+                or model["num_classes"] < 1:
             raise ValueError("model.num_classes is not a positive integer")
+        fields.whole_number(model["num_classes"], "model.num_classes")
         io = require(d["io"], ("input", "output"), "io")
         labels = require(d["labels"], ("file", "count"), "labels")
         check = require(d["check"], ("file",), "check")
         if not isinstance(d["models"], list) or not d["models"] or not isinstance(d["engines"], list):
             raise ValueError("models / engines are not lists (a bundle has at least its FP32 ONNX file)")
-        if not isinstance(d["preprocessing"], dict):
-            raise ValueError("preprocessing is not a JSON object")
+        for key in ("weights", "family"):
+            fields.printable(model.get(key), f"model.{key}", 512)
+        for key in ("created_at", "created_by", "history"):
+            fields.printable(d.get(key), key)
+        fields.printable(labels.get("source"), "labels.source", 512)
+        fields.printable([check.get("images"), check.get("logits")], "check", 512)
         m = cls(
-            model=ModelInfo(str(model["variant"]), model["num_classes"], dict(model.get("weights") or {}),
-                            str(model.get("family", "VAN"))),
-            preprocessing=dict(d["preprocessing"]),
+            model=ModelInfo(fields.variant_name(model["variant"], "model.variant"), model["num_classes"],
+                            _object(model.get("weights"), "model.weights"), str(model.get("family", "VAN"))),
+            preprocessing=dict(fields.preprocessing(d["preprocessing"])),
             io_input=TensorIO.from_dict(io["input"], "io.input"),
             io_output=TensorIO.from_dict(io["output"], "io.output"),
-            labels=LabelsEntry(labels["file"], int(labels["count"]), str(labels.get("source", ""))),
-            models=[_onnx_entry(e) for e in d["models"]],
-            engines=[_engine_entry(e) for e in d["engines"]],
+            labels=LabelsEntry(labels["file"], fields.whole_number(labels["count"], "labels.count"),
+                               str(labels.get("source", ""))),
+            models=[_onnx_entry(e, i) for i, e in enumerate(d["models"])],
+            engines=[_engine_entry(e, i) for i, e in enumerate(d["engines"])],
             check=CheckEntry(check["file"], [str(n) for n in check.get("images") or []], str(check.get("logits", ""))),
             files=files, timing_cache=d.get("timing_cache"), created_at=str(d.get("created_at", "")),
-            created_by=dict(d.get("created_by") or {}), history=list(d.get("history") or []),
+            created_by=_object(d.get("created_by"), "created_by"), history=_list(d.get("history"), "history"),
             schema_version=d["schema_version"], format=d["format"])
         m._check_paths()
+        m._check_shapes()
         return m
+
+    def _check_shapes(self) -> None:
+        """The record agrees with itself: one class count, one input size."""
+        n, pre = self.model.num_classes, self.preprocessing
+        if self.labels.count != n:
+            raise ValueError(f"labels.count {self.labels.count} is not model.num_classes {n}")
+        out, inp = self.io_output.shape, self.io_input.shape
+        if len(out) != 2 or out[1] != n:
+            raise ValueError(f"io.output.shape {out} is not [batch, model.num_classes = {n}]")
+        if len(inp) != 4 or inp[1] != 3:
+            raise ValueError(f"io.input.shape {inp} is not [batch, 3, height, width]")
+        for i in (2, 3):
+            if isinstance(inp[i], int) and inp[i] != pre["input_size"]:
+                raise ValueError(f"io.input.shape[{i}] {inp[i]} is not preprocessing.input_size {pre['input_size']}")
 
     def referenced_paths(self) -> dict[str, str]:
         """Every member path this manifest names, with what names it."""
@@ -246,18 +284,38 @@ def engine_manifest_member(plan_member: str) -> str:
     return f"{folder}/{stem}.manifest.json" if folder else f"{stem}.manifest.json"
 
 
-def _onnx_entry(e) -> OnnxEntry:
+def _object(value, what: str) -> dict:
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"{what} is not a JSON object")
+    return dict(value or {})
+
+
+def _list(value, what: str) -> list:
+    if value is not None and not isinstance(value, list):
+        raise ValueError(f"{what} is not a list")
+    return list(value or [])
+
+
+def _onnx_entry(e, i: int) -> OnnxEntry:
     require(e, ("file", "precision", "sha256"), "a models entry")
     if e["precision"] not in PRECISIONS:
-        raise ValueError(f"a models entry has the unknown precision {e['precision']!r}")
+        raise ValueError(f"a models entry has the unknown precision {str(e['precision'])[:40]!r}")
+    validation = e.get("validation")
+    if validation is not None and not isinstance(validation, dict):
+        raise ValueError(f"models[{i}].validation is not a JSON object")
+    fields.printable(e.get("made_by"), f"models[{i}].made_by")
+    fields.printable(validation, f"models[{i}].validation")
     return OnnxEntry(e["file"], e["precision"], sha256_hex(e["sha256"], "a models entry's sha256"),
-                     dict(e.get("made_by") or {}), e.get("validation"))
+                     _object(e.get("made_by"), f"models[{i}].made_by"), validation)
 
 
-def _engine_entry(e) -> EngineEntry:
+def _engine_entry(e, i: int) -> EngineEntry:
     require(e, ("file", "manifest", "sha256", "source", "precision"), "an engines entry")
     if e["precision"] not in PRECISIONS:
-        raise ValueError(f"an engines entry has the unknown precision {e['precision']!r}")
+        raise ValueError(f"an engines entry has the unknown precision {str(e['precision'])[:40]!r}")
     known = {k: v for k, v in e.items() if k in EngineEntry.__dataclass_fields__}
+    fields.printable(known, f"engines[{i}]")
     known["sha256"] = sha256_hex(e["sha256"], "an engines entry's sha256")
+    if known.get("validation") is not None and not isinstance(known["validation"], dict):
+        raise ValueError(f"engines[{i}].validation is not a JSON object")
     return EngineEntry(**known)

@@ -4,13 +4,15 @@ The record is plain Python; reading it from a file imports onnx (or, on a device
 an ONNX Runtime session: `ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)`)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 
 from ..errors import VanexportError
 from ..files import regular_file
 from ..model.variants import Preprocessing
-from .names import model_stem
+from . import fields
+from .names import PRECISIONS, model_stem
 
 
 @dataclass
@@ -70,11 +72,50 @@ class ModelMetadata:
             raise VanexportError("the ONNX file has no vanexport metadata (missing " + ", ".join(missing) + ")",
                                  "export it with `vanexport onnx`, or pass --variant to say what it is")
         values = {}
-        for k in known:
-            if k in props:
-                values[k] = props[k] if k in _STRING_FIELDS else json.loads(props[k])
+        try:
+            for k in known:
+                if k in props:
+                    values[k] = props[k] if k in _STRING_FIELDS else _json(props[k], k)
+            absent = [k for k, f in cls.__dataclass_fields__.items() if k not in values and k != "extra"
+                      and f.default is dataclasses.MISSING]
+            if absent:
+                raise ValueError(f"it has no '{absent[0]}'")
+            _check_values(values)
+        except ValueError as e:
+            raise VanexportError(f"the ONNX file's vanexport metadata: {e}",
+                                 "export it again with `vanexport onnx`") from None
         extra = {k: v for k, v in props.items() if k not in known}
         return cls(**values, extra=extra)
+
+
+def _json(text: str, key: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ValueError(f"{key} is not JSON") from None
+
+
+def _check_values(values: dict) -> None:
+    """What each field of the metadata may hold (formats.fields): the file comes from outside like a bundle does."""
+    fields.variant_name(values["variant"], "variant")
+    fields.tensor_name(values["input_name"], "input_name")
+    fields.tensor_name(values.get("output_name", "logits"), "output_name")
+    if "num_classes" in values:
+        fields.whole_number(values["num_classes"], "num_classes")
+    fields.preprocessing(values["preprocessing"], "preprocessing")
+    if values.get("precision", "fp32") not in PRECISIONS:
+        raise ValueError(f"precision {str(values['precision'])[:40]!r} is not one of {', '.join(PRECISIONS)}")
+    shape = values.get("input_shape", [])
+    if not isinstance(shape, list) or len(shape) != 4:
+        raise ValueError("input_shape is not 4 axes (NCHW)")
+    for i, axis in enumerate(shape):
+        if isinstance(axis, str):
+            fields.tensor_name(axis, f"input_shape[{i}]")
+        else:
+            fields.whole_number(axis, f"input_shape[{i}]", 1, 1 << 20)
+    for key in ("weights_sha256", "weights_source", "weights_layout", "exporter", "vanexport_version"):
+        if key in values:
+            fields.one_line(values[key], key)
 
 
 _STRING_FIELDS = {"variant", "input_name", "output_name", "weights_sha256", "weights_source", "weights_layout",

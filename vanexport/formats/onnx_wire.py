@@ -6,6 +6,7 @@ top-level fields of the ModelProto (onnx.proto field numbers below), so everythi
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -201,7 +202,7 @@ def with_softmax_output(src, dst, output: str, meta: ModelMetadata | None = None
         outputs = [v for k, w, v, _ in graph if k == GRAPH_OUTPUT and w == LEN]
         if len(outputs) != 1:
             raise WireError(f"the graph has {len(outputs)} outputs, not one")
-        if next(_external_locations(data, "model"), None) is not None:  # anywhere, not only in initializers
+        if read_facts(io.BytesIO(data), len(data)).external_data:  # anywhere, not only in initializers
             raise VanexportError(f"'{src}' keeps its weights in external data files",
                                  "export it as a single file (models under 2 GB are)")
         names = _strings(outputs[0], VALUE_INFO_NAME)
@@ -227,41 +228,154 @@ def with_softmax_output(src, dst, output: str, meta: ModelMetadata | None = None
     Path(dst).write_bytes(bytes(out))
 
 
-# Where a TensorProto can lie in an ONNX model: message -> {field number: the message it holds} (onnx.proto).
-_HOLDS_TENSORS = {
-    "model": {7: "graph", 20: "training_info", 25: "function"},
+# ---- what a bundle's consistency check needs from each ONNX file, in one forward pass ----
+
+# The messages that can hold a tensor, a graph or the facts below, and which of their fields lead where (onnx.proto).
+_CHILDREN = {
+    "model": {MODEL_GRAPH: "graph", MODEL_METADATA: "metadata", 20: "training_info", 25: "function"},
     "training_info": {1: "graph", 2: "graph"},
-    "graph": {1: "node", 5: "tensor", 15: "sparse_tensor"},
+    "graph": {GRAPH_NODE: "node", GRAPH_INITIALIZER: "tensor", 15: "sparse", 11: "input", GRAPH_OUTPUT: "output"},
     "function": {7: "node", 11: "attribute"},
-    "node": {5: "attribute"},
-    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse_tensor", 23: "sparse_tensor"},
-    "sparse_tensor": {1: "tensor", 2: "tensor"},
+    "node": {NODE_ATTRIBUTE: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
+    "sparse": {1: "tensor", 2: "tensor"},
+    "tensor": {13: "external"},
 }
-TENSOR_EXTERNAL_DATA, _MAX_NESTING = 13, 64
+TENSOR_EXTERNAL_DATA, _MAX_NESTING = 13, 64  # deeper nesting of graphs than this is an attack, not a model
 
 
-def _external_locations(buf, kind: str, depth: int = 0):
+class OnnxFacts:
+    """An ONNX file's metadata_props, the shapes of its main graph's inputs and outputs (an int per static axis,
+    the axis name or None per other), and the file every tensor stored outside it names (`location`)."""
+
+    def __init__(self):
+        self.metadata: dict[str, str] = {}
+        self.inputs: dict[str, list] = {}
+        self.outputs: dict[str, list] = {}
+        self.external_data: list[str] = []
+
+
+class _Stream:
+    """A forward-only view of a binary file-like object (a file, or a member of a .tar.gz being read)."""
+
+    def __init__(self, f, size: int):
+        self.f, self.pos, self.size = f, 0, size
+
+    def read(self, n: int) -> bytes:
+        if self.pos + n > self.size:
+            raise WireError("a field runs past the end")
+        data = self.f.read(n)
+        if len(data) != n:
+            raise WireError("the file ends early")
+        self.pos += n
+        return data
+
+    def skip(self, n: int) -> None:
+        if self.pos + n > self.size:
+            raise WireError("a field runs past the end")
+        self.f.seek(n, os.SEEK_CUR)
+        self.pos += n
+
+    def varint(self) -> int:
+        value = _varint(lambda k: self.read(k) if self.pos < self.size else b"")
+        if value is None:
+            raise WireError("truncated field")
+        return value
+
+
+def _read_message(s: _Stream, kind: str, end: int, facts: OnnxFacts, top: bool, depth: int = 0) -> None:
     if depth > _MAX_NESTING:
-        raise WireError("graphs nested too deeply")
-    if kind == "tensor":
-        entries = [dict((k, bytes(v).decode()) for k, w, v, _ in _fields(e) if w == LEN)
-                   for k, w, e, _ in _fields(buf) if k == TENSOR_EXTERNAL_DATA and w == LEN]
-        external = any(k == TENSOR_DATA_LOCATION and w == VARINT and v == EXTERNAL for k, w, v, _ in _fields(buf))
-        if external or entries:
-            yield next((e.get(ENTRY_VALUE, "") for e in entries if e.get(ENTRY_KEY) == "location"), "")
+        raise WireError("messages nested too deeply")
+    children = _CHILDREN.get(kind, {})
+    location, external = None, False
+    while s.pos < end:
+        tag = s.varint()
+        number, wire = tag >> 3, tag & 7
+        if number == 0:
+            raise WireError("field number 0")
+        if wire == VARINT:
+            value = s.varint()
+            if kind == "tensor" and number == TENSOR_DATA_LOCATION:
+                external = value == EXTERNAL
+        elif wire in (I64, I32):
+            s.skip(8 if wire == I64 else 4)
+        elif wire != LEN:
+            raise WireError(f"wire type {wire}")
+        else:
+            length = s.varint()
+            if s.pos + length > end:
+                raise WireError("a field runs past the end")
+            child = children.get(number)
+            if child == "external":  # TensorProto.external_data: key "location" names the file
+                key, value = _entry(s.read(length))
+                location = value if key == "location" else location
+            elif child in ("metadata", "input", "output"):  # small messages, read whole
+                _leaf(child, s.read(length), facts, top)
+            elif child is not None:
+                _read_message(s, child, s.pos + length, facts, top and kind == "model", depth + 1)
+            else:
+                s.skip(length)
+    if s.pos != end:
+        raise WireError("a message runs past its end")
+    if kind == "tensor" and (external or location is not None):
+        facts.external_data.append(location or "")
+
+
+def _entry(data: bytes) -> tuple[str, str]:
+    """A StringStringEntryProto's key and value."""
+    keys, values = _strings(data, ENTRY_KEY), _strings(data, ENTRY_VALUE)
+    return (keys[0] if keys else ""), (values[0] if values else "")
+
+
+def _leaf(kind: str, data: bytes, facts: OnnxFacts, top: bool) -> None:
+    if kind == "metadata":
+        key, value = _entry(data)
+        facts.metadata[key] = value
         return
-    for number, wire, value, _ in _fields(buf):
-        inner = _HOLDS_TENSORS[kind].get(number)
-        if inner and wire == LEN:
-            yield from _external_locations(value, inner, depth + 1)
+    if not top:
+        return  # a subgraph's inputs and outputs are not the model's
+    names = _strings(data, VALUE_INFO_NAME)
+    dims = None
+    for number, wire, type_proto, _ in _fields(data):
+        if number == 2 and wire == LEN:  # ValueInfoProto.type -> TypeProto.tensor_type -> shape -> dim
+            for n1, w1, tensor_type, _ in _fields(type_proto):
+                if n1 == 1 and w1 == LEN:
+                    for n2, w2, shape, _ in _fields(tensor_type):
+                        if n2 == 2 and w2 == LEN:
+                            dims = [_dim(d) for n3, w3, d, _ in _fields(shape) if n3 == 1 and w3 == LEN]
+    (facts.inputs if kind == "input" else facts.outputs)[names[0] if names else ""] = dims
+
+
+def _dim(data: bytes):
+    for number, wire, value, _ in _fields(data):
+        if number == 1 and wire == VARINT:
+            return value
+        if number == 2 and wire == LEN:
+            return value.decode()
+    return None
+
+
+def read_facts(f, size: int) -> OnnxFacts:
+    """The facts of the ONNX model in the binary file-like `f` of `size` bytes, read front to back once (seeking
+    only forward, past weights), so a member of a compressed archive can be read as it is decompressed.
+    WireError or UnicodeDecodeError when it is not an ONNX file."""
+    facts = OnnxFacts()
+    _read_message(_Stream(f, size), "model", size, facts, True)
+    return facts
+
+
+def facts_from_file(path) -> OnnxFacts:
+    """`read_facts` of a file, with a file that is not ONNX as a one-line VanexportError."""
+    path = regular_file(path, "model file", "pass an .onnx file made by `vanexport onnx`")
+    try:
+        with open(path, "rb") as f:
+            return read_facts(f, os.fstat(f.fileno()).st_size)
+    except (WireError, UnicodeDecodeError) as e:
+        raise VanexportError(f"'{path}' is not a readable ONNX file ({e})", HINT) from e
 
 
 def external_data_locations(path) -> list[str]:
     """The external data files that the tensors of ONNX file `path` name, wherever they lie (initializers, constant
     and function attributes, subgraphs, sparse and training tensors): a runtime that loads the file opens each of
     them, relative to the file's folder or absolute. An external tensor without a location gives ''."""
-    path = regular_file(path, "model file", "pass an .onnx file made by `vanexport onnx`")
-    try:
-        return sorted(set(_external_locations(Path(path).read_bytes(), "model")))
-    except (WireError, UnicodeDecodeError) as e:
-        raise VanexportError(f"'{path}' is not a readable ONNX file ({e})", HINT) from e
+    return sorted(set(facts_from_file(path).external_data))

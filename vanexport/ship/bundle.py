@@ -6,6 +6,7 @@ A bundle (tar.gz) holds:
     README.txt               what to run on the device
     labels.txt               one class name per line, in class-index order
     onnx/<stem>_<prec>.onnx  one ONNX file per precision (fp32 always: the CPU fallback and the source of the others)
+    onnx/<data file>         the external data an ONNX file reads its weights from, if it has any (beside it)
     engines/<name>.plan      TensorRT plans, each with <name>.manifest.json (built elsewhere, or on the device)
     timing.cache             TensorRT timing cache, if one was given or a device build made one
     check/images.npz         8-bit check crops and each ONNX file's logits on them (ONNX Runtime CPU)
@@ -162,6 +163,10 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
             files[name] = path
             models.append(_model_entry(name, sha256_file(path), prec, validation, made_by))
         for m in models:
+            for name, data_file in _external_data(m.file, files[m.file]).items():
+                if files.setdefault(name, data_file) != data_file:
+                    raise VanexportError(f"two ONNX files read their weights from files named '{name}'",
+                                         "give their external data files different names")
             if m.validated is False:
                 warns.append(f"{m.precision.upper()} failed its validation; devices will not pick it automatically")
 
@@ -169,6 +174,7 @@ def make_bundle(variant: str | None = None, weights: str | None = None, *, model
         files[CHECK_FILE] = _check_images(meta, {m.precision: files[m.file] for m in models}, check_images)
 
         names, labels_source = _labels(label_names, labels, weights_info, meta.num_classes)
+        _check_class_names(names)
         files[LABELS_FILE] = ("\n".join(names) + "\n").encode()
 
         onnx_by_sha = {m.sha256: m.file for m in models}
@@ -252,6 +258,7 @@ def _write(out: Path, manifest: BundleManifest, files: dict, warns: list[str]) -
                       for name, src in sorted(files.items())}
     record = manifest.to_dict()
     BundleManifest.from_dict(record)  # what a device will check, checked here first
+    _check_parts(manifest, files)
     with atomic_output(out) as tmp:
         write_archive(tmp, record, files)
         digest, size = sha256_file(tmp), tmp.stat().st_size
@@ -259,6 +266,51 @@ def _write(out: Path, manifest: BundleManifest, files: dict, warns: list[str]) -
                         [{"precision": m.precision, "file": m.file, "sha256": m.sha256,
                           "fidelity": fidelity(m.validation)} for m in manifest.models],
                         record["engines"], record["labels"], manifest.timing_cache is not None, record["files"], warns)
+
+
+def _check_class_names(names: list[str]) -> None:
+    """Every name as a device reads it back from labels.txt: one line each, no spaces around it."""
+    from ..formats.fields import class_name
+
+    for i, name in enumerate(names):
+        try:
+            class_name(name, f"class name {i}")
+        except ValueError as e:
+            raise VanexportError(str(e), "give every class a name of one line (--labels FILE)") from None
+
+
+def _external_data(member: str, onnx_file) -> dict[str, Path]:
+    """The files an ONNX file reads its weights from (beside it, where ONNX Runtime looks), as bundle members
+    beside its own member; a data file elsewhere (another folder, an absolute path) or missing is refused."""
+    from ..formats.fields import path_part
+    from ..formats.onnx_wire import facts_from_file
+
+    out = {}
+    for location in sorted(set(facts_from_file(onnx_file).external_data)):
+        try:
+            path_part(location, "its external data file")
+        except ValueError as e:
+            raise VanexportError(f"'{Path(onnx_file).name}' reads weights from outside its folder: {e}",
+                                 "save the model with its external data beside it (or as a single file)") from None
+        source = Path(onnx_file).parent / location
+        if not source.is_file():
+            raise VanexportError(f"'{Path(onnx_file).name}' reads weights from '{location}', which is not beside it",
+                                 "put the external data file beside the ONNX file")
+        out[f"{member.rpartition('/')[0]}/{location}"] = source
+    return out
+
+
+def _check_parts(manifest: BundleManifest, files: dict) -> None:
+    """What a device checks when it opens the bundle (device.consistency), checked before it is written."""
+    from ..device.consistency import check_parts
+    from ..formats.onnx_wire import facts_from_file
+
+    labels = files[manifest.labels.file]
+    labels = labels if isinstance(labels, bytes) else Path(labels).read_bytes()
+    try:
+        check_parts(manifest, labels, {m.file: facts_from_file(files[m.file]) for m in manifest.models})
+    except ValueError as e:
+        raise VanexportError(f"the bundle's parts would not agree: {e}", "export the model again with `vanexport onnx` and bundle that") from None
 
 
 def without_local_paths(value, paths):

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import VanexportError
-from ..formats.fields import number, one_line, tensor_name, variant_name
+from ..formats.fields import one_line, preprocessing, tensor_name, variant_name, whole_number
 
-INTERPOLATIONS = ("bicubic", "bilinear", "nearest")  # what vanexport's preprocessing (and the Triton model) knows
 REFUSED = "nothing was written; get the bundle again from its source (it is damaged or was made to attack)"
 _MAX_DIM = 1 << 20
 
@@ -55,17 +54,10 @@ def bundle_facts(bundle) -> BundleFacts:
 
 
 def checked_preprocessing(pre):
-    """`pre` when every value is a number (or name) vanexport's preprocessing can take; ValueError otherwise."""
-    number(pre.input_size, "preprocessing.input_size", 1, 8192, integer=True)
-    number(pre.crop_pct, "preprocessing.crop_pct", 0.05, 1.0)
-    if pre.interpolation not in INTERPOLATIONS:
-        raise ValueError(f"preprocessing.interpolation {str(pre.interpolation)[:60]!r} is not one of "
-                         f"{', '.join(INTERPOLATIONS)}")
-    for what, values, low, high in (("mean", pre.mean, 0.0, 1.0), ("std", pre.std, 1e-4, 1e4)):
-        if len(values) != 3:
-            raise ValueError(f"preprocessing.{what} has {len(values)} values, not 3 (RGB)")
-        for v in values:
-            number(v, f"preprocessing.{what}", low, high)
+    """`pre` when every value is one vanexport's preprocessing can take (formats.fields.preprocessing); ValueError
+    otherwise."""
+    preprocessing({"input_size": pre.input_size, "crop_pct": pre.crop_pct, "resize_size": pre.resize_size,
+                   "interpolation": pre.interpolation, "mean": list(pre.mean), "std": list(pre.std)})
     return pre
 
 
@@ -92,7 +84,7 @@ def _dim(d):
     """An axis of the input's shape: a size, or a dynamic axis (its name is never written anywhere)."""
     if isinstance(d, str):
         return None
-    return number(d, "an axis of io.input.shape", 1, _MAX_DIM, integer=True)
+    return whole_number(d, "an axis of io.input.shape", 1, _MAX_DIM)
 
 
 def _first_line(e: BaseException) -> str:

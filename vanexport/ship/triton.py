@@ -24,8 +24,8 @@ from typing import Callable
 
 from .. import __version__
 from ..errors import VanexportError
-from ..formats.fields import path_part
-from .checked import INTERPOLATIONS, REFUSED, bundle_facts, bundle_file_name
+from ..formats.fields import INTERPOLATIONS, path_part
+from .checked import REFUSED, bundle_facts, bundle_file_name
 
 PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan", "ensemble": "ensemble"}
 BACKENDS = ("python",)  # models named by backend rather than platform
