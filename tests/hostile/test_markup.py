@@ -73,7 +73,7 @@ def test_inspect_prints_a_bundles_names_as_they_are(b0_bundle, case):
         m["labels"]["source"] = source
 
     name = f"[red]{ESC}b.tar.gz"
-    craft(b0_bundle[0], case / name, mutate=mutate)
+    craft(b0_bundle[0], case / name, mutate=mutate, stub_models=False)
     o = run_cli(["inspect", name], case)
     assert o.code == 0, o.stderr
     assert o.stdout.startswith(f"[red]{ESC_SHOWN}b.tar.gz: bundle, ")
@@ -91,7 +91,7 @@ def test_error_lines_show_names_as_they_are(case):
 
 def test_a_bundle_name_in_the_progress_lines_and_the_report(b0_bundle, case):
     name = f"{ESC}[red]evil.tar.gz"
-    craft(b0_bundle[0], case / name)
+    craft(b0_bundle[0], case / name, stub_models=False)  # opening reads the model (its metadata, its output)
     o = run_cli(["unpack", name, "-o", "out/u"], case)
     assert o.code == 0, o.stderr
     assert f"• checking and unpacking {ESC_SHOWN}[red]evil.tar.gz\n" in o.stderr, o.stderr

@@ -22,15 +22,18 @@
   against VAN's (x / 255 - mean) / std.
 """
 import configparser
+import dataclasses
 import hashlib
 import io
 import json
 import tarfile
 
 import numpy as np
+import onnx
 import pytest
 
 from vanexport.errors import VanexportError
+from vanexport.formats.onnx_metadata import read_metadata, write_metadata
 from vanexport.ship.deepstream import deepstream_config
 
 NVDSINFER_FORMAT = ["RGB", "BGR", "GRAY", "RGBA", "BGRx", "Tensor"]  # model-color-format
@@ -52,6 +55,14 @@ def _with_preprocessing(bundle, out, mean, std):
         data = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
     manifest = json.loads(data.pop("manifest.json"))
     manifest["preprocessing"].update(mean=list(mean), std=list(std))
+    for entry in manifest["models"]:  # each ONNX file's own metadata says the same (opening a bundle checks it)
+        model = onnx.load_model_from_string(data[entry["file"]])
+        meta = read_metadata(model)
+        write_metadata(model, dataclasses.replace(meta, preprocessing=dict(meta.preprocessing, mean=list(mean),
+                                                                           std=list(std))))
+        data[entry["file"]] = model.SerializeToString()
+        entry["sha256"] = hashlib.sha256(data[entry["file"]]).hexdigest()
+        manifest["files"][entry["file"]] = {"sha256": entry["sha256"], "size": len(data[entry["file"]])}
     with tarfile.open(out, "w:gz", compresslevel=1) as tar:
         for name, body in [("manifest.json", json.dumps(manifest).encode()), *sorted(data.items())]:
             info = tarfile.TarInfo(name)
