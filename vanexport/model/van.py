@@ -107,15 +107,28 @@ class VAN(nn.Module):
         for i in range(self.num_stages):
             getattr(self, f"norm{i + 1}").eps = eps
 
+    def _stage_nhwc(self, i: int, x):
+        """Stage i (0-based): patch embedding, blocks, then the stage LayerNorm over channels; NCHW in, NHWC out."""
+        x = getattr(self, f"patch_embed{i + 1}")(x)
+        for blk in getattr(self, f"block{i + 1}"):
+            x = blk(x)
+        return getattr(self, f"norm{i + 1}")(x.permute(0, 2, 3, 1))
+
     def forward_features(self, x):
         for i in range(self.num_stages):
-            x = getattr(self, f"patch_embed{i + 1}")(x)
-            for blk in getattr(self, f"block{i + 1}"):
-                x = blk(x)
-            x = getattr(self, f"norm{i + 1}")(x.permute(0, 2, 3, 1))  # LayerNorm over channels, NHWC
+            x = self._stage_nhwc(i, x)
             if i != self.num_stages - 1:
                 x = x.permute(0, 3, 1, 2)
         return x.mean(dim=(1, 2))  # average over tokens
+
+    def forward_stages(self, x) -> list:
+        """Every stage's output after its LayerNorm, NCHW, at strides 4, 8, 16, 32: what dense heads read
+        (as the authors' segmentation backbone returns them)."""
+        outs = []
+        for i in range(self.num_stages):
+            x = self._stage_nhwc(i, x).permute(0, 3, 1, 2)
+            outs.append(x)
+        return outs
 
     def forward(self, x):
         return self.head(self.forward_features(x))
