@@ -268,3 +268,26 @@ def test_upernet_parameter_counts_match_the_authors_table(name, published):
     stage3 = get_variant(name).embed_dims[2]
     aux = stage3 * 256 * 9 + 2 * 256 + 256 * 150 + 150  # FCNHead: 3x3 conv (no bias), BatchNorm, classifier
     assert round((sum(p.numel() for p in model.parameters()) + aux) / 1e6) == published
+
+
+def test_without_a_checkpoint_the_sizes_are_the_authors():
+    """configs/_base_/models/{fpn,upernet}_van.py: FPN neck 256 and head 128, UPerHead 512 with pool scales 1, 2, 3,
+    6, 150 classes; van.py: the stage LayerNorms are nn.LayerNorm(dim), eps 1e-5."""
+    fpn = create_dense_model("segment-fpn", "b1")
+    assert [c.conv.in_channels for c in fpn.neck.lateral_convs] == [64, 128, 320, 512]
+    assert fpn.neck.fpn_convs[0].conv.out_channels == 256 and fpn.decode_head.conv_seg.in_channels == 128
+    upernet = create_dense_model("segment-upernet", "b0")
+    assert [b[0].output_size for b in upernet.decode_head.psp_modules] == [1, 2, 3, 6]
+    assert upernet.decode_head.conv_seg.in_channels == 512
+    for model in (fpn, upernet, create_dense_model("features", "b0")):
+        assert [getattr(model.backbone, f"norm{i}").eps for i in range(1, 5)] == [1e-5] * 4
+    assert fpn.decode_head.conv_seg.out_channels == upernet.decode_head.conv_seg.out_channels == 150
+
+
+@pytest.mark.parametrize("n, s", [(16, 3), (16, 6), (5, 3), (2, 6), (7, 2), (8, 1)])
+def test_the_exportable_pooling_matrices_equal_adaptive_average_pooling(n, s):
+    from vanexport.model.upernet import pooling_matrix
+
+    x = torch.rand(2, 3, n, n + 1, generator=torch.Generator().manual_seed(n * s), dtype=torch.float64)
+    ours = pooling_matrix(n, s, x.dtype) @ x @ pooling_matrix(n + 1, s, x.dtype).T
+    assert (ours - F.adaptive_avg_pool2d(x, s)).abs().max() < 1e-12

@@ -161,12 +161,9 @@ def detect_layout(sd: dict) -> str:
     return "official"
 
 
-TASKS = ("classify", "segment-fpn", "segment-upernet", "features")
-
-
 def detect_task(sd: dict) -> str:
-    """What an official-named state dict (see to_official) holds: a classifier, Semantic FPN, UperNet, or only the
-    backbone (features)."""
+    """What an official-named state dict (see to_official) holds, one of model.tasks.TASKS: a classifier, Semantic
+    FPN, UperNet, or only the backbone (features)."""
     keys = list(sd)
     if any(k.startswith("decode_head.psp_modules.") for k in keys):
         return "segment-upernet"

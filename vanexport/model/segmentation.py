@@ -1,77 +1,32 @@
-"""Dense VAN models: Semantic FPN, UperNet and backbone features. The authors' configurations per variant, the
-preprocessing their segmentation models were evaluated with, and loading whichever model a checkpoint holds.
+"""Dense VAN models (Semantic FPN, UperNet, backbone features): building them, loading whichever model a checkpoint
+holds, and what an export records about them. Their configurations and preprocessing are in model/tasks.py.
 
 Facts read in Visual-Attention-Network/VAN-Segmentation at 8285fc7 (README.md, configs/, van.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..errors import VanexportError
 from . import checkpoints
 from .factory import WeightsInfo, randomize, resolve_weights, state_dict_mismatch
-from .features import VanFeatures, create_backbone
+from .features import FEATURE_NAMES, FEATURE_STRIDES, VanFeatures, create_backbone
 from .semantic_fpn import FPNSizes, SemanticFPN, fpn_sizes
+from .tasks import ADE20K_CLASSES, DENSE_TASKS, HEAD_NAMES
 from .upernet import UperNet, UperNetSizes, upernet_sizes
 from .variants import Variant, get_variant, variant_from_shapes
 
-DENSE_TASKS = ("segment-fpn", "segment-upernet", "features")
-HEAD_NAMES = {"segment-fpn": "Semantic FPN", "segment-upernet": "UperNet", "features": "backbone features"}
-
-
-@dataclass(frozen=True)
-class SegmentationPreprocessing:
-    """mmseg's ADE20K test pipeline as the authors ran it (configs/_base_/datasets/ade20k.py): resize keeping the
-    aspect ratio so the short side is 512 and the long side at most 2048 (bilinear), sizes rounded to a multiple of
-    32, RGB normalised with the ImageNet statistics on the 0-255 scale (not the classifiers' 0.5 / 0.5 on 0-1),
-    whole-image inference, logits resized bilinearly (align_corners False) back to the image."""
-
-    short_side: int = 512
-    long_side_max: int = 2048
-    size_divisor: int = 32
-    interpolation: str = "bilinear"
-    mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
-    std: tuple[float, float, float] = (58.395, 57.12, 57.375)
-
-    def to_dict(self) -> dict:
-        return {"short_side": self.short_side, "long_side_max": self.long_side_max,
-                "size_divisor": self.size_divisor, "interpolation": self.interpolation, "mean": list(self.mean),
-                "std": list(self.std), "color": "RGB", "layout": "NCHW", "scale": "0-255",
-                "logits_resize": "bilinear, align_corners=False"}
-
-
-@dataclass(frozen=True)
-class DenseConfig:
-    """One model the authors trained on ADE20K (150 classes), with its published single-scale mIoU."""
-
-    task: str
-    variant: str
-    pretrained: str  # the backbone's ImageNet weights: in1k or in22k
-    miou: float
-
-
-DENSE_CONFIGS = [
-    DenseConfig("segment-fpn", "b0", "in1k", 38.5), DenseConfig("segment-fpn", "b1", "in1k", 42.9),
-    DenseConfig("segment-fpn", "b2", "in1k", 46.7), DenseConfig("segment-fpn", "b3", "in1k", 48.1),
-    DenseConfig("segment-upernet", "b0", "in1k", 41.1), DenseConfig("segment-upernet", "b1", "in1k", 44.9),
-    DenseConfig("segment-upernet", "b2", "in1k", 50.1), DenseConfig("segment-upernet", "b3", "in1k", 50.6),
-    DenseConfig("segment-upernet", "b4", "in1k", 52.2), DenseConfig("segment-upernet", "b4", "in22k", 53.5),
-    DenseConfig("segment-upernet", "b5", "in22k", 53.9), DenseConfig("segment-upernet", "b6", "in22k", 54.7),
-]
-ADE20K_CLASSES = 150
-
-
-def create_dense_model(task: str, variant: str | Variant, sd: dict | None = None):
+def create_dense_model(task: str, variant: str | Variant, sd: dict | None = None,
+                       num_classes: int = ADE20K_CLASSES):
     """The `task` model on VAN-`variant`: with the sizes an (official-named) state dict holds, or the authors'
-    (FPN neck 256 / head 128, UperNet 512, 150 classes) when there is none."""
+    (FPN neck 256 / head 128, UperNet 512; `num_classes`, ADE20K's 150 by default) when there is none."""
     v = variant if isinstance(variant, Variant) else get_variant(variant)
     backbone = create_backbone(v)
     if task == "features":
         return VanFeatures(backbone)
     if task == "segment-fpn":
-        return SemanticFPN(backbone, fpn_sizes(sd) if sd else FPNSizes(v.embed_dims))
+        return SemanticFPN(backbone, fpn_sizes(sd) if sd else FPNSizes(v.embed_dims, num_classes=num_classes))
     if task == "segment-upernet":
-        return UperNet(backbone, upernet_sizes(sd, v.embed_dims) if sd else UperNetSizes(v.embed_dims))
+        return UperNet(backbone, upernet_sizes(sd, v.embed_dims) if sd
+                       else UperNetSizes(v.embed_dims, num_classes=num_classes))
     raise VanexportError(f"unknown dense task '{task}'", f"choose one of {', '.join(DENSE_TASKS)}")
 
 
@@ -81,19 +36,61 @@ def num_classes_of(model) -> int:
     return int(head.conv_seg.out_channels) if head is not None else 0
 
 
+def task_of(model) -> str:
+    """The task of a model vanexport built: classify, segment-fpn, segment-upernet or features."""
+    for kind, task in ((SemanticFPN, "segment-fpn"), (UperNet, "segment-upernet"), (VanFeatures, "features")):
+        if isinstance(model, kind):
+            return task
+    return "classify"
+
+
+def head_record(model) -> dict:
+    """What an export records about a dense model's head (its kind, widths, output stride); {} for a classifier."""
+    if isinstance(model, SemanticFPN):
+        return {"name": "semantic-fpn", "neck_channels": model.neck.fpn_convs[0].conv.out_channels,
+                "channels": model.decode_head.conv_seg.in_channels, "output_stride": 4}
+    if isinstance(model, UperNet):
+        return {"name": "upernet", "channels": model.decode_head.conv_seg.in_channels,
+                "pool_scales": [branch[0].output_size for branch in model.decode_head.psp_modules],
+                "output_stride": 4}
+    if isinstance(model, VanFeatures):
+        return {"name": "features", "outputs": list(FEATURE_NAMES), "strides": list(FEATURE_STRIDES)}
+    return {}
+
+
+def load_for_task(variant: str | Variant | None = None, weights: str | None = None, num_classes: int | None = None,
+                  task: str | None = None, seed: int = 0, quiet: bool = False):
+    """(model, variant, WeightsInfo) of whatever `weights` holds (classifier or dense model), or of `task` when it
+    is given. Without weights: a classifier, or the dense `task` model, with random weights from `seed`."""
+    from .factory import load_model
+
+    if task is None and weights is not None:
+        # Read once more than strictly needed (the loaders read the file again): checkpoints say what they are.
+        path, _ = resolve_weights(weights, variant)
+        task = checkpoints.detect_task(checkpoints.to_official(checkpoints.read_checkpoint(path))[0])
+    if task in (None, "classify"):
+        return load_model(variant, weights, num_classes, seed=seed, quiet=quiet)
+    model, v, info, _ = load_dense_model(variant, weights, task, seed=seed, num_classes=num_classes)
+    if num_classes is not None and task != "features" and num_classes != info.num_classes:
+        raise VanexportError(f"--num-classes {num_classes} but the checkpoint's head has {info.num_classes} classes",
+                             f"drop --num-classes or pass --num-classes {info.num_classes}")
+    return model, v, info
+
+
 def load_dense_model(variant: str | Variant | None = None, weights: str | None = None, task: str | None = None,
-                     seed: int = 0):
+                     seed: int = 0, num_classes: int | None = None):
     """Return (model in eval mode, variant, WeightsInfo, task) for a dense task.
 
     `task` None: the one the checkpoint holds (an error for a classifier: use factory.load_model). "features"
     takes the backbone of any checkpoint (classifier, Semantic FPN or UperNet). Without weights: the authors'
-    sizes with random weights from `seed` (for testing the pipeline only)."""
+    sizes (`num_classes`: ADE20K's 150 by default) with random weights from `seed` (for testing the pipeline
+    only)."""
     if weights is None:
         if task not in DENSE_TASKS:
             raise VanexportError("a dense model without --weights needs its task",
                                  f"pass --task with one of {', '.join(DENSE_TASKS)}, or a checkpoint")
         v = get_variant(variant or "b0") if not isinstance(variant, Variant) else variant
-        model = create_dense_model(task, v)
+        model = create_dense_model(task, v, num_classes=num_classes or ADE20K_CLASSES)
         randomize(model, seed)
         sd_hash = checkpoints.weights_sha256(model.state_dict())
         return model, v, WeightsInfo(f"random(seed={seed})", "random", sd_hash, num_classes_of(model)), task

@@ -10,12 +10,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VanexportError
 from .dense_layers import ConvModule, resize_bilinear, weight_of
 
 POOL_SCALES = (1, 2, 3, 6)
+
+
+def pooling_matrix(n: int, s: int, dtype) -> torch.Tensor:
+    """(s, n): row i averages the cells adaptive average pooling gives output i, [floor(i n/s), ceil((i+1) n/s))."""
+    m = torch.zeros(s, n, dtype=dtype)
+    for i in range(s):
+        lo, hi = (i * n) // s, -(-((i + 1) * n) // s)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
+def adaptive_avg_pool(x, s: int):
+    """F.adaptive_avg_pool2d to s x s; in an ONNX export, as two MatMuls with constant pooling matrices, because
+    ONNX has no adaptive pooling and torch.onnx refuses a size that s does not divide (16 for s = 3 at 512x512).
+    The matrices fit the traced size only: such an export has a fixed H and W."""
+    if not torch.onnx.is_in_onnx_export():
+        return F.adaptive_avg_pool2d(x, s)
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    return pooling_matrix(h, s, x.dtype) @ x @ pooling_matrix(w, s, x.dtype).T
 
 
 class PPM(nn.ModuleList):
@@ -27,7 +47,7 @@ class PPM(nn.ModuleList):
                          for s in pool_scales)
 
     def forward(self, x):
-        return [resize_bilinear(branch(x), x.shape[-2:]) for branch in self]
+        return [resize_bilinear(conv(adaptive_avg_pool(x, pool.output_size)), x.shape[-2:]) for pool, conv in self]
 
 
 class UPerHead(nn.Module):

@@ -107,16 +107,12 @@ class VAN(nn.Module):
         for i in range(self.num_stages):
             getattr(self, f"norm{i + 1}").eps = eps
 
-    def _stage_nhwc(self, i: int, x):
-        """Stage i (0-based): patch embedding, blocks, then the stage LayerNorm over channels; NCHW in, NHWC out."""
-        x = getattr(self, f"patch_embed{i + 1}")(x)
-        for blk in getattr(self, f"block{i + 1}"):
-            x = blk(x)
-        return getattr(self, f"norm{i + 1}")(x.permute(0, 2, 3, 1))
-
     def forward_features(self, x):
         for i in range(self.num_stages):
-            x = self._stage_nhwc(i, x)
+            x = getattr(self, f"patch_embed{i + 1}")(x)
+            for blk in getattr(self, f"block{i + 1}"):
+                x = blk(x)
+            x = getattr(self, f"norm{i + 1}")(x.permute(0, 2, 3, 1))  # LayerNorm over channels, NHWC
             if i != self.num_stages - 1:
                 x = x.permute(0, 3, 1, 2)
         return x.mean(dim=(1, 2))  # average over tokens
@@ -126,7 +122,10 @@ class VAN(nn.Module):
         (as the authors' segmentation backbone returns them)."""
         outs = []
         for i in range(self.num_stages):
-            x = self._stage_nhwc(i, x).permute(0, 3, 1, 2)
+            x = getattr(self, f"patch_embed{i + 1}")(x)
+            for blk in getattr(self, f"block{i + 1}"):
+                x = blk(x)
+            x = getattr(self, f"norm{i + 1}")(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
             outs.append(x)
         return outs
 
