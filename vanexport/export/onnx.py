@@ -169,11 +169,12 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
         if validate:
             from ..check.compare import compare
             from ..check.inputs import default_input_groups
-            from ..check.tolerances import TOLERANCES
+            from ..check.tolerances import SEGMENTATION_FP32, TOLERANCES
             from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
 
             groups = default_input_groups(input_shape, img_size, check_preprocess, seed=seed)
-            report = compare(OnnxRuntimeBackend(tmp), model, groups, TOLERANCES["fp32"], str(tmp),
+            tolerance = TOLERANCES["fp32"] if task == "classify" else SEGMENTATION_FP32
+            report = compare(OnnxRuntimeBackend(tmp), model, groups, tolerance, str(tmp),
                              output_name=OUTPUT_NAME, progress=step,
                              description="validating against PyTorch (ONNX Runtime CPU)")
             if not report.passed:
