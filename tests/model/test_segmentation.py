@@ -291,3 +291,11 @@ def test_the_exportable_pooling_matrices_equal_adaptive_average_pooling(n, s):
     x = torch.rand(2, 3, n, n + 1, generator=torch.Generator().manual_seed(n * s), dtype=torch.float64)
     ours = pooling_matrix(n, s, x.dtype) @ x @ pooling_matrix(n + 1, s, x.dtype).T
     assert (ours - F.adaptive_avg_pool2d(x, s)).abs().max() < 1e-12
+
+
+def test_the_classifier_loader_says_a_segmentation_checkpoint_is_not_a_classifier(tmp_path):
+    from vanexport.model.factory import load_model
+
+    with pytest.raises(VanexportError, match="holds UperNet \\(a segmentation model\\), not a classifier") as e:
+        load_model(None, save(tmp_path, {"state_dict": with_auxiliary_head(random_dense("segment-upernet"))}))
+    assert "\n" not in str(e.value) and "vanexport onnx" in e.value.hint

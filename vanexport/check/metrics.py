@@ -16,26 +16,20 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(den > 0, num / np.maximum(den, 1e-300), 1.0)
 
 
-def per_pixel(logits: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) -> (N*H*W, C): one row of class scores per pixel."""
-    return np.moveaxis(logits, 1, -1).reshape(-1, logits.shape[1])
-
-
 def compare_logits(candidate: np.ndarray, reference: np.ndarray) -> dict:
-    """Errors of `candidate` against `reference`, both (N, C), or both (N, C, H, W) segmentation logits.
+    """Errors of `candidate` against `reference`, both (N, C), or both (N, C, H, W) segmentation logits: the class
+    axis is axis 1 either way, so for segmentation every per-sample metric is per pixel (top1_agree is the pixel
+    agreement of the argmax, cosines are over each pixel's class scores) and `n` counts images.
 
     max_rel_err is max|diff| / max|reference|: relative to the logit range, so it does not explode on
     near-zero logits. top1_agree: same argmax. top5_agree: the reference's top-1 is in the candidate's top-5.
     """
     candidate, reference = np.asarray(candidate, np.float32), np.asarray(reference, np.float32)
-    n = int(reference.shape[0])
-    if reference.ndim == 4:  # segmentation logits (N, C, H, W): every pixel is a sample, top1_agree the pixel agreement
-        candidate, reference = per_pixel(candidate), per_pixel(reference)
     diff = np.abs(candidate.astype(np.float64) - reference)
     ref_top1 = topk(reference, 1)[:, 0]
     cand_top5 = topk(candidate, min(5, candidate.shape[1]))
     return {
-        "n": n,
+        "n": int(reference.shape[0]),
         "max_abs_err": float(diff.max()),
         "mean_abs_err": float(diff.mean()),
         "max_rel_err": float(diff.max() / max(float(np.abs(reference).max()), 1e-12)),

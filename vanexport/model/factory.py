@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ..errors import VanexportError
 from ..files import regular_file
 from . import checkpoints
+from .tasks import HEAD_NAMES
 from .variants import Variant, get_variant, variant_from_shapes
 
 DEFAULT_SEED = 0
@@ -107,6 +108,11 @@ def load_model(variant: str | Variant | None = None, weights: str | None = None,
 
     path, source = resolve_weights(weights, variant)
     sd, layout = checkpoints.to_official(checkpoints.read_checkpoint(path))
+    task = checkpoints.detect_task(sd)
+    if task.startswith("segment-"):
+        raise VanexportError(f"'{path}' holds {HEAD_NAMES[task]} (a segmentation model), not a classifier",
+                             "`vanexport onnx` exports it; the other steps handle classifiers only so far "
+                             "(docs/segmentation.md)")
     arch = checkpoints.infer_architecture(sd)
     guessed = variant_from_shapes(arch.embed_dims, arch.depths)
     if variant is None:
