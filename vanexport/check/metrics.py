@@ -17,7 +17,9 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def compare_logits(candidate: np.ndarray, reference: np.ndarray) -> dict:
-    """Errors of `candidate` against `reference`, both (N, C).
+    """Errors of `candidate` against `reference`, both (N, C), or both (N, C, H, W) segmentation logits: the class
+    axis is axis 1 either way, so for segmentation every per-sample metric is per pixel (top1_agree is the pixel
+    agreement of the argmax, cosines are over each pixel's class scores) and `n` counts images.
 
     max_rel_err is max|diff| / max|reference|: relative to the logit range, so it does not explode on
     near-zero logits. top1_agree: same argmax. top5_agree: the reference's top-1 is in the candidate's top-5.

@@ -30,6 +30,13 @@ TOLERANCES = {
 ENGINE_FP32 = Tolerance("fp32", atol=1e-3, rtol=0.0)
 
 
+# Segmentation logits are 150 classes x (H/4) x (W/4) per image: a VAN-b0 Semantic FPN at 512x512 (random weights,
+# logits up to 25) differs between ONNX Runtime and PyTorch by up to 2.3e-4 (4e-6 of the logit range), float32
+# rounding over 2.5 million logits per image. FP32 is held to max abs 1e-3 there, and to the 99.9 % pixel
+# agreement (top1_agree counts pixels for segmentation logits, check/metrics.py).
+SEGMENTATION_FP32 = Tolerance("fp32", atol=1e-3, rtol=0.0, min_top1_agree=0.999)
+
+
 def engine_tolerance(precision: str) -> Tolerance:
     return ENGINE_FP32 if precision == "fp32" else TOLERANCES[precision]
 

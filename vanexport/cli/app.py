@@ -16,6 +16,7 @@ import click
 from .. import __version__
 from ..errors import VanexportError
 from ..formats.names import PRECISIONS, RUNTIME_PRECISIONS
+from ..model.tasks import TASKS
 from ..progress import ConsoleProgress, printable
 
 VARIANT_NAMES = ("b0", "b1", "b2", "b3", "b4", "b5", "b6")
@@ -207,6 +208,8 @@ def cli():
 @weights_options("Checkpoint (any layout), URL, or 'official'. "
               "Without it the weights are random (seed --seed).")
 @click.option("--num-classes", type=int, help="Classifier size [default: from the checkpoint, else 1000].")
+@click.option("--task", type=click.Choice(TASKS), default=None, help="What to export [default: what the "
+              "checkpoint holds (classifier, Semantic FPN, UperNet); a classifier without --weights].")
 @click.option("--img-size", type=int, default=224, show_default=True, help="Input height = width (multiple of 32).")
 @click.option("--batch", type=int, help="Static batch size (default: dynamic batch).")
 @click.option("--dynamic-batch", is_flag=True, help="Dynamic batch axis (the default unless --batch is given).")
@@ -221,8 +224,8 @@ def cli():
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights and check inputs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file [default: engines/van_<variant>_<size>.onnx].")
 @common
-def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_hw, opset, exporter, no_simplify,
-         fold, no_validate, seed, output, as_json):
+def onnx(variant, weights, num_classes, task, img_size, batch, dynamic_batch, dynamic_hw, opset, exporter,
+         no_simplify, fold, no_validate, seed, output, as_json):
     """Export a VAN to ONNX, simplify it and validate it against PyTorch.
 
     \b
@@ -236,7 +239,8 @@ def onnx(variant, weights, num_classes, img_size, batch, dynamic_batch, dynamic_
 
     result = export_onnx(variant, weights, num_classes=num_classes, img_size=img_size, batch=batch,
                          dynamic_hw=dynamic_hw, opset=opset, simplify=not no_simplify, output=output,
-                         validate=not no_validate, exporter=exporter, seed=seed, fold=fold, progress=_progress())
+                         validate=not no_validate, exporter=exporter, seed=seed, fold=fold, task=task,
+                         progress=_progress())
     _finish(result, as_json, render_export)
 
 

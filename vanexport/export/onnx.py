@@ -16,6 +16,7 @@ from ..files import atomic_output, check_output_path, sha256_file
 from ..formats.names import DEFAULT_FOLDER, model_stem
 from ..formats.onnx_metadata import ModelMetadata, write_metadata
 from ..model.factory import random_weights_warning
+from ..model.tasks import HEAD_NAMES, SegmentationPreprocessing
 from ..model.variants import DEFAULT_VARIANT, check_fits_in_memory, check_img_size, get_variant
 
 SUPPORTED_OPSETS = range(17, 21)  # 17: one LayerNormalization op (TensorRT's normalisation layer); 20: Gelu op
@@ -45,10 +46,11 @@ class ExportResult:
 
 
 def default_output_path(variant: str, img_size: int, batch: int | None, dynamic_hw: bool,
-                        precision: str = "fp32", folder: Path = DEFAULT_FOLDER, folded: bool = False) -> Path:
+                        precision: str = "fp32", folder: Path = DEFAULT_FOLDER, folded: bool = False,
+                        task: str = "classify") -> Path:
     """Named from what it contains: van_b0_224.onnx (dynamic batch), van_b0_224_bs4.onnx, van_b0_dynhw.onnx,
-    van_b0_224_folded.onnx (the deploy form)."""
-    name = model_stem(variant, img_size, batch, dynamic_hw) + (f"_{FOLDED}" if folded else "")
+    van_b0_224_folded.onnx (the deploy form), fpn_van_b0_512.onnx (Semantic FPN)."""
+    name = model_stem(variant, img_size, batch, dynamic_hw, task) + (f"_{FOLDED}" if folded else "")
     return Path(folder) / (f"{name}_{precision}.onnx" if precision != "fp32" else f"{name}.onnx")
 
 
@@ -56,8 +58,11 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
                 img_size: int = 224, batch: int | None = None, dynamic_hw: bool = False, opset: int = 17,
                 simplify: bool = True, output: str | Path | None = None, validate: bool = True,
                 exporter: str = "torchscript", seed: int = 0, fold: bool = False, loaded=None,
-                progress: Callable[[str], None] | None = None) -> ExportResult:
+                task: str | None = None, progress: Callable[[str], None] | None = None) -> ExportResult:
     """Export a VAN to ONNX and check it against PyTorch.
+
+    The task (classifier, Semantic FPN, UperNet) is the checkpoint's; `task` overrides it (and says which dense
+    model random weights stand for). A segmentation model's output is its logits at 1/4 of the input.
 
     `batch=None` exports a dynamic batch axis; `batch=N` a static batch of N. `dynamic_hw` makes H and W
     dynamic too (multiples of 32). `fold` exports the deploy form for the CPU (BatchNorms and layer scales folded
@@ -91,18 +96,23 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
     caught: list[str] = []
     if loaded is None:
         step("loading the model")
-        from ..model.factory import load_model
+        from ..model.segmentation import load_for_task
 
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
-            loaded = load_model(variant if variant or weights else DEFAULT_VARIANT, weights, num_classes, seed=seed)
+            loaded = load_for_task(variant if variant or weights else DEFAULT_VARIANT, weights, num_classes,
+                                   task=task, seed=seed)
         caught += [str(x.message) for x in w if issubclass(x.category, UserWarning)]
     elif loaded[2].is_random:
         caught.append(random_weights_warning(loaded[1].name, seed))
     model, v, info = loaded
+    from ..model.segmentation import head_record, task_of
+
+    task = task_of(model)
+    _check_task_export(task, fold, dynamic_hw)
     check_fits_in_memory(v, img_size, max(batch or 3, 3), available, "exporting")
     if out_path is None:
-        out_path = default_output_path(v.name, img_size, batch, dynamic_hw, folded=fold)
+        out_path = default_output_path(v.name, img_size, batch, dynamic_hw, folded=fold, task=task)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         check_output_path(out_path)
     t_load = time.perf_counter()
@@ -113,8 +123,9 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
         from .fold import fold_van
 
         exported = fold_van(model)
-    step(f"exporting VAN-{v.name} to ONNX (opset {opset}, {exporter} exporter)")
-    proto, input_shape, dynamic_axes = _torch_export(exported, img_size, batch, dynamic_hw, opset, exporter)
+    step(f"exporting VAN-{v.name}{_what(task)} to ONNX (opset {opset}, {exporter} exporter)")
+    proto, input_shape, dynamic_axes = _torch_export(exported, img_size, batch, dynamic_hw, opset, exporter,
+                                                     spatial_output=task != "classify")
     import onnx
 
     try:
@@ -137,15 +148,19 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
         simplified, proto = note is None, new_proto
     t_simplify = time.perf_counter()
 
+    if task == "classify":
+        preprocessing, check_preprocess = v.preprocessing.at_size(img_size).to_dict(), v.preprocessing
+    else:
+        seg = SegmentationPreprocessing(input_size=img_size)
+        preprocessing, check_preprocess = seg.to_dict(), seg.square(img_size)
     meta = ModelMetadata(
         variant=v.name, num_classes=info.num_classes, input_name=INPUT_NAME, output_name=OUTPUT_NAME,
-        input_shape=input_shape, dynamic_axes=dynamic_axes,
-        preprocessing=v.preprocessing.at_size(img_size).to_dict(), weights_sha256=info.sha256,
+        input_shape=input_shape, dynamic_axes=dynamic_axes, preprocessing=preprocessing, weights_sha256=info.sha256,
         weights_source=info.source, weights_layout=info.layout, opset=opset, exporter=exporter,
-        vanexport_version=__version__, extra={"form": FOLDED} if fold else {})
+        vanexport_version=__version__, task=task, head=head_record(model), extra={"form": FOLDED} if fold else {})
     write_metadata(proto, meta)
     proto.producer_name, proto.producer_version = "vanexport", __version__
-    proto.doc_string = (f"VAN-{v.name} ({info.num_classes} classes) exported by vanexport {__version__}"
+    proto.doc_string = (f"VAN-{v.name}{_what(task)} ({info.num_classes} classes) exported by vanexport {__version__}"
                         + (" (deploy form: BatchNorms and layer scales folded into the convolutions)" if fold else ""))
 
     report = None
@@ -154,11 +169,12 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
         if validate:
             from ..check.compare import compare
             from ..check.inputs import default_input_groups
-            from ..check.tolerances import TOLERANCES
+            from ..check.tolerances import SEGMENTATION_FP32, TOLERANCES
             from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
 
-            groups = default_input_groups(input_shape, img_size, v.preprocessing, seed=seed)
-            report = compare(OnnxRuntimeBackend(tmp), model, groups, TOLERANCES["fp32"], str(tmp),
+            groups = default_input_groups(input_shape, img_size, check_preprocess, seed=seed)
+            tolerance = TOLERANCES["fp32"] if task == "classify" else SEGMENTATION_FP32
+            report = compare(OnnxRuntimeBackend(tmp), model, groups, tolerance, str(tmp),
                              output_name=OUTPUT_NAME, progress=step,
                              description="validating against PyTorch (ONNX Runtime CPU)")
             if not report.passed:
@@ -176,7 +192,23 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
                         report.to_dict() if report else None, caught, fold)
 
 
-def _torch_export(model, img_size: int, batch: int | None, dynamic_hw: bool, opset: int, exporter: str):
+def _what(task: str) -> str:
+    return "" if task == "classify" else f" {HEAD_NAMES[task]}"
+
+
+def _check_task_export(task: str, fold: bool, dynamic_hw: bool) -> None:
+    if task == "features":
+        raise VanexportError("exporting backbone features (four outputs) is not supported yet",
+                             "export the checkpoint's own model (drop --task), or use load_dense_model in Python")
+    if fold and task != "classify":
+        raise VanexportError(f"--fold is for classifiers; this checkpoint holds {HEAD_NAMES[task]}", "drop --fold")
+    if dynamic_hw and task == "segment-upernet":
+        raise VanexportError("UperNet exports at a fixed size only (its pyramid pooling is exported for that size)",
+                             "drop --dynamic-hw and export one file per --img-size")
+
+
+def _torch_export(model, img_size: int, batch: int | None, dynamic_hw: bool, opset: int, exporter: str,
+                  spatial_output: bool = False):
     import onnx
     import torch
 
@@ -188,7 +220,10 @@ def _torch_export(model, img_size: int, batch: int | None, dynamic_hw: bool, ops
     shape = [dynamic_axes.get(i, d) for i, d in enumerate((batch or 1, 3, img_size, img_size))]
     # Trace at batch 2 when the batch is dynamic, so no size-1 special case gets baked into the graph.
     example = torch.zeros(batch or 2, 3, img_size, img_size)
-    axes = {INPUT_NAME: dict(dynamic_axes), OUTPUT_NAME: {0: "batch"} if batch is None else {}}
+    out_axes = {0: "batch"} if batch is None else {}
+    if spatial_output and dynamic_hw:  # segmentation logits at 1/4 of the input follow its H and W
+        out_axes.update({2: "out_height", 3: "out_width"})
+    axes = {INPUT_NAME: dict(dynamic_axes), OUTPUT_NAME: out_axes}
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice is ours to decide

@@ -11,9 +11,15 @@ PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 BUNDLE_SUFFIXES = (".tar.gz", ".tgz")
 
 
-def model_stem(variant: str, img_size: int, batch: int | None = None, dynamic_hw: bool = False) -> str:
-    """van_b0_224 (dynamic batch), van_b0_224_bs4 (static batch), van_b0_dynhw (dynamic height and width)."""
-    return f"van_{variant}_" + ("dynhw" if dynamic_hw else str(img_size)) + (f"_bs{batch}" if batch else "")
+_TASK_PREFIX = {"segment-fpn": "fpn_", "segment-upernet": "upernet_", "features": "features_"}
+
+
+def model_stem(variant: str, img_size: int, batch: int | None = None, dynamic_hw: bool = False,
+               task: str = "classify") -> str:
+    """van_b0_224 (dynamic batch), van_b0_224_bs4 (static batch), van_b0_dynhw (dynamic height and width);
+    a dense model's task first: fpn_van_b0_512, upernet_van_b0_512."""
+    return (_TASK_PREFIX.get(task, "") + f"van_{variant}_" + ("dynhw" if dynamic_hw else str(img_size))
+            + (f"_bs{batch}" if batch else ""))
 
 
 def with_precision(stem: str, precision: str) -> str:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import VanexportError
 from ..files import regular_file
+from ..model.tasks import HEAD_NAMES, SegmentationPreprocessing, check_task
 from ..model.variants import Preprocessing
 from . import fields
 from .names import PRECISIONS, model_stem
@@ -31,6 +32,8 @@ class ModelMetadata:
     exporter: str
     precision: str = "fp32"
     vanexport_version: str = ""
+    task: str = "classify"  # model.tasks.TASKS; files from before tasks existed are classifiers
+    head: dict = field(default_factory=dict)  # a dense model's head: its kind, widths, output stride
     extra: dict = field(default_factory=dict)
 
     @property
@@ -39,7 +42,16 @@ class ModelMetadata:
 
     @property
     def preprocess(self) -> Preprocessing:
+        """The classifier's evaluation transform; a one-line error for the other tasks, which no command that reads
+        it handles yet."""
+        if self.task != "classify":
+            raise VanexportError(f"this ONNX file holds {HEAD_NAMES[self.task]} (task {self.task}), and this step "
+                                 "handles classifiers only so far", "see docs/segmentation.md for what works now")
         return Preprocessing.from_dict(self.preprocessing)
+
+    @property
+    def segmentation_preprocess(self) -> SegmentationPreprocessing:
+        return SegmentationPreprocessing.from_dict(self.preprocessing)
 
     @property
     def dynamic_batch(self) -> bool:
@@ -56,7 +68,7 @@ class ModelMetadata:
     @property
     def stem(self) -> str:
         """van_b0_224, van_b0_224_bs4, van_b0_dynhw: what the file holds, without its precision."""
-        return model_stem(self.variant, self.img_size, self.static_batch, self.dynamic_hw)
+        return model_stem(self.variant, self.img_size, self.static_batch, self.dynamic_hw, self.task)
 
     def to_props(self) -> dict[str, str]:
         d = asdict(self)
@@ -85,6 +97,9 @@ class ModelMetadata:
             raise VanexportError(f"the ONNX file's vanexport metadata: {e}",
                                  "export it again with `vanexport onnx`") from None
         extra = {k: v for k, v in props.items() if k not in known}
+        check_task(values.get("task", "classify"))  # outside input: it picks what later steps do
+        if not isinstance(values.get("head", {}), dict):
+            raise VanexportError("the ONNX file's metadata 'head' is not a record", "export it again with vanexport")
         return cls(**values, extra=extra)
 
 
@@ -119,7 +134,7 @@ def _check_values(values: dict) -> None:
 
 
 _STRING_FIELDS = {"variant", "input_name", "output_name", "weights_sha256", "weights_source", "weights_layout",
-                  "exporter", "precision", "vanexport_version"}
+                  "exporter", "precision", "vanexport_version", "task"}
 
 
 def write_metadata(model_proto, meta: ModelMetadata) -> None:

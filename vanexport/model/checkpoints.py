@@ -1,8 +1,10 @@
 """Reading VAN checkpoints in every layout people have, safely (weights_only=True), into the official key names.
 
 Layouts: official (`.pth.tar`, weights under `state_dict`), weights under `model` or at the top level,
-`module.` prefixes (DataParallel), mmpretrain (`backbone.blocks1...`) and Hugging Face transformers
-(`van.encoder.stages...`).
+`module.` prefixes (DataParallel), mmpretrain (`backbone.blocks1...`), Hugging Face transformers
+(`van.encoder.stages...`), and the segmentation checkpoints of the authors' VAN-Segmentation (mmseg 0.x:
+`backbone.block1...`, `neck.`, `decode_head.`, `auxiliary_head.`) and of mmsegmentation 1.x's projects/van.
+Every layout is renamed to the official backbone names; a dense model's `neck.` and `decode_head.` keys are kept.
 """
 from __future__ import annotations
 
@@ -119,16 +121,61 @@ def _from_mmpretrain(key: str) -> str | None:
     return key
 
 
-LAYOUTS = {"official": lambda k: k, "mmpretrain": _from_mmpretrain, "huggingface": _from_hf}
+# Read in Visual-Attention-Network/VAN-Segmentation at 8285fc7 (van.py, configs/_base_/models/{fpn,upernet}_van.py):
+# the backbone keeps the official names under `backbone.`; the FCN auxiliary head only adds a training loss.
+def _from_mmseg(key: str) -> str | None:
+    if key.startswith(("auxiliary_head.", "data_preprocessor.")):
+        return None
+    return key.removeprefix("backbone.")
+
+
+# mmsegmentation 1.x projects/van/backbones/van.py builds VAN's blocks from MSCAN's (mmseg/models/backbones/mscan.py),
+# whose MLP holds its depthwise conv directly: `mlp.dwconv.weight` for the official `mlp.dwconv.dwconv.weight`.
+def _from_mmseg1(key: str) -> str | None:
+    key = _from_mmseg(key)
+    return None if key is None else re.sub(r"^(block\d+\.\d+\.mlp\.dwconv)\.(weight|bias)$", r"\1.dwconv.\2", key)
+
+
+LAYOUTS = {"official": lambda k: k, "mmpretrain": _from_mmpretrain, "huggingface": _from_hf,
+           "mmseg": _from_mmseg, "mmseg1": _from_mmseg1}
+# The stage LayerNorm's eps each layout was trained with: the official classifier's 1e-6, or nn.LayerNorm's
+# default 1e-5 (mmpretrain; both mmseg backbones build `nn.LayerNorm(embed_dims[i])`).
+_LAYERNORM_EPS = {"mmpretrain": 1e-5, "mmseg": 1e-5, "mmseg1": 1e-5}
+_DENSE_PREFIXES = ("neck.", "decode_head.", "auxiliary_head.")
+
+
+def layernorm_eps(layout: str) -> float:
+    return _LAYERNORM_EPS.get(layout, 1e-6)
 
 
 def detect_layout(sd: dict) -> str:
     keys = list(sd)
     if any(k.startswith("van.encoder.") for k in keys):
         return "huggingface"
+    if any(re.match(r"backbone\.block\d+\.", k) or k.startswith(_DENSE_PREFIXES) for k in keys):
+        if any(re.match(r"backbone\.block\d+\.\d+\.mlp\.dwconv\.weight$", k) for k in keys):
+            return "mmseg1"
+        return "mmseg"
     if any(k.startswith("backbone.") for k in keys):
         return "mmpretrain"
     return "official"
+
+
+def detect_task(sd: dict) -> str:
+    """What an official-named state dict (see to_official) holds, one of model.tasks.TASKS: a classifier, Semantic
+    FPN, UperNet, or only the backbone (features)."""
+    keys = list(sd)
+    if any(k.startswith("decode_head.psp_modules.") for k in keys):
+        return "segment-upernet"
+    if any(k.startswith("decode_head.scale_heads.") for k in keys) and any(k.startswith("neck.") for k in keys):
+        return "segment-fpn"
+    dense = sorted({k.split(".")[0] + "." + k.split(".")[1] for k in keys if k.startswith(("neck.", "decode_head."))})
+    if dense:
+        raise VanexportError(f"the checkpoint's decode head is not one vanexport knows ({', '.join(dense[:4])})",
+                             "vanexport reads VAN with Semantic FPN (FPN neck + FPNHead) or UperNet (UPerHead)")
+    if "head.weight" in sd:
+        return "classify"
+    return "features"
 
 
 def to_official(sd: dict) -> tuple[dict, str]:

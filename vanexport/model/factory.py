@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ..errors import VanexportError
 from ..files import regular_file
 from . import checkpoints
+from .tasks import HEAD_NAMES
 from .variants import Variant, get_variant, variant_from_shapes
 
 DEFAULT_SEED = 0
@@ -53,7 +54,8 @@ def randomize(model, seed: int = DEFAULT_SEED) -> None:
             if isinstance(m, nn.Conv2d):
                 fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
                 m.weight.normal_(0, (2.0 / fan_out) ** 0.5, generator=g)
-                m.bias.uniform_(-0.1, 0.1, generator=g)
+                if m.bias is not None:  # convs followed by BatchNorm (the dense heads') have none
+                    m.bias.uniform_(-0.1, 0.1, generator=g)
             elif isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)):
                 m.weight.uniform_(0.5, 1.5, generator=g)
                 m.bias.uniform_(-0.2, 0.2, generator=g)
@@ -104,8 +106,13 @@ def load_model(variant: str | Variant | None = None, weights: str | None = None,
         sd_hash = checkpoints.weights_sha256(model.state_dict())
         return model, v, WeightsInfo(f"random(seed={seed})", "random", sd_hash, num_classes or 1000)
 
-    path, source = _resolve(weights, variant)
+    path, source = resolve_weights(weights, variant)
     sd, layout = checkpoints.to_official(checkpoints.read_checkpoint(path))
+    task = checkpoints.detect_task(sd)
+    if task.startswith("segment-"):
+        raise VanexportError(f"'{path}' holds {HEAD_NAMES[task]} (a segmentation model), not a classifier",
+                             "`vanexport onnx` exports it; the other steps handle classifiers only so far "
+                             "(docs/segmentation.md)")
     arch = checkpoints.infer_architecture(sd)
     guessed = variant_from_shapes(arch.embed_dims, arch.depths)
     if variant is None:
@@ -121,15 +128,14 @@ def load_model(variant: str | Variant | None = None, weights: str | None = None,
                              f"drop --num-classes or pass --num-classes {arch.num_classes}")
     n = num_classes or arch.num_classes or 1000
     model = create_model(v, n)
-    if layout == "mmpretrain":
-        model.set_layernorm_eps(1e-5)  # mmpretrain's stage LayerNorm eps (official: 1e-6)
+    model.set_layernorm_eps(checkpoints.layernorm_eps(layout))  # mmpretrain's is 1e-5 (official: 1e-6)
     _load_strict(model, sd, v, guessed, path)
     model.eval()
     info = WeightsInfo(source, layout, checkpoints.weights_sha256(model.state_dict()), n, file=str(path))
     return model, v, info
 
 
-def _resolve(weights: str, variant) -> tuple[str, str]:
+def resolve_weights(weights: str, variant) -> tuple[str, str]:
     """(local file, source to record) for `weights`: 'official', a URL or a path, each optionally pinned with
     '#sha256=HEX'. A pinned local file is checked before it is read."""
     from . import download
@@ -149,9 +155,10 @@ def _resolve(weights: str, variant) -> tuple[str, str]:
     return spec, spec
 
 
-def _load_strict(model, sd: dict, v: Variant, guessed: Variant | None, path) -> None:
+def state_dict_mismatch(model, sd: dict) -> str | None:
+    """How `sd` fails to fit `model` exactly (missing, unexpected, wrong-shape keys), or None when it fits.
+    Fills in BatchNorm's step counter where old checkpoints lack it (it has no effect in eval)."""
     expected = model.state_dict()
-    # Old checkpoints may lack BatchNorm's step counter; it has no effect in eval.
     for k in expected:
         if k.endswith("num_batches_tracked") and k not in sd:
             sd[k] = expected[k]
@@ -159,16 +166,21 @@ def _load_strict(model, sd: dict, v: Variant, guessed: Variant | None, path) -> 
     unexpected = [k for k in sd if k not in expected]
     wrong = [f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}"
              for k in expected if k in sd and sd[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        parts = [f"{label} {len(keys)} ({_few(keys)})" for label, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+    parts = [f"{label} {len(keys)} ({_few(keys)})" for label, keys in
+             (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+    return "; ".join(parts) or None
+
+
+def _load_strict(model, sd: dict, v: Variant, guessed: Variant | None, path) -> None:
+    mismatch = state_dict_mismatch(model, sd)
+    if mismatch:
         if guessed is not None and guessed.name != v.name:
             hint = f"the shapes fit VAN-{guessed.name}: pass --variant {guessed.name}"
         elif guessed is None:
             hint = "the file does not match any VAN variant; check it is a VAN checkpoint"
         else:
             hint = "the checkpoint is incomplete or from a modified model"
-        raise VanexportError(f"'{path}' does not fit VAN-{v.name}: " + "; ".join(parts), hint)
+        raise VanexportError(f"'{path}' does not fit VAN-{v.name}: {mismatch}", hint)
     model.load_state_dict(sd, strict=True)
 
 

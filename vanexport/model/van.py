@@ -117,5 +117,17 @@ class VAN(nn.Module):
                 x = x.permute(0, 3, 1, 2)
         return x.mean(dim=(1, 2))  # average over tokens
 
+    def forward_stages(self, x) -> list:
+        """Every stage's output after its LayerNorm, NCHW, at strides 4, 8, 16, 32: what dense heads read
+        (as the authors' segmentation backbone returns them)."""
+        outs = []
+        for i in range(self.num_stages):
+            x = getattr(self, f"patch_embed{i + 1}")(x)
+            for blk in getattr(self, f"block{i + 1}"):
+                x = blk(x)
+            x = getattr(self, f"norm{i + 1}")(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            outs.append(x)
+        return outs
+
     def forward(self, x):
         return self.head(self.forward_features(x))
