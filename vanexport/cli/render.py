@@ -35,7 +35,8 @@ def validation_table(report: dict):
     return t
 
 
-def _rule(tol: dict) -> str:
+def _rule(tol: dict, labelled: bool = True) -> str:
+    """What the verdict checked, and what it could not (a PASS never covers a check that did not run)."""
     rules = []
     if tol.get("check_atol", True):
         rules.append(f"max abs <= {tol['atol']:.0e}" + (f" or max rel <= {tol['rtol']:.0e}" if tol["rtol"] else ""))
@@ -43,13 +44,15 @@ def _rule(tol: dict) -> str:
         rules.append(f"top-1 agreement >= {tol['min_top1_agree']:.1%}")
     if tol.get("min_cosine") is not None:
         rules.append(f"cosine >= {tol['min_cosine']}")
-    if tol.get("max_accuracy_drop") is not None:
+    if tol.get("max_accuracy_drop") is not None and labelled:
         rules.append(f"accuracy drop <= {tol['max_accuracy_drop']} point")
+    elif tol.get("max_accuracy_drop") is not None:
+        rules.append("accuracy drop: not checked (no labelled images: pass --images with class subfolders)")
     return ", ".join(rules)
 
 
 def _verdict(report: dict) -> str:
-    rule = _rule(report["tolerance"])
+    rule = _rule(report["tolerance"], labelled=report.get("accuracy") is not None)
     if report["passed"]:
         agrees = "; Polygraphy agrees" if report["tolerance"].get("check_atol", True) else ""
         return f"[green]PASS[/green] ({report['precision'].upper()}: {rule}{agrees})"

@@ -10,6 +10,7 @@ from . import checkpoints
 from .variants import Variant, get_variant, variant_from_shapes
 
 DEFAULT_SEED = 0
+STATISTICS_SIZE = 224  # input size the random weights' BatchNorm statistics are measured at (see randomize)
 
 
 @dataclass
@@ -63,7 +64,7 @@ def randomize(model, seed: int = DEFAULT_SEED) -> None:
         for name, p in model.named_parameters():
             if "layer_scale" in name:
                 p.uniform_(0.05, 0.3, generator=g)
-        _measure_batchnorm_statistics(model, torch.rand(4, 3, 64, 64, generator=g) * 2 - 1)
+        _measure_batchnorm_statistics(model, torch.rand(2, 3, STATISTICS_SIZE, STATISTICS_SIZE, generator=g) * 2 - 1)
     model.eval()
 
 
