@@ -10,6 +10,7 @@ from . import checkpoints
 from .variants import Variant, get_variant, variant_from_shapes
 
 DEFAULT_SEED = 0
+OFFLINE_MODEL = "python -m vanexport.zoo.digits digits/"  # trains VAN-b0 on scikit-learn's digits, no download
 STATISTICS_SIZE = 224  # input size the random weights' BatchNorm statistics are measured at (see randomize)
 
 
@@ -141,7 +142,11 @@ def _resolve(weights: str, variant) -> tuple[str, str]:
         if not v.checkpoint_url:
             raise VanexportError(f"no official checkpoint URL is known for VAN-{v.name}",
                                  "download its weights yourself and pass --weights PATH")
-        return str(download.download(v.checkpoint_url, pin or v.checkpoint_sha256)), v.checkpoint_url
+        try:
+            return str(download.download(v.checkpoint_url, pin or v.checkpoint_sha256)), v.checkpoint_url
+        except VanexportError as e:  # no network, a proxy, a changed file: the whole journey still runs offline
+            raise VanexportError(e.problem, f"{e.hint}; or follow the journey offline on a VAN trained here: "
+                                 f"{OFFLINE_MODEL} (README.md, 'Offline')") from e
     if download.is_url(spec):
         return str(download.download(spec, pin)), spec
     if pin:
