@@ -35,6 +35,16 @@ def validation_table(report: dict):
     return t
 
 
+def layout_words(layout: str) -> str:
+    """A checkpoint's layout for a person: "official" names the authors' key layout, which a user's own weights
+    have too; printed bare, it read as if they were the official weights."""
+    if layout == "random":
+        return "random weights"
+    if layout == "official":
+        return "the authors' checkpoint layout"
+    return f"{layout} checkpoint layout"
+
+
 def _rule(tol: dict, labelled: bool = True) -> str:
     """What the verdict checked, and what it could not (a PASS never covers a check that did not run)."""
     rules = []
@@ -143,7 +153,7 @@ def render_export(r: dict) -> None:
     c.print(f"VAN-{r['variant']} -> [bold]{r['path']}[/bold] ({_size(r['path'])}, sha256 {r['sha256'][:12]})")
     c.print(f"  input 'input' {shape} float32 -> 'logits' ({w['num_classes']} classes); opset {r['opset']}, "
             f"{r['exporter']} exporter, " + ("simplified" if r["simplified"] else f"not simplified ({r['simplify_note'] or 'off'})"))
-    c.print(f"  weights: {w['source']} ({w['layout']} layout, sha256 {w['sha256'][:12]})"
+    c.print(f"  weights: {w['source']} ({layout_words(w['layout'])}, sha256 {w['sha256'][:12]})"
             + ("  [yellow]random: outputs are meaningless[/yellow]" if w["random"] else ""))
     if r["validation"]:
         c.print(validation_table(r["validation"]))
@@ -334,7 +344,8 @@ def _bundle_lines(c, d: dict) -> None:
     made = d["created_by"].get("vanexport", "?")
     c.print(f"  VAN-{d['variant']}, {d['num_classes']} classes; bundle schema {d['schema_version']}, made by "
             f"vanexport {made} at {d['created_at'] or '?'}; every file checked against manifest.json")
-    c.print(f"  weights {w.get('source', '?')} ({w.get('layout', '?')}, sha256 {str(w.get('sha256'))[:12]})")
+    c.print(f"  weights {w.get('source', '?')} ({layout_words(w.get('layout', '?'))}, "
+            f"sha256 {str(w.get('sha256'))[:12]})")
     c.print(f"  input '{d['input']['name']}' {_shape(d['input']['shape'])} float32; resize {pre.get('resize_size')}, "
             f"crop {pre.get('input_size')}, mean {pre.get('mean')}, std {pre.get('std')}; labels: "
             f"{d['labels']['count']} from {d['labels']['source']}")
