@@ -33,7 +33,7 @@ def b0():
 
 def run_order(item) -> int:
     """The digits model's own tests first, then the tests that do not need the model, then those that do. In a
-    parallel run the first worker trains the model (about a minute on a cold machine) while the other works through
+    parallel run the first worker trains the model (0.5 to 1.5 min on a cold machine) while the other works through
     tests that do not need it; in collection order the other worker met a test that needs the model after 75 s and
     waited 20 s for it."""
     if not item.get_closest_marker("digits"):

@@ -52,7 +52,7 @@ def test_onnx_report_shows_the_validation_table(run, tmp_path):
     (["quantize", "{tmp}/absent.onnx", "--int8", "--calib", "{tmp}"], "model file '{tmp}/absent.onnx' not found"),
     (["quantize", "{tmp}/absent.onnx", "--precision", "int8"], "INT8 needs calibration images"),
     (["quantize", "{tmp}/absent.onnx", "--precision", "fp16", "--calib", "{tmp}"],
-     "--calib cannot be used with --precision fp16"),
+     "--calib only applies to INT8: drop it, or pass --precision int8"),
     (["quantize", "{tmp}/absent.onnx", "--calib", "{tmp}", "--keep-fp32", "Gemm"],
      "--keep-fp32 cannot be used with --precision int8"),
     (["quantize", "{tmp}/absent.onnx", "--precision", "int8", "--fp16"], "--precision int8 and --fp16 contradict"),

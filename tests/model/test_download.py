@@ -145,3 +145,14 @@ def test_hub_files_go_through_huggingface_hub(hub, monkeypatch):
         download.download(url.replace("van_tiny", "van_small"))
     with pytest.raises(VanexportError, match="not the pinned"):
         download.download(url, sha256="0" * 64)
+
+
+def test_official_weights_that_cannot_be_fetched_point_to_the_offline_model(monkeypatch):
+    """`--weights official` without the network: the error says how to follow the journey offline."""
+    from vanexport.model.factory import load_model
+
+    monkeypatch.setenv("VANEXPORT_OFFLINE", "1")
+    for variant in ("b0", "b4"):  # the Hub (b0-b3) and a plain URL (b4)
+        with pytest.raises(VanexportError, match=r"offline mode.*python -m vanexport\.zoo\.digits digits/") as e:
+            load_model(variant, "official")
+        assert str(e.value).count("\n") == 0

@@ -61,14 +61,34 @@ def test_random_weights_are_deterministic_and_batchnorm_stats_are_not_defaults(b
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
-def test_random_weights_stay_finite_in_every_variant(name):
-    """Deep variants (b6: 90 blocks in stage 3) must not overflow through the gating multiply."""
+def test_random_weights_give_finite_varied_outputs_in_every_variant(name):
+    """Deep variants (b6: 90 blocks in stage 3) must not overflow through the gating multiply, nor collapse to
+    one output whatever the image: finite logits that differ across classes and across the images of a batch."""
     model = create_model(name)
     from vanexport.model.factory import randomize
 
     randomize(model, 0)
     with torch.no_grad():
-        out = model(torch.rand(1, 3, 64, 64) * 2 - 1)
+        out = model(torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1)
+    assert torch.isfinite(out).all() and 0.1 < out.abs().max() < 100
+    assert out.std(dim=1).min() > 1e-2  # not constant over the classes
+    assert out.std(dim=0).mean() > 1e-3  # the two images give different logits
+
+
+@pytest.mark.slow
+def test_random_weights_stay_finite_above_the_default_size_in_the_deepest_variant():
+    """b6 (90 blocks in stage 3) gave NaN at 384x384 with statistics measured at 224 and layer scales as in b0."""
+    model, _, _ = load_model("b6", None, quiet=True)
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 384, 384, generator=torch.Generator().manual_seed(1)) * 2 - 1)
+    assert torch.isfinite(out).all() and 0.1 < out.abs().max() < 100
+
+
+def test_random_weights_stay_finite_at_the_default_size():
+    """b4 (40 blocks in stage 3) gave NaN at 224x224 when its BatchNorm statistics were measured at 64x64."""
+    model, _, _ = load_model("b4", None, quiet=True)
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(1)) * 2 - 1)
     assert torch.isfinite(out).all() and 0.1 < out.abs().max() < 100
 
 

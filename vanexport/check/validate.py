@@ -53,12 +53,23 @@ def validate_onnx(path, weights=None, images=None, atol=None, rtol=None, seed: i
     model = reference if reference is not None else reference_model(meta, weights)
     tol = with_overrides(TOLERANCES[meta.precision], atol, rtol)
     groups = check_groups(meta, images, seed, static_batch=meta.static_batch, progress=progress)
+    reference_must_be_finite(model, groups, meta)
     backend = OnnxRuntimeBackend(path)
     backend.check_matches(meta, path.name)
     report = compare(backend, model, groups, tol, str(path), output_name=meta.output_name, progress=progress,
                      description=_checking(meta.precision, images, "ONNX Runtime CPU"))
     report.notes += _calibration_notes(meta, images)
     return report
+
+
+def reference_must_be_finite(model, groups, meta) -> None:
+    """The first check batch through PyTorch before anything else (kept: the comparison does not run it again)."""
+    from ..model.reference import check_finite
+    from ..runtime.torch_backend import TorchBackend
+    from .compare import ReferenceOutputs
+
+    check_finite(ReferenceOutputs(TorchBackend(model))(groups[0].batches[0]), meta.weights_source,
+                 "validate the file against other weights (--weights)")
 
 
 def _checking(precision: str, images, runtime: str) -> str:
@@ -97,6 +108,7 @@ def validate_plan(plan_path, weights: str | None = None, images: str | None = No
     if not groups:
         raise VanexportError(f"no check inputs fit the engine's profile ({backend.profile})",
                              "pass --images at a size the engine takes")
+    reference_must_be_finite(model, groups, meta)
     runtime = f"TensorRT {manifest.tensorrt.version} on {backend.gpu.name}"
     report = compare(backend, model, groups, tol, str(plan_path), output_name=meta.output_name, runtime=runtime,
                      progress=progress, description=_checking(manifest.precision, images, runtime))

@@ -68,6 +68,15 @@ def one_line(e: BaseException) -> tuple[str, int]:
     return f"internal error: {type(e).__name__}: {first} (rerun with --debug for the traceback)", 1
 
 
+def usage_error_exit(e: click.UsageError):
+    """click's own usage errors (a bad flag, a missing option, a file where a folder belongs) in the project's
+    one-line form `error: what: what to do`, exit code 2."""
+    command = f" {e.ctx.command_path.partition(' ')[2]}" if e.ctx is not None and e.ctx.parent is not None else ""
+    what = " ".join(e.format_message().split()).rstrip(".")
+    click.echo(printable(f"error: {what}: see 'vanexport{command} --help'"), err=True)
+    sys.exit(2)
+
+
 class _Group(click.Group):
     """Turns every failure into one line on stderr: exit code 2 for user and machine problems, 1 for internal
     errors (a traceback only with --debug); SIGTERM and Ctrl-C clean up and say so. Lists commands in JOURNEY
@@ -77,6 +86,12 @@ class _Group(click.Group):
         names = super().list_commands(ctx)
         return [n for n in JOURNEY if n in names] + [n for n in names if n not in JOURNEY]
 
+    def parse_args(self, ctx, args):
+        try:  # the group's own flags (`vanexport --bogus`): parsed before invoke
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            usage_error_exit(e)
+
     def invoke(self, ctx):
         _route_warnings()
         debug = ctx.meta.get("vanexport.debug") or os.environ.get("VANEXPORT_DEBUG", "") not in ("", "0")
@@ -84,10 +99,8 @@ class _Group(click.Group):
         previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
         try:
             return super().invoke(ctx)
-        except click.UsageError as e:  # a bad flag or value: one line too, with where to look
-            command = f" {e.ctx.info_name}" if e.ctx is not None and e.ctx.parent is not None else ""
-            click.echo(printable(f"error: {e.format_message()} (see 'vanexport{command} --help')"), err=True)
-            sys.exit(2)
+        except click.UsageError as e:  # a command's bad flag or value
+            usage_error_exit(e)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # click's own: --help, --version
         except KeyboardInterrupt as e:
@@ -176,6 +189,36 @@ def precision_option(choices: tuple[str, ...], default: str | None, help_text: s
     return decorate
 
 
+CALIB_METAVAR = "DIR|NPZ"  # every --calib takes a folder of images or an .npz of preprocessed batches
+
+
+def calib_only_for_int8(calib, num_calib, int8: bool, how: str) -> None:
+    """The one rule for --calib / --num-calib where no INT8 file is made: an error, never silently ignored."""
+    given = [flag for flag, value in (("--calib", calib), ("--num-calib", num_calib)) if value is not None]
+    if given and not int8:
+        them = len(given) > 1
+        raise VanexportError(f"{' and '.join(given)} only apply to INT8" if them else f"{given[0]} only applies to INT8",
+                             f"drop {'them' if them else 'it'}, or {how}")
+
+
+def renamed_option(old: str, new: str, dest: str, default):
+    """`old`, a flag's former spelling, kept working as a hidden alias of `new` (stored in `dest`); the new flag's
+    option must have default None: `default` applies when neither is given."""
+    old_dest = "renamed_" + dest
+
+    def decorate(f):
+        @functools.wraps(f)
+        def command(*args, **kwargs):
+            value, old_value = kwargs.pop(dest), kwargs.pop(old_dest)
+            if value is not None and old_value is not None and value != old_value:
+                raise VanexportError(f"{new} {value} and {old} {old_value} contradict each other", f"pass only {new}")
+            kwargs[dest] = next((v for v in (value, old_value) if v is not None), default)
+            return f(*args, **kwargs)
+
+        return click.option(old, old_dest, hidden=True, type=int)(command)
+    return decorate
+
+
 def _finish(result, as_json: bool, render, failed: bool = False) -> None:
     """Warnings and notes on stderr, the record (or its report) on stdout; exit 1 when the verdict failed."""
     for w in getattr(result, "warnings", None) or []:
@@ -252,7 +295,8 @@ def onnx(variant, weights, num_classes, task, img_size, batch, dynamic_batch, dy
               "without it). With MODEL: the weights it was exported from, for validation.")
 @precision_option(("fp32", "fp16", "int8"), None, "Engine precision; FP16 and INT8 are built from the FP16 / Q/DQ "
                   "INT8 ONNX made first (INT8 needs --calib) [default: the ONNX file's own].")
-@click.option("--calib", type=click.Path(file_okay=False), help="Calibration images for --precision int8.")
+@click.option("--calib", type=click.Path(), metavar=CALIB_METAVAR, help="Calibration images (folder) or .npz for "
+              "--precision int8.")
 @click.option("--num-calib", type=int, help="Calibration images to use [default: all, up to 256].")
 @click.option("--min-batch", type=int, help="Smallest batch the engine takes [default: 1].")
 @click.option("--opt-batch", type=int, help="Batch TensorRT tunes for [default: 8].")
@@ -298,6 +342,8 @@ def trt(model, variant, weights, precision, calib, num_calib, min_batch, opt_bat
       vanexport trt engines/van_b0_224.onnx --precision fp32 --max-batch 8 --hw-compat ampere+
       vanexport trt --bundle van_b0_bundle.tar.gz --precision fp16   # on the device
     """
+    if precision is not None:
+        calib_only_for_int8(calib, num_calib, precision == "int8", "pass --precision int8")
     from .render import render_trt
     from ..pipeline import export_trt
     from ..trt.settings import BuildSettings
@@ -383,7 +429,8 @@ def _int_list(text: str, flag: str) -> list[int]:
 @click.option("--seconds", type=float, help="Time each row for this long, at least 10 calls [default: 2].")
 @click.option("--threads", type=int, help="CPU threads for PyTorch and ONNX Runtime [default: each library's own].")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Only rows on this device [default: both].")
-@click.option("--calib", type=click.Path(), help="Calibration images (folder) for the INT8 rows.")
+@click.option("--calib", type=click.Path(), metavar=CALIB_METAVAR, help="Calibration images (folder) or .npz for "
+              "the INT8 rows.")
 @click.option("--num-calib", type=int, help="Calibration images to use [default: all, up to 256].")
 @click.option("--images", type=click.Path(file_okay=False), help="Images every row's fidelity is measured on; class "
               "subfolders (0/, 1/ ... or one per class) add accuracy [default: 64 crops of the sample photos].")
@@ -417,6 +464,8 @@ def bench(variants, weights, num_classes, backends, precisions, batches, img_siz
         check_output_path(path)
     if plot_path:
         check_plot_path(plot_path)
+    if precisions is not None:
+        calib_only_for_int8(calib, num_calib, "int8" in precisions.lower().split(","), "add int8 to --precision")
     names = [v for arg in variants for v in arg.split(",") if v.strip()]
     report = benchmark(names, weights, backends=backends, precisions=precisions, batches=_int_list(batches, "--batch"),
                        img_size=img_size, warmup=warmup, iters=iters,
@@ -424,6 +473,9 @@ def bench(variants, weights, num_classes, backends, precisions, batches, img_siz
                        calib=calib, num_calib=num_calib, images=images, num_classes=num_classes, seed=seed,
                        progress=_progress())
     record = report.to_dict()
+    if json_path == "-":  # the table lists them; with the JSON on stdout they go to stderr too
+        for w in record["warnings"]:
+            click.echo(f"warning: {w}", err=True)
     for path, write in ((json_path, write_json), (csv_path, write_csv), (plot_path, write_plot)):
         if path and path != "-":
             write(record, path)
@@ -442,7 +494,8 @@ def bench(variants, weights, num_classes, backends, precisions, batches, img_siz
               "`vanexport onnx`) instead of exporting.")
 @click.option("--precision", default="fp32", show_default=True, metavar="LIST",
               help="Comma-separated precisions: fp32,fp16,int8 (FP32 is always included).")
-@click.option("--calib", type=click.Path(file_okay=False), help="Calibration images for INT8.")
+@click.option("--calib", type=click.Path(), metavar=CALIB_METAVAR, help="Calibration images (folder) or .npz for "
+              "INT8.")
 @click.option("--num-calib", type=int, help="Calibration inputs for INT8 [default: all, up to 256].")
 @click.option("--images", type=click.Path(file_okay=False), help="Held-out images to validate every precision on "
               "[default: random batches and sample photos].")
@@ -467,6 +520,7 @@ def bundle(variant, weights, model, precision, calib, num_calib, images, engines
     Example:
       vanexport bundle --variant b0 --weights official --precision fp32,fp16 -o van_b0_bundle.tar.gz
     """
+    calib_only_for_int8(calib, num_calib, "int8" in precision.lower().split(","), "add int8 to --precision")
     from .render import render_bundle
     from ..ship.bundle import make_bundle
 
@@ -552,7 +606,8 @@ def triton(bundle_path, output, name, precision, max_batch, instances, cpu, max_
               help="nvinfer config file (labels and ONNX are written beside it).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]),
               help="network-mode and ONNX file [default: fp16 if bundled, else fp32].")
-@click.option("--batch-size", type=int, default=1, show_default=True, help="nvinfer batch-size.")
+@click.option("--batch", "batch_size", type=int, help="nvinfer batch-size [default: 1].")
+@renamed_option("--batch-size", "--batch", "batch_size", 1)
 @click.option("--threshold", type=float, default=0.0, show_default=True, help="classifier-threshold: the probability "
               "a top-1 must exceed to be reported (0: every frame or object gets its top-1).")
 @click.option("--gpu-id", type=int, default=0, show_default=True, help="gpu-id.")
@@ -614,6 +669,7 @@ def _convert(model, precision, options: dict, images, weights, no_validate, outp
     """`quantize` (and its old spelling `fp16`): the conversion, checked against PyTorch, and its report."""
     from .render import render_precision
 
+    calib_only_for_int8(options.get("calib"), options.get("num_calib"), precision == "int8", "pass --precision int8")
     wrong = _INT8_OPTIONS if precision == "fp16" else _FP16_OPTIONS
     given = [k for k in wrong if options.get(k) not in (None, False, ())]
     if given:
@@ -641,7 +697,7 @@ def _convert(model, precision, options: dict, images, weights, no_validate, outp
 @click.argument("model", type=click.Path(dir_okay=False))
 @precision_option(("fp16", "int8"), "int8", "FP16: a mixed FP16 graph (LayerNorm kept in FP32). INT8: a Q/DQ graph "
                   "calibrated on --calib.")
-@click.option("--calib", type=click.Path(), metavar="DIR|NPZ", help="INT8: calibration images (recursive, class "
+@click.option("--calib", type=click.Path(), metavar=CALIB_METAVAR, help="INT8: calibration images (recursive, class "
               "subfolders allowed) or an .npz of preprocessed batches.")
 @click.option("--num-calib", type=int, help="INT8: calibration inputs to use [default: all, up to 256].")
 @click.option("--method", type=click.Choice(["entropy", "max", "percentile"]), default=None,
@@ -685,7 +741,8 @@ def fp16(model, keep_fp32, fp16_layernorm, fp16_io, images, weights, no_validate
 @click.argument("model", type=click.Path(dir_okay=False))
 @precision_option(("fp16", "int8"), "int8", "What to analyse: INT8 (recommends --exclude) or FP16 (recommends "
                   "--keep-fp32).")
-@click.option("--calib", type=click.Path(), metavar="DIR|NPZ", help="Calibration images or .npz (needed for INT8).")
+@click.option("--calib", type=click.Path(), metavar=CALIB_METAVAR, help="Calibration images or .npz (needed for "
+              "INT8).")
 @click.option("--images", type=click.Path(file_okay=False),
               help="Held-out images to measure on [default: the --calib folder, which flatters INT8].")
 @click.option("--mode", type=click.Choice(["only", "leave-out"]), default="only", show_default=True,
@@ -706,6 +763,7 @@ def sensitivity(model, precision, calib, images, mode, depth, num_calib, method,
     Example:
       vanexport sensitivity engines/van_b0_224.onnx --calib calib/ --images heldout/
     """
+    calib_only_for_int8(calib, num_calib, precision == "int8", "pass the images to measure FP16 on with --images")
     from .render import render_sensitivity
     from ..precision.sensitivity import sensitivity as run_sensitivity
 

@@ -71,7 +71,18 @@ def validation_table(report: dict):
     return t
 
 
-def _rule(tol: dict) -> str:
+def layout_words(layout: str) -> str:
+    """A checkpoint's layout for a person: "official" names the authors' key layout, which a user's own weights
+    have too; printed bare, it read as if they were the official weights."""
+    if layout == "random":
+        return "random weights"
+    if layout == "official":
+        return "the authors' checkpoint layout"
+    return f"{layout} checkpoint layout"
+
+
+def _rule(tol: dict, labelled: bool = True) -> str:
+    """What the verdict checked, and what it could not (a PASS never covers a check that did not run)."""
     rules = []
     if tol.get("check_atol", True):
         rules.append(f"max abs <= {tol['atol']:.0e}" + (f" or max rel <= {tol['rtol']:.0e}" if tol["rtol"] else ""))
@@ -79,15 +90,17 @@ def _rule(tol: dict) -> str:
         rules.append(f"top-1 agreement >= {tol['min_top1_agree']:.1%}")
     if tol.get("min_cosine") is not None:
         rules.append(f"cosine >= {tol['min_cosine']}")
-    if tol.get("max_accuracy_drop") is not None:
+    if tol.get("max_accuracy_drop") is not None and labelled:
         rules.append(f"accuracy drop <= {tol['max_accuracy_drop']} point")
+    elif tol.get("max_accuracy_drop") is not None:
+        rules.append("accuracy drop: not checked (no labelled images: pass --images with class subfolders)")
     return ", ".join(rules)
 
 
 def _verdict(report: dict):
     from rich.text import Text
 
-    rule = _rule(report["tolerance"])
+    rule = _rule(report["tolerance"], labelled=report.get("accuracy") is not None)
     if report["passed"]:
         agrees = "; Polygraphy agrees" if report["tolerance"].get("check_atol", True) else ""
         return Text.assemble(_passed(True), printable(f" ({report['precision'].upper()}: {rule}{agrees})"))
@@ -180,7 +193,7 @@ def render_export(r: dict) -> None:
             sep="")
     c.print(f"  input 'input' {shape} float32 -> 'logits' ({w['num_classes']} classes); opset {r['opset']}, "
             f"{r['exporter']} exporter, " + ("simplified" if r["simplified"] else f"not simplified ({r['simplify_note'] or 'off'})"))
-    c.print(f"  weights: {w['source']} ({w['layout']} layout, sha256 {w['sha256'][:12]})",
+    c.print(f"  weights: {w['source']} ({layout_words(w['layout'])}, sha256 {w['sha256'][:12]})",
             *(["  ", styled("random: outputs are meaningless", "yellow")] if w["random"] else []), sep="")
     if r["validation"]:
         c.print(validation_table(r["validation"]))
@@ -372,7 +385,8 @@ def _bundle_lines(c, d: dict) -> None:
             f"vanexport {made} at {d['created_at'] or '?'}; every file checked against manifest.json")
     if d.get("checks"):
         c.print("  verified: " + "; ".join(d["checks"]), markup=False)
-    c.print(f"  weights {w.get('source', '?')} ({w.get('layout', '?')}, sha256 {str(w.get('sha256'))[:12]})")
+    c.print(f"  weights {w.get('source', '?')} ({layout_words(w.get('layout', '?'))}, "
+            f"sha256 {str(w.get('sha256'))[:12]})")
     c.print(f"  input '{d['input']['name']}' {_shape(d['input']['shape'])} float32; resize {pre.get('resize_size')}, "
             f"crop {pre.get('input_size')}, mean {pre.get('mean')}, std {pre.get('std')}; labels: "
             f"{d['labels']['count']} from {d['labels']['source']}")

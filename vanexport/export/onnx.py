@@ -21,6 +21,7 @@ from ..model.variants import DEFAULT_VARIANT, check_fits_in_memory, check_img_si
 
 SUPPORTED_OPSETS = range(17, 21)  # 17: one LayerNormalization op (TensorRT's normalisation layer); 20: Gelu op
 EXPORTERS = ("torchscript", "dynamo")
+DYNAMO_MIN_OPSET = 18  # asked for 17, the dynamo exporter writes 18 after the whole export (its converter gives up)
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 FOLDED = "folded"  # metadata "form" of the deploy form (export/fold.py); faithful files have no "form"
 
@@ -79,6 +80,9 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
                              "(17+ keeps LayerNorm one op, which TensorRT needs for FP16)")
     if exporter not in EXPORTERS:
         raise VanexportError(f"unknown exporter '{exporter}'", f"choose one of {', '.join(EXPORTERS)}")
+    if exporter == "dynamo" and opset < DYNAMO_MIN_OPSET:  # refused before loading or exporting anything
+        raise VanexportError(f"the dynamo exporter writes opset {DYNAMO_MIN_OPSET} or newer, not {opset}",
+                             f"pass --opset {DYNAMO_MIN_OPSET} with --exporter dynamo, or use --exporter torchscript")
     if batch is not None and batch < 1:
         raise VanexportError(f"batch size {batch} is not positive", "pass --batch 1 or more, or --dynamic-batch")
     if variant is not None:
@@ -123,6 +127,10 @@ def export_onnx(variant: str | None = None, weights: str | None = None, *, num_c
         from .fold import fold_van
 
         exported = fold_van(model)
+    if validate:
+        check_preprocess = v.preprocessing if task == "classify" else \
+            SegmentationPreprocessing(input_size=img_size).square(img_size)
+        _check_reference_is_finite(model, img_size, batch, dynamic_hw, check_preprocess, info, seed, step)
     step(f"exporting VAN-{v.name}{_what(task)} to ONNX (opset {opset}, {exporter} exporter)")
     proto, input_shape, dynamic_axes = _torch_export(exported, img_size, batch, dynamic_hw, opset, exporter,
                                                      spatial_output=task != "classify")
@@ -207,17 +215,37 @@ def _check_task_export(task: str, fold: bool, dynamic_hw: bool) -> None:
                              "drop --dynamic-hw and export one file per --img-size")
 
 
+def _check_reference_is_finite(model, img_size, batch, dynamic_hw, preprocessing, info, seed, step) -> None:
+    """Before exporting: the first check batch through PyTorch (kept, so validation does not run it again)."""
+    from ..check.compare import ReferenceOutputs
+    from ..check.inputs import default_input_groups
+    from ..model.reference import check_finite
+    from ..runtime.torch_backend import TorchBackend
+
+    step("running the PyTorch reference on the first check batch")
+    shape = _input_shape(img_size, batch, dynamic_hw)
+    first = default_input_groups(shape, img_size, preprocessing, seed=seed)[0].batches[0]
+    check_finite(ReferenceOutputs(TorchBackend(model))(first), info.source,
+                 "use other weights (--weights); nothing was exported")
+
+
+def _dynamic_axes(batch: int | None, dynamic_hw: bool) -> dict:
+    return {**({0: "batch"} if batch is None else {}), **({2: "height", 3: "width"} if dynamic_hw else {})}
+
+
+def _input_shape(img_size: int, batch: int | None, dynamic_hw: bool) -> list:
+    """The input shape as ONNX records it: a name for each dynamic axis."""
+    axes = _dynamic_axes(batch, dynamic_hw)
+    return [axes.get(i, d) for i, d in enumerate((batch or 1, 3, img_size, img_size))]
+
+
 def _torch_export(model, img_size: int, batch: int | None, dynamic_hw: bool, opset: int, exporter: str,
                   spatial_output: bool = False):
     import onnx
     import torch
 
-    dynamic_axes = {}
-    if batch is None:
-        dynamic_axes[0] = "batch"
-    if dynamic_hw:
-        dynamic_axes.update({2: "height", 3: "width"})
-    shape = [dynamic_axes.get(i, d) for i, d in enumerate((batch or 1, 3, img_size, img_size))]
+    dynamic_axes = _dynamic_axes(batch, dynamic_hw)
+    shape = _input_shape(img_size, batch, dynamic_hw)
     # Trace at batch 2 when the batch is dynamic, so no size-1 special case gets baked into the graph.
     example = torch.zeros(batch or 2, 3, img_size, img_size)
     out_axes = {0: "batch"} if batch is None else {}

@@ -11,6 +11,9 @@ from .tasks import HEAD_NAMES
 from .variants import Variant, get_variant, variant_from_shapes
 
 DEFAULT_SEED = 0
+OFFLINE_MODEL = "python -m vanexport.zoo.digits digits/"  # trains VAN-b0 on scikit-learn's digits, no download
+SHALLOW_STAGE = 5  # blocks in a stage whose random layer scales are not scaled down (b0-b1 have at most 5)
+STATISTICS_SIZE = 224  # input size the random weights' BatchNorm statistics are measured at (see randomize)
 
 
 @dataclass
@@ -44,6 +47,11 @@ def randomize(model, seed: int = DEFAULT_SEED) -> None:
     layer scale 1e-2) a BatchNorm or branch mistake would hide below tolerance. BatchNorm running statistics are
     measured on a seeded random batch (as training would leave them, per channel, far from mean 0 / var 1): with
     made-up statistics the activations of deep variants grow through the `u * attn` gating until they overflow.
+    They are measured at 224x224, the default size: measured at 64x64, where stage 3's dilated 7x7 sees mostly
+    padding, they undercounted what larger inputs give, and b4 and b6 gave NaN at 224. Smaller inputs than the
+    measured size give smaller activations, which only damps the gating; larger ones give somewhat larger ones, which
+    the 90 gated blocks of b6's stage 3 amplified to NaN at 384 until the layer scales of deep stages were scaled by
+    sqrt(SHALLOW_STAGE / depth). Seen finite: b0-b6 at 32x32, b3-b6 at 224 and 384, b6 at 512.
     """
     import torch
     from torch import nn
@@ -63,9 +71,10 @@ def randomize(model, seed: int = DEFAULT_SEED) -> None:
                 m.weight.normal_(0, m.in_features ** -0.5, generator=g)
                 m.bias.uniform_(-0.1, 0.1, generator=g)
         for name, p in model.named_parameters():
-            if "layer_scale" in name:
-                p.uniform_(0.05, 0.3, generator=g)
-        _measure_batchnorm_statistics(model, torch.rand(4, 3, 64, 64, generator=g) * 2 - 1)
+            if "layer_scale" in name:  # smaller in deep stages: the sum of their branches stays the same size
+                depth = len(getattr(model, name.split(".")[0]))
+                p.uniform_(0.05, 0.3, generator=g).mul_(min(1.0, (SHALLOW_STAGE / depth) ** 0.5))
+        _measure_batchnorm_statistics(model, torch.rand(2, 3, STATISTICS_SIZE, STATISTICS_SIZE, generator=g) * 2 - 1)
     model.eval()
 
 
@@ -146,7 +155,11 @@ def resolve_weights(weights: str, variant) -> tuple[str, str]:
         if not v.checkpoint_url:
             raise VanexportError(f"no official checkpoint URL is known for VAN-{v.name}",
                                  "download its weights yourself and pass --weights PATH")
-        return str(download.download(v.checkpoint_url, pin or v.checkpoint_sha256)), v.checkpoint_url
+        try:
+            return str(download.download(v.checkpoint_url, pin or v.checkpoint_sha256)), v.checkpoint_url
+        except VanexportError as e:  # no network, a proxy, a changed file: the whole journey still runs offline
+            raise VanexportError(e.problem, f"{e.hint}; or follow the journey offline on a VAN trained here: "
+                                 f"{OFFLINE_MODEL} (README.md, 'Offline')") from e
     if download.is_url(spec):
         return str(download.download(spec, pin)), spec
     if pin:

@@ -54,3 +54,16 @@ def reference_model(meta, weights: str | None = None):
                              "pass the checkpoint used at export time")
     remember(model, meta.variant, meta.num_classes, info.sha256)
     return model
+
+
+def check_finite(logits, weights: str, what_to_do: str) -> None:
+    """Refuse a PyTorch reference that gives NaN or infinite logits: every comparison with it would blame the
+    exported file (a "mismatch", an onnxsim or opset hint) for what the weights themselves do."""
+    import numpy as np
+
+    bad = ~np.isfinite(np.asarray(logits)).all(axis=tuple(range(1, np.ndim(logits))))
+    if bad.any():
+        kind = "NaN" if np.isnan(logits).any() else "infinite"
+        raise VanexportError(f"PyTorch itself gives {kind} logits ({int(bad.sum())} of {len(bad)} inputs tried): "
+                             f"the weights ({weights}) overflow in float32 or are broken, so nothing can be checked "
+                             "against them", what_to_do)

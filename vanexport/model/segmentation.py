@@ -125,7 +125,7 @@ def _chosen_task(task: str | None, found: str, path) -> str:
     if task == "features":
         return task
     raise VanexportError(f"--task {task} but '{path}' holds {HEAD_NAMES.get(found, 'a classifier')}",
-                         f"drop --task (the checkpoint says what it is) or pass --task features for its backbone")
+                         "drop --task (the checkpoint says what it is) or pass --task features for its backbone")
 
 
 def _variant_for(sd: dict, variant, path) -> Variant:
