@@ -375,7 +375,7 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
     aim = resolve_target("deepstream", target)
     out = check_output_path(output)
     if batch_size < 1:
-        raise VanexportError(f"--batch-size {batch_size} is not positive", "pass 1 or more")
+        raise VanexportError(f"--batch {batch_size} is not positive", "pass 1 or more")
     if gpu_id < 0:
         raise VanexportError(f"--gpu-id {gpu_id} is negative", "pass 0 or more (a CUDA device number)")
     if not 0.0 <= threshold <= 1.0:
@@ -407,7 +407,7 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
     dtype = _io_dtype(src, facts.input_name, facts.output_name, crop)
     shape = facts.input_shape  # None for a dynamic axis
     if isinstance(shape[0], int) and batch_size != shape[0]:
-        raise VanexportError(f"the ONNX file has a static batch of {shape[0]}", f"pass --batch-size {shape[0]}")
+        raise VanexportError(f"the ONNX file has a static batch of {shape[0]}", f"pass --batch {shape[0]}")
     if not all(isinstance(d, int) for d in shape[1:]):
         raise VanexportError("the ONNX file has dynamic height/width; nvinfer needs fixed infer-dims",
                              "bundle a model exported without --dynamic-hw")
