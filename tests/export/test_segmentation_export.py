@@ -54,7 +54,7 @@ def test_onnx_exports_the_checkpoints_semantic_fpn_with_no_flag(fpn_checkpoint, 
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
     assert ours.shape == ref.shape == (2, 150, 16, 16)
-    assert np.abs(ours - ref).max() < 1e-4 and agreement(ours, ref) >= 0.999
+    assert np.abs(ours - ref).max() < 1e-5 * np.abs(ref).max() + 1e-4 and agreement(ours, ref) >= 0.999  # float32
 
 
 def test_a_dynamic_hw_export_follows_the_input_size(fpn_checkpoint, tmp_path):
@@ -71,7 +71,7 @@ def test_a_dynamic_hw_export_follows_the_input_size(fpn_checkpoint, tmp_path):
 
     declared = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_outputs()[0].shape
     assert declared == ["batch", 150, "out_height", "out_width"]
-    assert np.abs(ours - ref).max() < 1e-4 and agreement(ours, ref) >= 0.999
+    assert np.abs(ours - ref).max() < 1e-5 * np.abs(ref).max() + 1e-4 and agreement(ours, ref) >= 0.999  # float32
 
 
 def test_upernet_exports_at_a_size_its_pool_scales_do_not_divide(tmp_path):
@@ -87,7 +87,7 @@ def test_upernet_exports_at_a_size_its_pool_scales_do_not_divide(tmp_path):
     ours = onnx_logits(out, x)
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
-    assert np.abs(ours - ref).max() < 1e-4 and agreement(ours, ref) >= 0.999
+    assert np.abs(ours - ref).max() < 1e-5 * np.abs(ref).max() + 1e-4 and agreement(ours, ref) >= 0.999  # float32
     r = run("onnx", "--weights", ckpt, "--img-size", 64, "--dynamic-hw", "-o", tmp_path / "dyn.onnx")
     assert r.exit_code == 2 and "UperNet exports at a fixed size only" in r.stderr
 

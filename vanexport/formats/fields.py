@@ -154,3 +154,38 @@ def class_names(text: str, what: str = "the labels file") -> list[str]:
     for i, line in enumerate(lines):
         class_name(line, f"{what} line {i + 1}")
     return lines
+
+
+# A segmentation model's transform (model.tasks.SegmentationPreprocessing): mmseg's, on the 0-255 scale.
+_SEGMENTATION_FIXED = {"color": "RGB", "layout": "NCHW", "scale": "0-255",
+                       "logits_resize": "bilinear, align_corners=False"}
+
+
+def segmentation_preprocessing(d, what: str = "preprocessing") -> dict:
+    """The whole-image transform a segmentation record declares, every value in the range it can use."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{what} is not a JSON object")
+    numbers = {"input_size": (32, 4096), "short_side": (32, 8192), "long_side_max": (32, 16384),
+               "size_divisor": (1, 128)}
+    for key, (low, high) in numbers.items():
+        if key not in d:
+            raise ValueError(f"{what} has no '{key}'")
+        whole_number(d[key], f"{what}.{key}", low, high)
+    if d["input_size"] % 32 or d["long_side_max"] < d["short_side"]:
+        raise ValueError(f"{what}: input_size is not a multiple of 32, or long_side_max is below short_side")
+    if d.get("interpolation") not in INTERPOLATIONS:
+        raise ValueError(f"{what}.interpolation {str(d.get('interpolation'))[:40]!r} is not one of "
+                         f"{', '.join(INTERPOLATIONS)}")
+    for key, low in (("mean", 0.0), ("std", 2.55)):  # 0-255 scale: a std below 2.55 is 0.01 on the 0-1 scale
+        values = d.get(key)
+        if not isinstance(values, list) or len(values) != 3:
+            raise ValueError(f"{what}.{key} is not a list of 3 numbers (R, G, B)")
+        for i, v in enumerate(values):
+            finite_number(v, f"{what}.{key}[{i}]", low, 255.0)
+    for key, value in _SEGMENTATION_FIXED.items():
+        if key in d and d[key] != value:
+            raise ValueError(f"{what}.{key} {str(d[key])[:40]!r} is not {value!r}")
+    unknown = sorted(set(d) - {*numbers, "interpolation", "mean", "std", *_SEGMENTATION_FIXED})
+    if unknown:
+        raise ValueError(f"{what} has the unknown key {str(unknown[0])[:40]!r}")
+    return d

@@ -89,7 +89,7 @@ class ModelMetadata:
                 if k in props:
                     values[k] = props[k] if k in _STRING_FIELDS else _json(props[k], k)
             absent = [k for k, f in cls.__dataclass_fields__.items() if k not in values and k != "extra"
-                      and f.default is dataclasses.MISSING]
+                      and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
             if absent:
                 raise ValueError(f"it has no '{absent[0]}'")
             _check_values(values)
@@ -97,9 +97,6 @@ class ModelMetadata:
             raise VanexportError(f"the ONNX file's vanexport metadata: {e}",
                                  "export it again with `vanexport onnx`") from None
         extra = {k: v for k, v in props.items() if k not in known}
-        check_task(values.get("task", "classify"))  # outside input: it picks what later steps do
-        if not isinstance(values.get("head", {}), dict):
-            raise VanexportError("the ONNX file's metadata 'head' is not a record", "export it again with vanexport")
         return cls(**values, extra=extra)
 
 
@@ -117,7 +114,14 @@ def _check_values(values: dict) -> None:
     fields.tensor_name(values.get("output_name", "logits"), "output_name")
     if "num_classes" in values:
         fields.whole_number(values["num_classes"], "num_classes")
-    fields.preprocessing(values["preprocessing"], "preprocessing")
+    task = values.get("task", "classify")
+    check_task(task)  # outside input: it picks what later steps do
+    if not isinstance(values.get("head", {}), dict):
+        raise ValueError("'head' is not a record")
+    if task == "classify":
+        fields.preprocessing(values["preprocessing"], "preprocessing")
+    else:
+        fields.segmentation_preprocessing(values["preprocessing"], "preprocessing")
     if values.get("precision", "fp32") not in PRECISIONS:
         raise ValueError(f"precision {str(values['precision'])[:40]!r} is not one of {', '.join(PRECISIONS)}")
     shape = values.get("input_shape", [])

@@ -72,10 +72,18 @@ def randomize(model, seed: int = DEFAULT_SEED) -> None:
                 m.bias.uniform_(-0.1, 0.1, generator=g)
         for name, p in model.named_parameters():
             if "layer_scale" in name:  # smaller in deep stages: the sum of their branches stays the same size
-                depth = len(getattr(model, name.split(".")[0]))
+                depth = _stage_depth(model, name)
                 p.uniform_(0.05, 0.3, generator=g).mul_(min(1.0, (SHALLOW_STAGE / depth) ** 0.5))
         _measure_batchnorm_statistics(model, torch.rand(2, 3, STATISTICS_SIZE, STATISTICS_SIZE, generator=g) * 2 - 1)
     model.eval()
+
+
+def _stage_depth(model, parameter: str) -> int:
+    """How many blocks the stage of a block's parameter has: `block2.3.layer_scale_1` (a classifier) or
+    `backbone.block2.3.layer_scale_1` (a dense model) lies in block2, a list of blocks."""
+    parts = parameter.split(".")
+    index = next(i for i, part in enumerate(parts) if part.isdigit())
+    return len(model.get_submodule(".".join(parts[:index])))
 
 
 def _measure_batchnorm_statistics(model, batch) -> None:
