@@ -343,6 +343,9 @@ def main():
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--quiet-wait", type=float, default=10.0,
                     help="seconds to wait, before each row, for other work to leave the cores")
+    ap.add_argument("--speed-calib", type=int, default=64,
+                    help="calibration images for the 224x224 files that are only timed (speed does not depend on "
+                         "the ranges; the digits files, whose fidelity counts, use every image up to 256)")
     ap.add_argument("--digits", default=None, help="the digits folder (default: prepared in a temporary folder)")
     ap.add_argument("--note", default="", help="recorded with the results")
     ap.add_argument("--out", default=str(RESULTS / "cpu_int8.json"))
@@ -373,7 +376,7 @@ def main():
         print("• VAN-b0 224 (random weights) and its forms (speed)", flush=True)
         fp32 = work / "van_b0_224.onnx"
         export_onnx(VARIANT, img_size=IMG, output=fp32)
-        files = make_forms(fp32, Path(dig.calib_dir), work / "forms")
+        files = make_forms(fp32, Path(dig.calib_dir), work / "forms", num_calib=args.speed_calib)
         record["files"] = {k: {"bytes": sum(f.stat().st_size for f in p.parent.glob(p.stem + ".*"))}
                            for k, p in files.items()}
         gmacs = sum(c["macs"] for c in layer_costs(fp32, batch=1)) / 1e9
