@@ -172,7 +172,8 @@ def fidelity(files: dict[str, Path], heldout: Path, weights: str) -> dict:
     out = {}
     for name, (runner, file, options) in ROWS.items():
         call, _ = cf.load_runner(runner, files[file], options)
-        logits = np.concatenate([np.asarray(call(data.array[i:i + 1]), np.float32) for i in range(len(data.array))])
+        logits = np.concatenate([np.asarray(call(data.array[i:i + 8]), np.float32)
+                                 for i in range(0, len(data.array), 8)])
         m = metrics.compare_logits(logits, reference)
         m["accuracy"] = metrics.accuracy([(logits, reference, labels)])
         precision = {"ov_bf16": "bf16"}.get(name, "fp32" if file == "fp32" else "int8")

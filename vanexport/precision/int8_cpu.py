@@ -45,8 +45,8 @@ def quantize_int8_cpu(onnx_path, calib, output=None, *, num_calib: int | None = 
     excluded = g.select_nodes(proto.graph, exclude)
     cset, batches = calibration_batches_for(calib, meta, num_calib, seed, p)
     with atomic_output(out) as tmp:
-        with p.task(f"calibrating with NNCF ({len(cset.array)} inputs, ONNX Runtime CPU)", len(batches), "batches"), \
-                quiet_logger(), discard_stdout():
+        p.step(f"calibrating with NNCF ({len(cset.array)} inputs, ONNX Runtime CPU)")
+        with quiet_logger(), discard_stdout():
             quantized = nncf.quantize(copy_model(proto), nncf.Dataset(batches, lambda x: {meta.input_name: x}),
                                       target_device=nncf.TargetDevice.CPU, subset_size=len(cset.array),
                                       preset=nncf.QuantizationPreset.PERFORMANCE,
