@@ -103,3 +103,18 @@ def test_without_nncf_one_line_error(monkeypatch):
     with pytest.raises(VanexportError, match="NNCF is not installed") as e:
         import_nncf()
     assert "cpu-int8" in e.value.hint
+
+
+def test_quantize_for_cpu_refuses_a_method_and_needs_images(tmp_path):
+    from click.testing import CliRunner
+
+    from vanexport.cli import cli
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not read: the flags are checked first")
+    r = CliRunner().invoke(cli, ["quantize", str(model), "--for", "cpu", "--method", "max", "--calib", str(tmp_path)])
+    assert r.exit_code == 2 and "--method cannot be used with --for cpu" in r.output
+    r = CliRunner().invoke(cli, ["quantize", str(model), "--for", "cpu"])
+    assert r.exit_code == 2 and "INT8 needs calibration images" in r.output
+    r = CliRunner().invoke(cli, ["quantize", str(model), "--precision", "fp16", "--for", "cpu"])
+    assert r.exit_code == 2 and "--for cannot be used with --precision fp16" in r.output

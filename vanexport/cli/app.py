@@ -565,7 +565,7 @@ def deepstream(bundle_path, output, precision, batch_size, threshold, gpu_id, se
 
 
 _FP16_OPTIONS = ("keep_fp32", "fp16_layernorm", "fp16_io")
-_INT8_OPTIONS = ("calib", "num_calib", "method", "exclude", "int8_for")
+_INT8_OPTIONS = ("calib", "num_calib", "method", "exclude", "for")
 
 
 def _fp16_options(f):
@@ -605,7 +605,7 @@ def _convert(model, precision, options: dict, images, weights, no_validate, outp
         result = convert_fp16(model, output, keep_fp32=options["keep_fp32"], keep_io_types=not options["fp16_io"],
                               layernorm_fp16=options["fp16_layernorm"], images=images, weights=weights,
                               validate=not no_validate, progress=_progress())
-    elif options.get("int8_for") == "cpu":
+    elif options.get("for") == "cpu":
         from ..precision.int8_cpu import quantize_int8_cpu
 
         if not options.get("calib"):
@@ -656,8 +656,8 @@ def quantize(model, precision, calib, num_calib, method, exclude, int8_for, keep
       vanexport quantize engines/van_b0_224.onnx --precision int8 --for cpu --calib calib/ --images heldout/
       vanexport quantize engines/van_b0_224.onnx --precision fp16
     """
-    options = dict(calib=calib, num_calib=num_calib, method=method, exclude=exclude, int8_for=int8_for,
-                   keep_fp32=keep_fp32, fp16_layernorm=fp16_layernorm, fp16_io=fp16_io)
+    options = {"calib": calib, "num_calib": num_calib, "method": method, "exclude": exclude, "for": int8_for,
+               "keep_fp32": keep_fp32, "fp16_layernorm": fp16_layernorm, "fp16_io": fp16_io}
     if precision == "int8" and method is None and int8_for != "cpu":
         options["method"] = "entropy"
     _convert(model, precision, options, images, weights, no_validate, output, as_json)
