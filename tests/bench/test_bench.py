@@ -61,7 +61,7 @@ def test_plan_filters_and_orders_cases():
         ("b0", 1, "onnxruntime cpu fp32"), ("b0", 8, "onnxruntime cpu fp32"),
         ("b1", 1, "onnxruntime cpu fp32"), ("b1", 8, "onnxruntime cpu fp32")]
     everything = cases.plan_cases(["b0"], [1], None, None, None)
-    assert len(everything) == len(cases.TARGETS) == 17
+    assert len(everything) == len(cases.TARGETS) == 20
     assert not any(c.target.backend == "torch" and c.target.precision == "int8" for c in everything)
     with pytest.raises(run.VanexportError, match="no benchmark matches"):
         cases.plan_cases(["b0"], [1], ["torch"], ["int8"], None)
@@ -70,10 +70,13 @@ def test_plan_filters_and_orders_cases():
 
 
 def test_openvino_rows_run_the_fp32_file():
-    """OpenVINO's BF16 is a way to run the FP32 file, not a file of its own: both rows need only the FP32 ONNX."""
+    """OpenVINO's BF16 is a way to run the FP32 file, not a file of its own: both rows need only the FP32 ONNX (the
+    INT8 rows run the two INT8 files)."""
     plan = cases.plan_cases(["b0"], [1], ["openvino"], None, None)
-    assert [c.target.label for c in plan] == ["openvino cpu fp32", "openvino cpu bf16"]
-    assert [(c.target.artifact, c.target.file_precision) for c in plan] == [("onnx", "fp32"), ("onnx", "fp32")]
+    assert [c.target.label for c in plan] == ["openvino cpu fp32", "openvino cpu bf16", "openvino cpu int8",
+                                              "openvino cpu int8-cpu"]
+    assert [(c.target.artifact, c.target.file_precision) for c in plan] == [
+        ("onnx", "fp32"), ("onnx", "fp32"), ("onnx", "int8"), ("onnx", "int8_cpu")]
     assert _target("onnxruntime cpu fp16").file_precision == "fp16"
     assert [c.target.label for c in cases.plan_cases(["b0"], [1], None, ["bf16"], None)] == ["openvino cpu bf16"]
 
@@ -390,7 +393,9 @@ def test_cli_run_openvino_rows(digits):
                                  "--backends", "ov", "--batch", "2", "--img-size", "64", "--iters", "3", "--warmup", "1", "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     rows = {row["label"]: row for row in json.loads(r.stdout)["rows"]}
-    assert list(rows) == ["openvino cpu fp32", "openvino cpu bf16"]
+    assert list(rows) == ["openvino cpu fp32", "openvino cpu bf16", "openvino cpu int8", "openvino cpu int8-cpu"]
+    assert rows["openvino cpu int8"]["reason"] == rows["openvino cpu int8-cpu"]["reason"] == \
+        "INT8 needs calibration images: pass --calib DIR"
     fp32 = rows["openvino cpu fp32"]
     assert fp32["status"] == "ok" and fp32["fidelity"]["max_abs_err"] < 1e-4 and fp32["latency_ms"]["n"] == 3
     assert fp32["model_file"].endswith("van_b0_64.onnx") and fp32["threads"] >= 1

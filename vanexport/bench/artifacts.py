@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from ..formats.names import CPU_INT8_TAG
+
 
 class Skipped(Exception):
     """This artifact cannot be made here; the message is the reason shown in the table."""
@@ -51,10 +53,22 @@ class Artifacts:
         if precision == "int8" and self.calib is None:
             raise Skipped("INT8 needs calibration images: pass --calib DIR")
         fp32 = self._artifact("onnx", "fp32")
+        if precision == CPU_INT8_TAG:
+            return self._cpu_int8(fp32, variant)
         self.step(f"converting VAN-{variant} to {precision.upper()}")
         # not checked here either: every row's fidelity is measured on the benchmark's own images
         return ensure_precision(fp32, precision, calib=self.calib, num_calib=self.num_calib, validate=False,
                                 progress=self.step)[0]
+
+    def _cpu_int8(self, fp32, variant: str):
+        """The INT8 file made for the CPU (precision/int8_cpu.py), from the same FP32 file and calibration images."""
+        from ..precision.int8_cpu import quantize_int8_cpu
+
+        self.step(f"converting VAN-{variant} to INT8 for the CPU (NNCF)")
+        # not checked here: every row's fidelity is measured on the benchmark's own images
+        return quantize_int8_cpu(fp32.path, self.calib, Path(fp32.path).with_name(
+            f"{Path(fp32.path).stem}_{CPU_INT8_TAG}.onnx"), num_calib=self.num_calib, validate=False,
+            progress=self.step)
 
     def _plan(self, precision: str):
         from ..pipeline import ensure_plan

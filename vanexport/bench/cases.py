@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import VanexportError
 from ..formats.names import PRECISIONS as FILE_PRECISIONS
-from ..formats.names import RUNTIME_PRECISIONS
+from ..formats.names import CPU_INT8_TAG, RUNTIME_PRECISIONS
 
 BACKEND_ALIASES = {"torch": "torch", "pytorch": "torch", "ort": "onnxruntime", "onnxruntime": "onnxruntime",
                    "ov": "openvino", "openvino": "openvino", "trt": "tensorrt", "tensorrt": "tensorrt"}
@@ -26,11 +26,12 @@ class Target:
     device: str  # cpu | cuda
     precision: str  # fp32 | fp16 | int8 | bf16 (what it computes in)
     provider: str | None = None  # ONNX Runtime execution provider
+    form: str | None = None  # INT8: "cpu" runs the file made for the CPU (formats.names.INT8_FORMS); else TensorRT's
 
     @property
     def label(self) -> str:
         where = _SHORT_EP[self.provider] if self.provider else self.device
-        return f"{self.backend} {where} {self.precision}"
+        return f"{self.backend} {where} {self.precision}" + (f"-{self.form}" if self.form else "")
 
     @property
     def artifact(self) -> str | None:
@@ -39,20 +40,26 @@ class Target:
 
     @property
     def file_precision(self) -> str:
-        """The precision of the file it runs: BF16 runs the FP32 file."""
+        """The precision of the file it runs: BF16 runs the FP32 file; the CPU INT8 form has a file of its own."""
+        if self.form == "cpu":
+            return CPU_INT8_TAG
         return "fp32" if self.precision in RUNTIME_PRECISIONS else self.precision
 
 
 # Every row a benchmark knows, in table order. PyTorch eager has no INT8 path, and FP16 only on CUDA (autocast);
-# OpenVINO runs the FP32 file in FP32 and in the CPU's native BF16: other combinations are not targets at all,
+# OpenVINO runs the FP32 file in FP32 and in the CPU's native BF16, and both INT8 files; ONNX Runtime's CPU provider
+# runs the CPU INT8 file too (its row shows it slower than FP32 there): other combinations are not targets at all,
 # rather than rows that are always skipped.
 TARGETS: tuple[Target, ...] = (
     Target("torch", "cpu", "fp32"),
     Target("torch", "cuda", "fp32"),
     Target("torch", "cuda", "fp16"),
     *(Target("onnxruntime", "cpu", p, CPU_EP) for p in FILE_PRECISIONS),
+    Target("onnxruntime", "cpu", "int8", CPU_EP, form="cpu"),
     Target("openvino", "cpu", "fp32"),
     Target("openvino", "cpu", "bf16"),
+    Target("openvino", "cpu", "int8"),
+    Target("openvino", "cpu", "int8", form="cpu"),
     *(Target("onnxruntime", "cuda", p, CUDA_EP) for p in FILE_PRECISIONS),
     *(Target("onnxruntime", "cuda", p, TRT_EP) for p in FILE_PRECISIONS),
     *(Target("tensorrt", "cuda", p) for p in FILE_PRECISIONS),
@@ -134,6 +141,8 @@ def skip_reason(target: Target, machine: Machine, calib) -> str | None:
                     f"{', '.join(p.upper() for p in machine.openvino)})")
     if target.precision == "int8" and target.backend != "torch" and calib is None:
         return "INT8 needs calibration images: pass --calib DIR"
+    if target.form == "cpu" and not _importable("nncf"):
+        return "the CPU INT8 file is made with NNCF, which is not installed: pip install 'vanexport[cpu-int8]'"
     return None
 
 

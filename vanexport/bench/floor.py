@@ -1,6 +1,8 @@
 """How fast could this machine run a model at all? Its ceilings, measured through ONNX Runtime, and two floors.
 
-- compute floor: 2 x multiply-accumulates / the FP32 MatMul peak (a large MatMul through ONNX Runtime).
+- compute floor: 2 x multiply-accumulates / the FP32 MatMul peak (a large MatMul through ONNX Runtime). An INT8
+  row has its own: the INT8 MatMul peak through the runtime that runs it (`int8_matmul_peak_gops`: a quantized
+  MatMul in ONNX Runtime, a Q/DQ MatMul in OpenVINO), as a BF16 row has OpenVINO's BF16 MatMul peak.
 - roofline floor: per Conv/Gemm/MatMul layer, the larger of its FLOP time and the time to move its input,
   weights and output once at the measured bandwidth, summed. Element-wise and normalisation ops count as free
   (assumed fused), so both are lower bounds: no real run can beat them.
@@ -43,6 +45,57 @@ def matmul_peak_gflops(n: int = 2048, threads: int | None = None, repeats: int =
     rng = np.random.default_rng(0)
     feed = {k: rng.standard_normal((n, n), dtype=np.float32) for k in ("a", "b")}
     return 2 * n**3 / _best_seconds(lambda: sess.run(None, feed), repeats) / 1e9
+
+
+def _matmul_model(n: int, int8: bool):
+    """An n x n x n MatMul, FP32 or in INT8 Q/DQ form: activations quantized to uint8 (ONNX Runtime's CPU kernels
+    take U8 x S8), weights int8 per tensor, the product dequantized. ONNX Runtime fuses it into one quantized
+    MatMul, OpenVINO into one INT8 matrix multiply (VNNI / AMX where the CPU has them)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    if not int8:
+        graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul",
+                                  [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])],
+                                  [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])],
+                                  [numpy_helper.from_array(np.random.default_rng(1).standard_normal(
+                                      (n, n), dtype=np.float32), "b")])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    weights = np.random.default_rng(1).integers(-127, 128, (n, n), dtype=np.int8)
+    init = [numpy_helper.from_array(weights, "bq"), numpy_helper.from_array(np.array(0.01, np.float32), "s"),
+            numpy_helper.from_array(np.array(128, np.uint8), "za"), numpy_helper.from_array(np.array(0, np.int8), "zb"),
+            numpy_helper.from_array(np.array(0.05, np.float32), "sa")]
+    nodes = [helper.make_node("QuantizeLinear", ["a", "sa", "za"], ["aq"]),
+             helper.make_node("DequantizeLinear", ["aq", "sa", "za"], ["ad"]),
+             helper.make_node("DequantizeLinear", ["bq", "s", "zb"], ["bd"]),
+             helper.make_node("MatMul", ["ad", "bd"], ["c"])]
+    graph = helper.make_graph(nodes, "matmul_int8", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])], init)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def matmul_peak(runtime: str = "onnxruntime", precision: str = "fp32", n: int = 2048, threads: int | None = None,
+                repeats: int = 10) -> float:
+    """GFLOP/s (GOP/s for INT8) of an n x n x n MatMul in `precision` ("fp32", "int8", or OpenVINO's "bf16")
+    through `runtime` ("onnxruntime" or "openvino"), best of `repeats`: the peak a row of that runtime and
+    precision is held to."""
+    model = _matmul_model(n, int8=precision == "int8")
+    feed = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    if runtime == "onnxruntime":
+        if precision == "bf16":
+            raise ValueError("ONNX Runtime's CPU provider has no BF16 MatMul")
+        sess = _session(model, threads)
+        run = lambda: sess.run(None, {"a": feed})  # noqa: E731
+    else:
+        import openvino as ov
+
+        core = ov.Core()
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        request = core.compile_model(core.read_model(model.SerializeToString(), b""), "CPU", config)\
+            .create_infer_request()
+        run = lambda: request.infer({0: feed})  # noqa: E731
+    return 2 * n**3 / _best_seconds(run, repeats) / 1e9
 
 
 def bandwidth_gbs(nbytes: int = 4 * 2**20, threads: int | None = None, repeats: int = 20) -> float:

@@ -43,6 +43,9 @@ METHOD = {
                 "photos), run by the row in batches of its size, vs PyTorch FP32 on CPU (vanexport.metrics), judged "
                 "by the precision's thresholds; accuracy against the class subfolders of --images when they name "
                 "classes",
+    "floor": "CPU rows: compute_floor_ms = 2 x multiply-accumulates x batch / peak_gflops, the best of 10 runs of "
+             "a 2048^3 MatMul through the row's own runtime in its own precision (INT8: a quantized MatMul, GOP/s), "
+             "in a fresh process; share = compute_floor_ms / p50",
     "unstable": f"(p90 - p10) / p50 > {UNSTABLE_SPREAD:.0%}; a speed-up against an unstable baseline is flagged",
 }
 
@@ -158,6 +161,10 @@ def benchmark(variants=None, weights: str | None = None, *, backends=None, preci
                     task.advance()
                 _add_speedups(group)
                 pool_path.unlink()
+            cpu_rows = [r for r in rows if r["variant"] == v.name and floor_peak(r) and r["latency_ms"]]
+            if cpu_rows:
+                step(f"measuring the MatMul peaks the CPU rows of VAN-{v.name} are held to")
+                _add_floors(cpu_rows, work, threads)
             del model, source, arts
         task.describe("benchmark")  # the last line counts them all
         if on_row:
@@ -233,7 +240,7 @@ def _row(case: Case, img_size: int, status: str, reason: str | None = None, **fi
            "model_file": None, "size_mb": None, "latency_ms": None, "compute_ms": None, "compute_note": None,
            "images_per_s": None, "speedup": None, "speedup_baseline": None, "speedup_baseline_unstable": None,
            "fidelity": None,
-           "fidelity_failures": [], "peak_rss_mib": None, "rss_before_mib": None, "gpu_memory": None,
+           "fidelity_failures": [], "floor": None, "peak_rss_mib": None, "rss_before_mib": None, "gpu_memory": None,
            "threads": None, "load_s": None, "pool_batches": None, "warnings": []}
     row.update(fields)
     return row
@@ -346,6 +353,63 @@ def _add_speedups(group: list[dict]) -> None:
             r["speedup"] = base["latency_ms"]["p50"] / r["latency_ms"]["p50"]
             r["speedup_baseline"] = base["label"]
             r["speedup_baseline_unstable"] = bool(base["latency_ms"].get("unstable"))
+
+
+# (runtime, precision) of the MatMul peak a CPU row is held to: its own runtime, and INT8 its INT8 peak
+def floor_peak(row: dict) -> tuple[str, str] | None:
+    if row["device"] != "cpu" or row["backend"] not in ("onnxruntime", "openvino") or row["precision"] == "fp16":
+        return None  # FP16 on the CPU is emulated: no peak of its own
+    return row["backend"], row["precision"]
+
+
+def _add_floors(rows: list[dict], work: Path, threads: int | None, peak_of=None) -> None:
+    """Give every timed CPU row its compute floor: 2 x MACs x batch / the MatMul peak of its runtime and precision
+    (`floor_peak`; INT8 rows the INT8 peak), each peak measured once in a fresh process (`peak_of(runtime,
+    precision)` -> GFLOP/s, a stand-in in tests), and the share of that floor the row reached (floor / p50)."""
+    peak_of = peak_of or functools.partial(_measure_peak, work, threads)
+    peaks: dict = {}
+    for r in rows:
+        key = floor_peak(r)
+        if key is None or not r["latency_ms"] or not r["model_file"]:
+            continue
+        if key not in peaks:
+            peaks[key] = peak_of(*key)
+        gmacs = _gmacs(r["model_file"])
+        if peaks[key] and gmacs:
+            floor_ms = 2 * gmacs * r["batch"] / peaks[key] * 1e3
+            r["floor"] = {"peak": f"{key[0]} {key[1]} MatMul 2048^3", "peak_gflops": peaks[key],
+                          "compute_floor_ms": floor_ms, "share": floor_ms / r["latency_ms"]["p50"]}
+
+
+@functools.lru_cache(maxsize=8)
+def _gmacs(model_file: str) -> float | None:
+    """Multiply-accumulates per image of the FP32 file a row's file was made from (its own, for FP32)."""
+    from .floor import layer_costs
+
+    try:
+        return sum(c["macs"] for c in layer_costs(_fp32_source(model_file), batch=1)) / 1e9
+    except Exception:  # a file the cost model cannot read: the row has no floor
+        return None
+
+
+def _fp32_source(model_file: str) -> str:
+    from ..formats.onnx_metadata import read_metadata
+
+    meta = read_metadata(model_file)
+    return meta.extra.get("source", model_file) if meta.precision != "fp32" else model_file
+
+
+def _measure_peak(work: Path, threads: int | None, runtime: str, precision: str) -> float | None:
+    spec_path, result = work / f"peak_{runtime}_{precision}.json", work / f"peak_{runtime}_{precision}_result.json"
+    spec_path.write_text(json.dumps({"peak": {"runtime": runtime, "precision": precision}, "threads": threads,
+                                     "result": str(result)}))
+    subprocess.run([sys.executable, "-m", "vanexport.bench.worker", str(spec_path)], env=_child_env(),
+                   capture_output=True, text=True)
+    try:
+        data = json.loads(result.read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("gflops") if data.get("status") == "ok" else None
 
 
 def _row_warnings(rows: list[dict]) -> list[str]:

@@ -641,7 +641,7 @@ def deepstream(bundle_path, output, precision, batch_size, threshold, gpu_id, se
 
 
 _FP16_OPTIONS = ("keep_fp32", "fp16_layernorm", "fp16_io")
-_INT8_OPTIONS = ("calib", "num_calib", "method", "exclude")
+_INT8_OPTIONS = ("calib", "num_calib", "method", "exclude", "for")
 
 
 def _fp16_options(f):
@@ -682,6 +682,16 @@ def _convert(model, precision, options: dict, images, weights, no_validate, outp
         result = convert_fp16(model, output, keep_fp32=options["keep_fp32"], keep_io_types=not options["fp16_io"],
                               layernorm_fp16=options["fp16_layernorm"], images=images, weights=weights,
                               validate=not no_validate, progress=_progress())
+    elif options.get("for") == "cpu":
+        from ..precision.int8_cpu import quantize_int8_cpu
+
+        if not options.get("calib"):
+            raise VanexportError("INT8 needs calibration images", "pass --calib DIR (a folder of real images) or an .npz")
+        if options.get("method") is not None:
+            raise VanexportError("--method cannot be used with --for cpu", "drop it: NNCF sets the CPU file's ranges")
+        result = quantize_int8_cpu(model, options["calib"], output, num_calib=options["num_calib"],
+                                   exclude=options["exclude"], images=images, weights=weights,
+                                   validate=not no_validate, progress=_progress())
     else:
         from ..precision.int8 import quantize_int8
 
@@ -704,11 +714,14 @@ def _convert(model, precision, options: dict, images, weights, no_validate, outp
               help="INT8: how activation ranges are chosen from the calibration data [default: entropy].")
 @click.option("--exclude", multiple=True, metavar="REGEX|OP_TYPE",
               help="INT8: node-name regex (or op type) to leave unquantized; repeat the flag for more.")
+@click.option("--for", "int8_for", type=click.Choice(["tensorrt", "cpu"]), default=None,
+              help="INT8: the runtime the file is laid out for: TensorRT's Q/DQ form, or the CPU (NNCF, run by "
+                   "OpenVINO; the cpu-int8 extra) [default: tensorrt].")
 @_fp16_options
 @_check_options
 @common
-def quantize(model, precision, calib, num_calib, method, exclude, keep_fp32, fp16_layernorm, fp16_io, images,
-             weights, no_validate, output, as_json):
+def quantize(model, precision, calib, num_calib, method, exclude, int8_for, keep_fp32, fp16_layernorm, fp16_io,
+             images, weights, no_validate, output, as_json):
     """Convert an FP32 MODEL to FP16 or INT8 for TensorRT strongly typed builds, checked against PyTorch before it
     is written (sample photos and random batches, or --images).
 
@@ -717,11 +730,12 @@ def quantize(model, precision, calib, num_calib, method, exclude, keep_fp32, fp1
     \b
     Examples:
       vanexport quantize engines/van_b0_224.onnx --precision int8 --calib calib/ --images heldout/
+      vanexport quantize engines/van_b0_224.onnx --precision int8 --for cpu --calib calib/ --images heldout/
       vanexport quantize engines/van_b0_224.onnx --precision fp16
     """
-    options = dict(calib=calib, num_calib=num_calib, method=method, exclude=exclude, keep_fp32=keep_fp32,
-                   fp16_layernorm=fp16_layernorm, fp16_io=fp16_io)
-    if precision == "int8" and method is None:
+    options = {"calib": calib, "num_calib": num_calib, "method": method, "exclude": exclude, "for": int8_for,
+               "keep_fp32": keep_fp32, "fp16_layernorm": fp16_layernorm, "fp16_io": fp16_io}
+    if precision == "int8" and method is None and int8_for != "cpu":
         options["method"] = "entropy"
     _convert(model, precision, options, images, weights, no_validate, output, as_json)
 

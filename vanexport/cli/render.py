@@ -133,11 +133,14 @@ def render_precision(r: dict) -> None:
         c.print(f"  {r['converted_nodes']} nodes in FP16; kept in FP32: " + (", ".join(r["kept_fp32"]) or "none"))
     else:
         cal = r["calibration"]
-        c.print(f"  {r['converted_nodes']} Conv/Gemm/MatMul nodes with INT8 Q/DQ inputs (symmetric, per-channel "
-                "weights, no bias Q/DQ); left unquantized: " + (", ".join(r["kept_fp32"]) or "none"))
+        form = "quantized by NNCF for the CPU (OpenVINO)" if cal["method"] == "nncf" else \
+            "with INT8 Q/DQ inputs (symmetric, per-channel weights, no bias Q/DQ)"
+        c.print(f"  {r['converted_nodes']} Conv/Gemm/MatMul nodes {form}; left unquantized: "
+                + (", ".join(r["kept_fp32"]) or "none"))
         c.print(f"  calibration: {cal['method']}, {cal['images']} inputs from {cal['source']}"
                 + (f", {cal['skipped']} unreadable skipped" if cal["skipped"] else "")
-                + (f"; ranges reused from {cal['cache']}" if cal["cache_hit"] else f"; ranges cached in {cal['cache']}"))
+                + ("" if not cal["cache"] else
+                   f"; ranges reused from {cal['cache']}" if cal["cache_hit"] else f"; ranges cached in {cal['cache']}"))
     if r["validation"]:
         c.print(validation_table(r["validation"]))
         if line := _accuracy_line(r["validation"].get("accuracy")):

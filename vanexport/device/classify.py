@@ -101,6 +101,7 @@ def load_classifier(model: str | os.PathLike, *, backend: str = "auto", precisio
         raise VanexportError(f"cannot tell what '{path.name}' is", "pass a bundle (.tar.gz), an .onnx file or a .plan")
 
     choices = select.choose(candidates, device, backend, runtime_precision if kind == "onnx" else precision)
+    choices = _fastest_here(choices, step)
     failures: list[str] = []
     for choice in choices:
         try:
@@ -123,6 +124,21 @@ def load_classifier(model: str | os.PathLike, *, backend: str = "auto", precisio
     reasons = "; ".join((choices[0].skipped if choices else []) + failures) or "no model file fits the request"
     raise VanexportError(f"no backend can run '{path.name}' here ({reasons})",
                          "install onnxruntime (CPU) or onnxruntime-gpu, or ask for another --backend/--precision")
+
+
+def _fastest_here(choices: list[select.Choice], step) -> list[select.Choice]:
+    """The CPU ways in the order measured on this machine (device/speed.py: timed on first use, then cached), when
+    there is more than one and no GPU way leads."""
+    cpu = [c for c in choices if c.backend in select.CPU_CHOICE_BACKENDS]
+    if len(cpu) < 2 or choices[0] is not cpu[0]:
+        return choices
+    from . import speed
+
+    ms, notes = speed.measure(choices, _start, speed.sample_input, progress=step)
+    ordered = select.by_measured_speed(choices, ms)
+    for c in ordered:
+        c.skipped += notes
+    return ordered
 
 
 def _check_openvino_request(backend: str, precision: str | None, device: select.Device) -> None:

@@ -1,9 +1,11 @@
 """Which backend runs a model on this machine, and why.
 
 Order: a TensorRT plan whose manifest fits this machine (fastest precision first), else ONNX Runtime with its
-CUDA provider, else the CPU backends in CPU_BACKENDS order (ONNX Runtime, OpenVINO where installed). Everything here
-is plain data and logic (no torch, no TensorRT or OpenVINO import), so the choice is tested with manifests written
-for devices this machine is not.
+CUDA provider, else the CPU backends in CPU_BACKENDS order (ONNX Runtime, OpenVINO where installed). On the CPU that
+order is only the start: `by_measured_speed` reorders the CPU ways by the time each took on this very machine
+(device/speed.py measures them on first use and caches the times), and drops an INT8 way slower than the FP32 file
+on the same backend. Everything here is plain data and logic (no torch, no TensorRT or OpenVINO import), so the
+choice is tested with manifests written for devices this machine is not, and with times given, not measured.
 """
 from __future__ import annotations
 
@@ -143,6 +145,50 @@ def choose(candidates: list[Candidate], device: Device, backend: str = "auto",
     for ch in choices:
         ch.skipped = list(skipped)
     return choices
+
+
+CPU_CHOICE_BACKENDS = ("onnxruntime-cpu", "openvino")
+
+
+def speed_key(choice: Choice) -> tuple[str, str, str]:
+    """What a measured time belongs to: (backend, precision it computes in, file)."""
+    return choice.backend, choice.precision, choice.candidate.path
+
+
+def way(choice: Choice) -> str:
+    """"openvino INT8", or just the backend while a bare file's precision is not read yet."""
+    known = choice.precision in RUNTIME_PRECISIONS or choice.precision in ("fp32", "fp16", "int8")
+    return f"{choice.backend} {choice.precision.upper()}" if known else choice.backend
+
+
+def by_measured_speed(choices: list[Choice], ms: dict[tuple[str, str, str], float]) -> list[Choice]:
+    """`choices` with the CPU ways reordered fastest first by `ms` (milliseconds per call, by `speed_key`, measured
+    on this machine); ways that run on a GPU keep their places in front. An INT8 way slower than the FP32 file on
+    the same backend is dropped: INT8 is there to be faster, and is never chosen when it is not. CPU ways without a
+    time keep their order, after the timed ones. The winner's reason says what was measured."""
+    gpu = [c for c in choices if c.backend not in CPU_CHOICE_BACKENDS]
+    cpu = [c for c in choices if c.backend in CPU_CHOICE_BACKENDS]
+    fp32 = {c.backend: ms[speed_key(c)] for c in cpu if c.precision == "fp32" and speed_key(c) in ms}
+    slower, dropped = set(), []
+    for c in cpu:
+        t, base = ms.get(speed_key(c)), fp32.get(c.backend)
+        if c.precision == "int8" and t is not None and base is not None and t >= base:
+            slower.add(speed_key(c))
+            dropped.append(f"{Path(c.candidate.path).name} on {c.backend}: INT8 measured {t:.2f} ms here, not faster "
+                           f"than FP32 on the same backend ({base:.2f} ms)")
+    kept = [c for c in cpu if speed_key(c) not in slower]
+    order = {id(c): i for i, c in enumerate(kept)}
+    kept.sort(key=lambda c: (speed_key(c) not in ms, ms.get(speed_key(c), 0.0), order[id(c)]))
+    timed = [c for c in kept if speed_key(c) in ms]
+    if timed:
+        best = timed[0]
+        others = ", ".join(f"{way(c)} {ms[speed_key(c)]:.2f} ms" for c in timed[1:3])
+        best.reason += (f"; fastest measured on this machine: {ms[speed_key(best)]:.2f} ms per call"
+                        + (f" (next: {others})" if others else ""))
+    out = gpu + kept
+    for c in out:
+        c.skipped = list(c.skipped) + dropped
+    return out
 
 
 def _by_precision(cands: list[Candidate], order: tuple[str, ...]) -> list[Candidate]:

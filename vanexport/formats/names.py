@@ -6,6 +6,10 @@ from pathlib import Path
 PRECISIONS = ("fp32", "fp16", "int8")  # the precisions an ONNX file or a plan is made in
 # Precisions a backend computes an FP32 file in, not files of their own: OpenVINO's BF16, where the CPU has it.
 RUNTIME_PRECISIONS = ("bf16",)
+# The INT8 files, by the runtime whose kernels they are laid out for: "tensorrt" (Q/DQ on Conv/Gemm/MatMul inputs,
+# what TensorRT's strongly typed builds take) and "cpu" (NNCF's quantizers, placed for OpenVINO's CPU kernels).
+INT8_FORMS = ("tensorrt", "cpu")
+CPU_INT8_TAG = "int8_cpu"  # the name part of a CPU INT8 file: van_b0_224_int8_cpu.onnx
 DEFAULT_FOLDER = Path("engines")
 PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 BUNDLE_SUFFIXES = (".tar.gz", ".tgz")
@@ -28,7 +32,8 @@ def with_precision(stem: str, precision: str) -> str:
 
 
 def converted_path(onnx_path, precision: str) -> Path:
-    """engines/van_b0_224.onnx -> engines/van_b0_224_fp16.onnx / engines/van_b0_224_int8.onnx."""
+    """engines/van_b0_224.onnx -> engines/van_b0_224_fp16.onnx / engines/van_b0_224_int8.onnx (`precision` may be
+    CPU_INT8_TAG: van_b0_224_int8_cpu.onnx)."""
     p = Path(onnx_path)
     return p.with_name(f"{p.stem}_{precision}{p.suffix or '.onnx'}")
 

@@ -13,7 +13,7 @@ from ..files import regular_file
 from ..model.tasks import HEAD_NAMES, SegmentationPreprocessing, check_task
 from ..model.variants import Preprocessing
 from . import fields
-from .names import PRECISIONS, model_stem
+from .names import INT8_FORMS, PRECISIONS, model_stem
 
 
 @dataclass
@@ -64,6 +64,18 @@ class ModelMetadata:
     @property
     def static_batch(self) -> int | None:
         return None if self.dynamic_batch else int(self.input_shape[0])
+
+    @property
+    def int8_form(self) -> str | None:
+        """Which INT8 file this is (names.INT8_FORMS): "cpu" when its metadata says so, "tensorrt" for every other
+        INT8 file (those written before the CPU form existed say nothing); None for FP32 and FP16."""
+        if self.precision != "int8":
+            return None
+        form = self.extra.get("int8_form", "tensorrt")
+        if form not in INT8_FORMS:
+            raise VanexportError(f"the ONNX file says its INT8 form is '{form[:40]}'",
+                                 f"vanexport knows {', '.join(INT8_FORMS)}: quantize the FP32 file again")
+        return form
 
     @property
     def stem(self) -> str:

@@ -64,17 +64,18 @@ def stamp(proto, meta: ModelMetadata, precision: str, source: Path, source_sha: 
 
 def check_converted(tmp: Path, output: Path, meta: ModelMetadata, precision: str, *, images=None, weights=None,
                     reference=None, validate: bool = True, strict: bool = True, progress=None,
-                    hint: str = "") -> tuple[dict | None, list[str]]:
+                    hint: str = "", validator=None) -> tuple[dict | None, list[str]]:
     """(the ValidationReport record or None, warnings): the converted file (still under its temporary name `tmp`,
     to be `output`) compared with PyTorch FP32, on `images` or else on random batches and the sample photos. A
     failure raises, so nothing is written, except with random weights (a verdict on them says nothing: the file is
     written, with a warning) and when `strict` is False (the caller records the failing verdict: a bundle marks the
-    file as failed)."""
+    file as failed). `validator`: what runs the check (default `check.validate.validate_onnx`, ONNX Runtime)."""
     if not validate:
         return None, []
-    from ..check.validate import validate_onnx
+    if validator is None:
+        from ..check.validate import validate_onnx as validator
 
-    report = validate_onnx(tmp, weights=weights, images=images, reference=reference, progress=progress)
+    report = validator(tmp, weights=weights, images=images, reference=reference, progress=progress)
     report.model = str(output)  # the file the report is about, not its temporary name
     if report.passed or not strict:
         return report.to_dict(), []

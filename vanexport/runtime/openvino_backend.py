@@ -54,12 +54,14 @@ class OpenVinoBackend:
 
     def __init__(self, model, precision: str = "fp32", threads: int | None = None, cache_dir=None):
         """`precision`: OpenVINO's inference precision: "fp32" (faithful; an INT8 Q/DQ file still runs in int8),
-        "bf16" or "fp16" (refused where the CPU does not compute in it natively: OpenVINO would quietly run FP32).
+        "bf16" or "fp16" (refused where the CPU does not compute in it natively: OpenVINO would quietly run FP32),
+        or "int8": an INT8 file, run in INT8 where it is quantized and in FP32 elsewhere (refused when most of its
+        compute layers do not run in INT8: the file is not INT8, or this CPU has no INT8 kernels).
         `cache_dir`: OpenVINO's compiled-model cache (a warm start skips most of the compile)."""
         ov = import_openvino()
-        if precision not in OV_TYPES:
+        if precision not in OV_TYPES and precision != "int8":
             raise VanexportError(f"OpenVINO cannot run precision '{precision}' from an ONNX file",
-                                 f"choose one of {', '.join(OV_TYPES)}")
+                                 f"choose one of {', '.join(OV_TYPES)}, int8")
         self.path = Path(model)
         core = ov.Core()
         self.cpu_precisions = cpu_precisions(core)
@@ -72,7 +74,8 @@ class OpenVinoBackend:
         except RuntimeError as e:  # OpenVINO's frontends raise plain RuntimeErrors with long C++ messages
             raise VanexportError(f"OpenVINO cannot read '{self.path}' ({_first_line(e)})",
                                  "check the file with `vanexport inspect`, or export it again") from e
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": OV_TYPES[precision]}
+        # INT8: what the file leaves unquantized computes in FP32, so its error is the quantization's alone
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": OV_TYPES.get(precision, "f32")}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if cache_dir:
