@@ -4,7 +4,14 @@ The public API is imported lazily so `import vanexport` (and `vanexport --help`)
 """
 from __future__ import annotations
 
+import os
+
 __version__ = "0.1.0"
+
+# ONNX Runtime (1.29 and later) records and uploads telemetry unless told not to, writing a device id and an event
+# store under ~/.cache/Microsoft and $TMPDIR/.ses (measured: docs/security.md). A device tool keeps it off unless
+# the user asks for it (ORT_DISABLE_TELEMETRY=0); ONNX Runtime reads the variable when it loads, after this.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 _API = {
     "export_onnx": "vanexport.export.onnx",
