@@ -2,6 +2,7 @@
 tests/independent_reference.py), and the parameter counts against the published tables, not our own."""
 import pytest
 import torch
+from transformers.models.deprecated.van import VanConfig, VanForImageClassification
 
 from independent_reference import fixed_batch, hf_twin, logits_both
 from vanexport.model.factory import create_model, randomize
@@ -29,8 +30,6 @@ def test_parameter_counts_match_the_published_tables(name):
 def test_parameter_counts_match_transformers_model(name):
     """Every variant, b5 and b6 included, has exactly the parameters of transformers' VAN of the same shape (less
     its final LayerNorm, which its forward never uses)."""
-    from transformers.models.deprecated.van import VanConfig, VanForImageClassification
-
     v = VARIANTS[name]
     with torch.device("meta"):
         theirs = VanForImageClassification(VanConfig(hidden_sizes=list(v.embed_dims), depths=list(v.depths),
