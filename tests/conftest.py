@@ -36,15 +36,18 @@ def _references_checked_against_transformers():
     """Every PyTorch reference a fidelity check runs (check.compare.ReferenceOutputs: validate, quantize, trt,
     bundle checks) is compared with transformers' VAN holding the same weights, once per weights and session
     (tests/independent_reference.py): a slip in our model cannot pass as its own reference."""
-    from independent_reference import assert_matches
     from vanexport.check.compare import ReferenceOutputs
-    from vanexport.model.van import VAN
 
     checked, original = set(), ReferenceOutputs.__init__
 
     def checked_init(self, torch_backend):
         original(self, torch_backend)
-        if self.weights not in checked and isinstance(torch_backend.model, VAN):
+        if self.weights in checked:
+            return
+        from independent_reference import assert_matches  # torch and transformers: only once a reference runs
+        from vanexport.model.van import VAN
+
+        if isinstance(torch_backend.model, VAN):
             assert_matches(torch_backend.model)
             checked.add(self.weights)
 
