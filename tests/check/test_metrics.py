@@ -26,6 +26,15 @@ def test_topk_is_by_value_descending_and_stable_on_ties():
     np.testing.assert_array_equal(metrics.topk(np.array([[1, 3, 2], [5, 5, 1]], np.float32), 2), [[1, 2], [0, 1]])
 
 
+def test_ties_among_a_thousand_classes_go_to_the_lowest_index_as_argmax():
+    """Quantized logits tie often; an unstable sort would pick any of the tied classes, so two runs that agree
+    would count as disagreeing. argmax (the first maximum) is the reference."""
+    logits = np.random.default_rng(0).integers(0, 3, (8, 1000)).astype(np.float32)
+    np.testing.assert_array_equal(metrics.topk(logits, 1)[:, 0], logits.argmax(1))
+    first_five = [np.flatnonzero(row == row.max())[:5] for row in logits]
+    np.testing.assert_array_equal(metrics.topk(logits, 5), first_five)
+
+
 @pytest.mark.parametrize("a, b, expected", [
     ([1, 2, 3], [1, 2, 3], 1.0),
     ([1, 2], [2, 4], 1.0),  # scale does not matter
@@ -35,6 +44,7 @@ def test_topk_is_by_value_descending_and_stable_on_ties():
     ([0, 0], [0, 0], 1.0),  # two zero rows agree
     ([0, 0], [1, 2], 0.0),  # a zero row shares no direction with another
     ([1, 2], [0, 0], 0.0),
+    ([0.01, 0], [0.02, 0], 1.0),  # tiny logits: norms below 1
 ])
 def test_cosine_by_hand(a, b, expected):
     got = metrics.cosine(np.array([a], np.float32), np.array([b], np.float32))
@@ -60,11 +70,19 @@ def test_compare_logits_of_identical_outputs():
     assert m["min_cosine"] == pytest.approx(1.0) and m["top1_agree"] == m["top5_agree"] == 1.0
 
 
+def test_relative_error_is_against_the_largest_reference_logit_however_small():
+    small = metrics.compare_logits(np.array([[0.25, 0.0]], np.float32), np.array([[0.5, 0.0]], np.float32))
+    assert small["max_rel_err"] == pytest.approx(0.25 / 0.5)
+    zero = metrics.compare_logits(np.array([[1e-6, 0.0]], np.float32), np.zeros((1, 2), np.float32))
+    assert zero["max_rel_err"] == pytest.approx(1e-6 / 1e-12, rel=1e-3)  # huge and finite: never passes an rtol
+
+
 def test_top5_with_fewer_than_five_classes():
     m = metrics.compare_logits(np.array([[0, 1, 2]], np.float32), np.array([[2, 1, 0]], np.float32))
     assert m["top1_agree"] == 0.0 and m["top5_agree"] == 1.0  # all three classes are in the "top-5"
 
 
+@pytest.mark.filterwarnings("error")  # and quietly: a NaN model's check prints its verdict, not numpy's warnings
 def test_rows_with_nan_or_inf_are_counted_on_each_side():
     ref = REFERENCE.copy()
     cand = CANDIDATE.copy()
@@ -72,6 +90,8 @@ def test_rows_with_nan_or_inf_are_counted_on_each_side():
     cand[0, 0], cand[1, 3] = np.inf, np.nan
     m = metrics.compare_logits(cand, ref)
     assert (m["nonfinite_reference"], m["nonfinite_candidate"]) == (1, 2)
+    ref[0, 5] = -np.inf
+    assert metrics.compare_logits(cand, ref)["nonfinite_reference"] == 2  # rows, not values or "any at all"
 
 
 def test_merge_weights_averages_by_images_and_keeps_extremes():
@@ -135,6 +155,7 @@ def test_top1_agreement_bound_is_inclusive(precision):
 def test_cosine_bound_is_on_the_worst_image_and_inclusive(precision):
     tol = TOLERANCES[precision]
     assert verdict_failures(overall(min_cosine=tol.min_cosine, mean_cosine=1.0), tol, True) == []
+    assert passes(overall(min_cosine=tol.min_cosine), tol)
     worst = overall(min_cosine=tol.min_cosine - 1e-6, mean_cosine=1.0)  # one bad image, a perfect average
     assert [f.split(" ")[0] for f in verdict_failures(worst, tol, True)] == ["cosine"]
     assert not passes(worst, tol)
