@@ -69,6 +69,7 @@ def test_member_paths_accepted(name):
 @pytest.mark.parametrize("name, why", [
     ("", "is not a file name"), (None, "is not a file name"), (3, "is not a file name"),
     ("/etc/passwd", "is an absolute path"), ("\\\\host\\share", "is an absolute path"), ("C:x", "is an absolute path"),
+    ("c:x", "is an absolute path"),  # a drive letter in either case
     ("a\\b", "has a backslash or NUL"), ("a\x00b", "has a backslash or NUL"),
     ("../x", "climbs out"), ("a/../b", "climbs out"), ("a/..", "climbs out"),
     ("a/./b", "is not a normalised path"), ("a//b", "is not a normalised path"), ("a/", "is not a normalised path"),
