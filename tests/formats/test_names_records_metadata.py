@@ -157,3 +157,30 @@ def test_unreadable_onnx_files_are_one_line_errors(tmp_path):
     assert "\n" not in str(e.value.args[0])
     with pytest.raises(VanexportError, match="not found|does not exist|no such"):
         load_onnx(tmp_path / "missing.onnx")
+
+
+def test_props_do_not_depend_on_the_order_dicts_were_built_in():
+    """Repeated exports are byte-identical: a dict field written in another key order gives the same props."""
+    meta = metadata()
+    shuffled = metadata(preprocessing=dict(reversed(list(meta.preprocessing.items()))))
+    assert list(shuffled.preprocessing) != list(meta.preprocessing)
+    assert shuffled.to_props() == meta.to_props()
+
+
+def test_metadata_is_read_without_the_external_data(tmp_path):
+    """A model saved with its weights in a separate file: the metadata is read without opening that file (here it
+    is gone, as on a machine that got only the .onnx)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((64, 64), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["input", "w"], ["logits"])], "g",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 64])], [weight])
+    proto = helper.make_model(graph)
+    write_metadata(proto, metadata())
+    path = tmp_path / "m.onnx"
+    onnx.save(proto, str(path), save_as_external_data=True, location="m.data", size_threshold=0)
+    (tmp_path / "m.data").unlink()
+    assert read_metadata(path) == metadata()
