@@ -126,8 +126,10 @@ def test_a_file_without_our_metadata():
         partial = {k: v for k, v in props.items() if k != key}
         with pytest.raises(VanexportError, match=f"has no vanexport metadata \\(missing {key}\\)"):
             ModelMetadata.from_props(partial)
-    with pytest.raises(VanexportError, match=r"missing variant, preprocessing, input_name"):
+    with pytest.raises(VanexportError) as e:
         ModelMetadata.from_props({})
+    assert e.value.problem == "the ONNX file has no vanexport metadata (missing variant, preprocessing, input_name)"
+    assert e.value.hint == "export it with `vanexport onnx`, or pass --variant to say what it is"  # what to do
 
 
 def test_written_sorted_replacing_what_was_there_and_read_back(tmp_path):
