@@ -83,5 +83,18 @@ smoke-gpu: setup-gpu
 bench: setup
 	$(BIN)/python benchmarks/bench_cpu.py
 
+# Mutation testing (mutmut; docs/testing.md#mutation-testing): one-line bugs planted in the modules where a silent
+# slip costs most, each run against the fast tests that call it (pyproject.toml [tool.mutmut]). MUTATE picks the
+# mutants (module globs); MUTATE_MINUTES bounds a run: results stay in mutants/, and the next run goes on from there.
+MUTATE ?= vanexport.check.metrics* vanexport.check.tolerances* vanexport.model.van* vanexport.formats.*
+MUTATE_MINUTES ?= 60
+.PHONY: mutate
+mutate: setup
+	-timeout $(MUTATE_MINUTES)m nice -n 19 $(BIN)/mutmut run --max-children 2 $(MUTATE)
+	@$(BIN)/mutmut results --all true | sed -E 's/^ *(.*)\.x(_|ǁ).*: (.*)$$/\1 \3/' | awk '\
+	  {m=$$1; $$1=""; s=substr($$0, 2); n[m]++; c[m, s]++} \
+	  END {for (m in n) printf "%-40s %4d mutants: %4d killed, %4d survived, %3d timeout, %3d no tests, %3d not run\n", \
+	       m, n[m], c[m, "killed"], c[m, "survived"], c[m, "timeout"], c[m, "no tests"], c[m, "not checked"]}' | sort
+
 clean:
 	rm -rf $(VENV) $(GPU_VENV) $(JETSON_VENV) $(DEMO) engines/*.onnx engines/*.plan engines/*.json engines/*.cache .pytest_cache

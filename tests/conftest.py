@@ -31,6 +31,31 @@ def b0():
     return model, {k: v.clone() for k, v in model.state_dict().items()}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _references_checked_against_transformers():
+    """Every PyTorch reference a fidelity check runs (check.compare.ReferenceOutputs: validate, quantize, trt,
+    bundle checks) is compared with transformers' VAN holding the same weights, once per weights and session
+    (tests/independent_reference.py): a slip in our model cannot pass as its own reference."""
+    from vanexport.check.compare import ReferenceOutputs
+
+    checked, original = set(), ReferenceOutputs.__init__
+
+    def checked_init(self, torch_backend):
+        original(self, torch_backend)
+        if self.weights in checked:
+            return
+        from independent_reference import assert_matches  # torch and transformers: only once a reference runs
+        from vanexport.model.van import VAN
+
+        if isinstance(torch_backend.model, VAN):
+            assert_matches(torch_backend.model)
+            checked.add(self.weights)
+
+    ReferenceOutputs.__init__ = checked_init
+    yield
+    ReferenceOutputs.__init__ = original
+
+
 def run_order(item) -> int:
     """The digits model's own tests first, then the tests that do not need the model, then those that do. In a
     parallel run the first worker trains the model (0.5 to 1.5 min on a cold machine) while the other works through

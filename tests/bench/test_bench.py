@@ -330,9 +330,35 @@ def test_floors_from_layer_costs():
     assert f["memory_bound_layers"] == 1 and f["gmacs"] == pytest.approx(1.001)
 
 
-def test_ceilings_measure_something():
-    assert floor.matmul_peak_gflops(128, repeats=2) > 0.1
-    assert floor.bandwidth_gbs(2**20, repeats=2) > 0.1
+class SteppingClock:
+    """perf_counter for the ceilings: each timed run lasts the next of `durations` (warm-up runs are not timed)."""
+
+    def __init__(self, durations):
+        self.durations, self.now, self.starts = list(durations), 0.0, 0
+
+    def __call__(self) -> float:
+        if self.starts % 2 == 0:  # a start reading
+            self.starts += 1
+            return self.now
+        self.starts += 1
+        self.now += self.durations.pop(0)
+        return self.now
+
+
+def test_ceilings_are_work_over_the_best_run(monkeypatch):
+    """The ceilings' arithmetic on a clock the test controls (never this machine's speed): FLOPs of an n^3 MatMul
+    (2 n^3) and bytes an Add reads and writes (2 x 4 n), over the fastest of the timed runs."""
+    monkeypatch.setattr(floor.time, "perf_counter", SteppingClock([0.004, 0.002, 0.003]))
+    assert floor.matmul_peak_gflops(64, repeats=3) == pytest.approx(2 * 64**3 / 0.002 / 1e9)
+    monkeypatch.setattr(floor.time, "perf_counter", SteppingClock([0.5, 0.25]))
+    assert floor.bandwidth_gbs(2**20, repeats=2) == pytest.approx(2 * 2**20 / 0.25 / 1e9)
+
+
+def test_best_seconds_runs_warmups_untimed(monkeypatch):
+    runs, clock = [], SteppingClock([3.0, 1.0, 2.0])
+    monkeypatch.setattr(floor.time, "perf_counter", clock)
+    assert floor._best_seconds(lambda: runs.append(1), repeats=3, warmup=2) == 1.0
+    assert len(runs) == 5 and clock.durations == []
 
 
 # --- a real run through the CLI ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 
 from vanexport.data.images import label_indices, load_folder
 from vanexport.model.variants import get_variant
@@ -39,40 +40,88 @@ def test_saved_pngs_read_back_exactly_as_trained(tmp_path):
     assert np.array_equal(label_indices(back.labels, 10), labels[order])
 
 
-def test_concurrent_callers_train_once(tmp_path, monkeypatch):
-    """Two test workers (or shells) asking for the same recipe at once: one trains, the other waits and loads its
-    checkpoint instead of training again."""
-    import threading
+def wait_until_blocked_on(lock_path, caller) -> None:
+    """Return once the kernel lists a request waiting for the flock on `lock_path` (a `->` line in /proc/locks);
+    fail if `caller` finishes first (it never waited). No time limit decides anything: either event ends it."""
+    import os
     import time
+    from pathlib import Path
+
+    locks = Path("/proc/locks")
+    if not locks.exists():
+        pytest.skip("needs Linux's /proc/locks to see a caller waiting for the lock")
+    st = os.stat(lock_path)
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    while caller.is_alive():
+        if any(line.split()[1] == "->" and where in line.split() for line in locks.read_text().splitlines()):
+            return
+        time.sleep(0.005)  # polling the kernel's table, not waiting for a duration
+    raise AssertionError("the second caller went ahead without waiting for the lock")
+
+
+def holding_lock(path):
+    """The lock file's flock, held by the test as another trainer (another worker, another shell) would hold it."""
+    import fcntl
+
+    f = open(path, "a")
+    fcntl.flock(f, fcntl.LOCK_EX)
+    return f
+
+
+def test_a_caller_waits_for_the_trainer_then_loads_its_checkpoint(tmp_path, monkeypatch):
+    """Two test workers (or shells) asking for the same recipe at once: while one trains (here: the test, holding
+    the lock), the other waits; when the lock is released it finds the checkpoint and does not train again."""
+    import threading
 
     import torch
 
     from vanexport.zoo import digits
 
-    calls = []
-
-    def slow_train(recipe, progress=None):
-        calls.append(threading.get_ident())
-        time.sleep(0.5)  # long enough for the second caller to arrive while the first trains
-        return {"w": torch.zeros(1)}, {"heldout_accuracy": 1.0}
-
-    monkeypatch.setattr(digits, "train", slow_train)
-    paths = []
-    threads = [threading.Thread(target=lambda: paths.append(digits.trained_weights(cache_dir=tmp_path)))
-               for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(calls) == 1 and len(paths) == 2 and paths[0] == paths[1] and paths[0].is_file()
+    trained = []
+    monkeypatch.setattr(digits, "train", lambda recipe, progress=None: trained.append(1) or ({}, {}))
+    path = tmp_path / f"van_b0_digits_{DigitsRecipe().key()}.pth"
+    lock = holding_lock(path.with_suffix(".lock"))
+    result = []
+    caller = threading.Thread(target=lambda: result.append(digits.trained_weights(cache_dir=tmp_path)))
+    caller.start()
+    try:
+        wait_until_blocked_on(path.with_suffix(".lock"), caller)
+        torch.save({"state_dict": {"w": torch.zeros(1)}, "vanexport_digits": {}}, path)  # the other trainer's result
+    finally:
+        lock.close()  # releases the flock
+        caller.join()
+    assert result == [path] and trained == []
 
 
-def test_workers_share_one_prepared_folder_and_copies_need_no_work(tmp_path, monkeypatch):
-    """`prepared` exports and writes the images once for all callers of a run (never a half-written folder), and
-    `prepare` on a copy of it only makes the record."""
-    import shutil
+def test_a_caller_waits_for_the_preparing_worker_then_uses_its_folder(tmp_path, monkeypatch):
+    """`prepared`: while one worker exports and writes the images (here: the test, holding the lock), another
+    waits, then uses the finished folder instead of preparing its own."""
     import threading
-    import time
+
+    from vanexport.zoo import digits
+
+    monkeypatch.setattr(digits, "trained_weights", lambda recipe, progress=None: tmp_path / "w.pth")
+    monkeypatch.setattr(digits, "prepare", lambda *a, **k: (_ for _ in ()).throw(AssertionError("prepared twice")))
+    folder = tmp_path / "run" / f"van_b0_digits_{DigitsRecipe().key()}"
+    folder.parent.mkdir()
+    lock_path = folder.with_name(folder.name + ".prepare.lock")
+    lock = holding_lock(lock_path)
+    result = []
+    caller = threading.Thread(target=lambda: result.append(digits.prepared(tmp_path / "run")))
+    caller.start()
+    try:
+        wait_until_blocked_on(lock_path, caller)
+        folder.mkdir()  # the other worker renames its finished folder into place
+    finally:
+        lock.close()
+        caller.join()
+    assert result == [folder]
+
+
+def test_prepared_makes_one_folder_and_copies_need_no_work(tmp_path, monkeypatch):
+    """`prepared` exports and writes the images once (never leaving a half-written folder), a second call uses that
+    folder, and `prepare` on a copy of it only makes the record."""
+    import shutil
 
     import torch
 
@@ -85,17 +134,11 @@ def test_workers_share_one_prepared_folder_and_copies_need_no_work(tmp_path, mon
 
     def fake_export(variant, weights, output, **kwargs):
         exports.append(output)
-        time.sleep(0.5)  # the second caller arrives while the first is still at work
         output.write_bytes(b"onnx")
 
     monkeypatch.setattr(export, "export_onnx", fake_export)
-    folders = []
-    threads = [threading.Thread(target=lambda: folders.append(digits.prepared(tmp_path / "run"))) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(exports) == 1 and len(folders) == 2 and folders[0] == folders[1]
+    folders = [digits.prepared(tmp_path / "run") for _ in range(2)]
+    assert len(exports) == 1 and folders[0] == folders[1]
     assert sorted(p.name for p in folders[0].iterdir()) == ["calib", "heldout", "van_b0_64.onnx"]
     assert len(list(folders[0].rglob("*.png"))) == 700
     assert not [p for p in (tmp_path / "run").iterdir() if ".partial-" in p.name]

@@ -9,11 +9,15 @@ def topk(logits: np.ndarray, k: int) -> np.ndarray:
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-sample cosine similarity of two (N, C) arrays."""
+    """Per-sample cosine similarity of two (N, C) arrays. Two zero rows agree (1); a zero row against any other
+    has no direction in common with it (0)."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    num = (a64 * b64).sum(1)
-    den = np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1)
-    return np.where(den > 0, num / np.maximum(den, 1e-300), 1.0)
+    with np.errstate(invalid="ignore"):  # inf * 0 in a non-finite row: NaN, counted and judged by the verdict
+        num = (a64 * b64).sum(1)
+    norm_a, norm_b = np.linalg.norm(a64, axis=1), np.linalg.norm(b64, axis=1)
+    den = norm_a * norm_b
+    both_zero = (norm_a == 0) & (norm_b == 0)
+    return np.where(den > 0, num / np.maximum(den, 1e-300), np.where(both_zero, 1.0, 0.0))
 
 
 def compare_logits(candidate: np.ndarray, reference: np.ndarray) -> dict:
@@ -37,6 +41,9 @@ def compare_logits(candidate: np.ndarray, reference: np.ndarray) -> dict:
         "mean_cosine": float(cosine(candidate, reference).mean()),
         "top1_agree": float((cand_top5[:, 0] == ref_top1).mean()),
         "top5_agree": float((cand_top5 == ref_top1[:, None]).any(1).mean()),
+        # rows holding NaN/inf: such a reference makes every number above meaningless (the verdict says so)
+        "nonfinite_reference": int((~np.isfinite(reference)).any(1).sum()),
+        "nonfinite_candidate": int((~np.isfinite(candidate)).any(1).sum()),
     }
 
 
@@ -53,6 +60,8 @@ def merge(rows: list[dict]) -> dict:
         "mean_cosine": sum(wi * r["mean_cosine"] for wi, r in zip(w, rows)),
         "top1_agree": sum(wi * r["top1_agree"] for wi, r in zip(w, rows)),
         "top5_agree": sum(wi * r["top5_agree"] for wi, r in zip(w, rows)),
+        "nonfinite_reference": sum(r["nonfinite_reference"] for r in rows),
+        "nonfinite_candidate": sum(r["nonfinite_candidate"] for r in rows),
     }
 
 

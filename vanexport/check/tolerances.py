@@ -54,7 +54,12 @@ def abs_ok(overall: dict, tol: Tolerance) -> bool:
 
 
 def verdict_failures(overall: dict, tol: Tolerance, polygraphy_passed: bool, accuracy: dict | None = None) -> list[str]:
+    if overall.get("nonfinite_reference"):  # nothing to compare with: not a mismatch of the candidate's
+        return [f"the PyTorch FP32 reference itself gives NaN/inf logits on {overall['nonfinite_reference']} of "
+                f"{overall['n']} inputs (the weights overflow): no verdict on these inputs"]
     out = []
+    if overall.get("nonfinite_candidate"):
+        out.append(f"NaN/inf logits on {overall['nonfinite_candidate']} of {overall['n']} inputs")
     if tol.check_atol and not polygraphy_passed:
         out.append(f"max abs error {overall['max_abs_err']:.2e} > atol {tol.atol:.0e}"
                    + (f" and max rel error > rtol {tol.rtol:.0e}" if tol.rtol else ""))
@@ -69,7 +74,8 @@ def verdict_failures(overall: dict, tol: Tolerance, polygraphy_passed: bool, acc
 
 def passes(row: dict, tol: Tolerance) -> bool:
     """The agreement part of a verdict (top-1, cosine, accuracy drop) for a row of metrics (sensitivity)."""
-    ok = tol.min_top1_agree is None or row["top1_agree"] >= tol.min_top1_agree
+    ok = not row.get("nonfinite_reference") and not row.get("nonfinite_candidate")
+    ok = ok and (tol.min_top1_agree is None or row["top1_agree"] >= tol.min_top1_agree)
     ok = ok and (tol.min_cosine is None or row["min_cosine"] >= tol.min_cosine)
     if tol.max_accuracy_drop is not None and "accuracy_drop" in row:
         ok = ok and row["accuracy_drop"] <= tol.max_accuracy_drop

@@ -91,7 +91,8 @@ def sensitivity(onnx_path, calib=None, *, images=None, precision: str = "int8", 
 
     def score(logits) -> dict:
         row = metrics.compare_logits(logits, reference)
-        row = {k: row[k] for k in ("top1_agree", "top5_agree", "min_cosine", "mean_cosine", "max_abs_err")}
+        row = {k: row[k] for k in ("top1_agree", "top5_agree", "min_cosine", "mean_cosine", "max_abs_err",
+                                   "nonfinite_reference", "nonfinite_candidate")}
         if labels is not None:
             ref_acc, acc = float((reference.argmax(1) == labels).mean()), float((logits.argmax(1) == labels).mean())
             row.update(reference_accuracy=ref_acc, accuracy=acc, accuracy_drop=100 * (ref_acc - acc))
