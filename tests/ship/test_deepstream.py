@@ -418,3 +418,19 @@ def test_the_probe_names_only_an_identifier_from_the_file_name(tmp_path, b0_bund
     text = open(r.probe).read()
     assert "import os" not in text and "    import roi_labels\n" in text
     compile(text, r.probe, "exec")  # still a valid script
+
+
+def test_an_unreadable_image_costs_only_itself(tmp_path, b0_bundle):
+    """`deepstream --images` on a folder with a broken file: the others are measured, the broken one is a warning."""
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.full((80, 80, 3), 128, np.uint8)).save(folder / "good.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    r = deepstream_config(b0_bundle[0], tmp_path / "c.txt", images=folder)
+    assert r.agreement["images"] == 1 and len(r.agreement["skipped"]) == 1
+    assert any("broken.png" in w and w.endswith("; skipped") for w in r.warnings)
+    (folder / "good.png").unlink()
+    with pytest.raises(VanexportError, match="no readable images"):
+        deepstream_config(b0_bundle[0], tmp_path / "d.txt", images=folder)

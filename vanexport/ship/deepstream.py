@@ -159,7 +159,7 @@ def emulate(image, pre, mode: str, roi: tuple[int, int, int, int] | None = None)
 def measure_agreement(onnx_path, images: str | os.PathLike, pre, modes=("centre-crop", "stretch")) -> dict:
     """Top-1 agreement, on the images of folder `images`, between the validated preprocessing (resize + centre
     crop) and each emulated DeepStream preprocessing, with the FP32 ONNX on ONNX Runtime's CPU provider."""
-    from ..data.images import list_images, open_image
+    from ..data.images import list_images, open_image, unreadable_errors, unreadable_reason
     from ..data.preprocess import normalize, resize_and_crop
     from ..runtime.batching import run_batched
     from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
@@ -172,7 +172,15 @@ def measure_agreement(onnx_path, images: str | os.PathLike, pre, modes=("centre-
     files = list_images(Path(images))
     if not files:
         raise VanexportError(f"no images in '{images}'", "pass a folder of .jpg/.png images (subfolders are read)")
-    pics = [open_image(f) for f in files]
+    pics, skipped = [], []
+    for f in files:  # an image that cannot be used costs only itself
+        try:
+            pics.append(open_image(f))
+        except unreadable_errors() as e:
+            skipped.append(unreadable_reason(f, e))
+    if not pics:
+        raise VanexportError(f"no readable images in '{images}' ({skipped[0]})",
+                             "pass a folder of .jpg/.png images (subfolders are read)")
     backend = OnnxRuntimeBackend(onnx_path)
 
     def top1(pixels: list[np.ndarray]) -> np.ndarray:
@@ -180,8 +188,8 @@ def measure_agreement(onnx_path, images: str | os.PathLike, pre, modes=("centre-
         return run_batched(backend, x, 32).argmax(1)
 
     reference = top1([resize_and_crop(p, pre) for p in pics])
-    out = {"images": len(pics), "reference": f"resize {pre.resize_size} ({pre.interpolation}) + centre crop "
-           f"{pre.input_size}, FP32 ONNX on ONNX Runtime CPU"}
+    out = {"images": len(pics), "skipped": skipped, "reference": f"resize {pre.resize_size} ({pre.interpolation}) + "
+           f"centre crop {pre.input_size}, FP32 ONNX on ONNX Runtime CPU"}
     for mode in modes:
         out[mode] = float((top1([emulate(p, pre, mode) for p in pics]) == reference).mean())
     return out
@@ -430,6 +438,7 @@ def deepstream_config(bundle: str | os.PathLike, output: str | os.PathLike, *, p
         agreement = measure_agreement(b.onnx("fp32"), images, pre)
         mode = "centre-crop" if crop else "stretch"
         agreement["config"] = mode
+        warns += [f"{reason}; skipped" for reason in agreement["skipped"]]
         if agreement[mode] < 0.995:
             warns.append(f"this config's preprocessing ({mode}) agrees with the validated one on only "
                          f"{agreement[mode]:.1%} of {agreement['images']} images")
