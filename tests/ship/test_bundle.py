@@ -54,7 +54,7 @@ def test_round_trip_runtime_equals_onnxruntime_on_the_source(b0_bundle, b0_onnx_
     # what the bundle says the check images give is what the source ONNX gives
     np.testing.assert_array_equal(b.expected_logits("fp32"), source(x))
 
-    clf = load_classifier(b0_bundle[0])
+    clf = load_classifier(b0_bundle[0], backend="onnxruntime-cpu")  # the same runtime as the source: equal bits
     assert clf.choice.backend == "onnxruntime-cpu"
     np.testing.assert_array_equal(clf.logits(x), source(x))
     rng = np.random.default_rng(1)
@@ -261,8 +261,8 @@ def test_fp16_and_int8_bundle_of_a_trained_model(tmp_path, digits):
     m = read_bundle(tmp_path / "d.tar.gz")
     assert m["models"][2]["made_by"]["calibration"]["method"] == "entropy"
 
-    clf = load_classifier(tmp_path / "d.tar.gz")
-    assert clf.choice.candidate.precision == "fp32"  # the CPU picks FP32
+    clf = load_classifier(tmp_path / "d.tar.gz")  # the CPU way measured fastest here, among the validated files
+    assert clf.choice.candidate.precision in ("fp32", "fp16", "int8") and "ms" in clf.choice.reason
     files = [p for p in list_images(heldout) if p.parent.name in ("3", "7")][:6]
     tops = clf.classify([Image.open(p) for p in files], topk=1)
     assert sum(t[0]["label"] == f"digit {p.parent.name}" for t, p in zip(tops, files)) >= 5

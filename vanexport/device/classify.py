@@ -134,6 +134,9 @@ def _fastest_here(choices: list[select.Choice], step) -> list[select.Choice]:
         return choices
     from . import speed
 
+    if cpu[0].candidate.kind == "onnx":  # a bare file must be what its metadata says before it is timed or cached
+        first = next((c for c in cpu if c.backend != "openvino"), cpu[0])  # OpenVINO would cache its compile
+        _onnx_info(_start(first), Path(first.candidate.path))
     ms, notes = speed.measure(choices, _start, speed.sample_input, progress=step)
     ordered = select.by_measured_speed(choices, ms)
     for c in ordered:
@@ -253,6 +256,22 @@ def read_images(files, pre) -> tuple[list[np.ndarray], list[str], list[str], lis
     return arrays, names, bad, reasons
 
 
+def _some_image_reads(files) -> None:
+    """Nothing to classify is one line, said before the model is touched: the first image that opens ends the look."""
+    from ..data.images import open_image, unreadable_errors, unreadable_reason
+
+    reasons = []
+    for f in files:
+        try:
+            open_image(f)
+            return
+        except unreadable_errors() as e:
+            reasons.append(unreadable_reason(f, e))
+    more = f"; {len(reasons) - 1} more" if len(reasons) > 1 else ""
+    raise VanexportError("none of the images could be read" + (f" ({reasons[0]}{more})" if reasons else ""),
+                         "pass .jpg/.png/.webp/.bmp files")
+
+
 PREDICT_CHUNK = 64  # images opened and classified at a time: memory stays flat however many are given
 
 
@@ -266,6 +285,7 @@ def predict(images, model: str | os.PathLike, *, topk: int = 5, backend: str = "
         raise VanexportError(f"--topk {topk} is not positive", "pass --topk 1 or more")
     p = as_progress(progress)
     files = image_files(images)
+    _some_image_reads(files)  # before any backend is started, timed or cached
     clf = load_classifier(model, backend=backend, precision=precision, progress=p)
     predictions, bad, reasons = [], [], []
     plural = "s" if len(files) != 1 else ""
