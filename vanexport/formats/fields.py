@@ -94,22 +94,27 @@ def preprocessing(d, what: str = "preprocessing") -> dict:
     if d["interpolation"] not in INTERPOLATIONS:
         raise ValueError(f"{what}.interpolation {str(d['interpolation'])[:40]!r} is not one of "
                          f"{', '.join(INTERPOLATIONS)}")
-    # Pixels are scaled to [0, 1] before normalising, so a mean lies in [0, 1]; a std below 0.01 would blow each
-    # 1/255 step up past 0.4 (no trained model normalises so), and 0 divides by zero.
-    for key, low in (("mean", 0.0), ("std", 0.01)):
-        values = d[key]
+    _normalisation_and_keys(d, what, 1.0, _FIXED_PREPROCESSING, {"input_size", "resize_size", "crop_pct",
+                                                                 "interpolation"})
+    return d
+
+
+def _normalisation_and_keys(d: dict, what: str, scale: float, fixed: dict, known: set) -> None:
+    """mean and std, 3 numbers each on the pixel scale (1 or 255), the fixed values, and no unknown key. A mean lies
+    on the pixel scale; a std below 1 % of it would blow each 1/255 step up past 0.4 (no trained model normalises
+    so), and 0 divides by zero."""
+    for key, low in (("mean", 0.0), ("std", 0.01 * scale)):
+        values = d.get(key)
         if not isinstance(values, list) or len(values) != 3:
             raise ValueError(f"{what}.{key} is not a list of 3 numbers (R, G, B)")
         for i, v in enumerate(values):
-            finite_number(v, f"{what}.{key}[{i}]", low, 1.0)
-    for key, value in _FIXED_PREPROCESSING.items():
+            finite_number(v, f"{what}.{key}[{i}]", low, scale)
+    for key, value in fixed.items():
         if key in d and d[key] != value:
             raise ValueError(f"{what}.{key} {str(d[key])[:40]!r} is not {value!r}")
-    unknown = sorted(set(d) - {"input_size", "resize_size", "crop_pct", "interpolation", "mean", "std",
-                               *_FIXED_PREPROCESSING})
+    unknown = sorted(set(d) - {*known, "mean", "std", *fixed})
     if unknown:
         raise ValueError(f"{what} has the unknown key {str(unknown[0])[:40]!r}")
-    return d
 
 
 def printable(value, what: str, max_chars: int = 4096, depth: int = 0):
@@ -176,16 +181,5 @@ def segmentation_preprocessing(d, what: str = "preprocessing") -> dict:
     if d.get("interpolation") not in INTERPOLATIONS:
         raise ValueError(f"{what}.interpolation {str(d.get('interpolation'))[:40]!r} is not one of "
                          f"{', '.join(INTERPOLATIONS)}")
-    for key, low in (("mean", 0.0), ("std", 2.55)):  # 0-255 scale: a std below 2.55 is 0.01 on the 0-1 scale
-        values = d.get(key)
-        if not isinstance(values, list) or len(values) != 3:
-            raise ValueError(f"{what}.{key} is not a list of 3 numbers (R, G, B)")
-        for i, v in enumerate(values):
-            finite_number(v, f"{what}.{key}[{i}]", low, 255.0)
-    for key, value in _SEGMENTATION_FIXED.items():
-        if key in d and d[key] != value:
-            raise ValueError(f"{what}.{key} {str(d[key])[:40]!r} is not {value!r}")
-    unknown = sorted(set(d) - {*numbers, "interpolation", "mean", "std", *_SEGMENTATION_FIXED})
-    if unknown:
-        raise ValueError(f"{what} has the unknown key {str(unknown[0])[:40]!r}")
+    _normalisation_and_keys(d, what, 255.0, _SEGMENTATION_FIXED, {*numbers, "interpolation"})
     return d
