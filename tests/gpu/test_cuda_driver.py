@@ -115,3 +115,31 @@ def test_pytorch_keeps_working_after_the_wrapper_releases_the_shared_primary_con
         stream.close()
     b = a * 2 + 1  # the primary context is reference counted: releasing ours leaves PyTorch's alive
     assert b.cpu().tolist() == [2 * i + 1 for i in range(8)]
+
+
+def test_memory_is_freed_from_a_thread_without_a_context_inside_pushed():
+    """Device.pushed (what TensorRTBackend.close uses): memory made on one thread is freed from a thread that never
+    made a context current, and that thread is left as it was. NOT YET RUN on a GPU (none was lent)."""
+    dev = cuda.Device(0)
+    stream = dev.stream()
+    buf = dev.alloc(1 << 20)
+    x = np.arange(1 << 18, dtype=np.float32)
+    buf.copy_from(x, stream)
+    stream.synchronize()
+    outcome = []
+
+    def other_thread():
+        try:
+            with dev.pushed():
+                buf.close()
+                stream.close()
+            outcome.append("freed")
+            dev.alloc(16)  # popped: no context is current here any more
+        except VanexportError as e:
+            outcome.append(e.problem)
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    t.join()
+    assert outcome[0] == "freed" and "CUDA_ERROR_INVALID_CONTEXT" in outcome[1]
+    dev.close()
