@@ -215,20 +215,20 @@ def test_a_plan_built_here_that_does_not_match_leaves_nothing(tmp_path, b0_bundl
     assert ("Builder", 0) in fake_gpu.trt.events  # it did build, on device 0
 
 
-def test_a_plan_built_here_is_what_nvinfer_loads(tmp_path, b0_bundle, fake_gpu, monkeypatch):
-    """The engine is replaced by ONNX Runtime on the ONNX it was built from (a correct engine)."""
-    from vanexport.formats.engine_manifest import read_manifest
-    from vanexport.runtime import tensorrt_backend
+
+def correct_engine(max_batch: int):
+    """A stand-in for TensorRTBackend that is a correct engine: ONNX Runtime on the ONNX its plan was built from,
+    taking batches of 1 to `max_batch`."""
+    from vanexport.formats.engine_manifest import Profile, read_manifest
     from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
-    from vanexport.formats.engine_manifest import Profile
 
     class Engine:
         def __init__(self, plan, device=0):
             self.ort = OnnxRuntimeBackend(read_manifest(plan).source_onnx.path)
-            self.profile = Profile([1, 3, 64, 64], [2, 3, 64, 64], [2, 3, 64, 64])
+            self.profile = Profile([1, 3, 64, 64], [max_batch, 3, 64, 64], [max_batch, 3, 64, 64])
 
         def __call__(self, x):
-            assert 1 <= len(x) <= 2
+            assert 1 <= len(x) <= max_batch
             return self.ort(x)
 
         def __enter__(self):
@@ -237,6 +237,14 @@ def test_a_plan_built_here_is_what_nvinfer_loads(tmp_path, b0_bundle, fake_gpu, 
         def __exit__(self, *exc):
             pass
 
+    return Engine
+
+def test_a_plan_built_here_is_what_nvinfer_loads(tmp_path, b0_bundle, fake_gpu, monkeypatch):
+    """The engine is replaced by ONNX Runtime on the ONNX it was built from (a correct engine)."""
+    from vanexport.formats.engine_manifest import read_manifest
+    from vanexport.runtime import tensorrt_backend
+
+    Engine = correct_engine(max_batch=2)
     monkeypatch.setattr(tensorrt_backend, "TensorRTBackend", Engine)
     out = tmp_path / "ds"
     out.mkdir()
@@ -380,24 +388,9 @@ def test_input_types_from_the_file(tmp_path, in_type, out_type, crop, expected):
 
 def test_a_plan_for_another_tensorrt_than_the_targets_is_said(tmp_path, b0_bundle, fake_gpu, monkeypatch):
     """The stand-in TensorRT is 10.16.1.11; DeepStream 9.2 on x86 has 10.16.0.72 (its migration guide)."""
-    from vanexport.formats.engine_manifest import Profile, read_manifest
     from vanexport.runtime import tensorrt_backend
-    from vanexport.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
-    class Engine:  # a correct engine: ONNX Runtime on the ONNX it was built from
-        def __init__(self, plan, device=0):
-            self.ort = OnnxRuntimeBackend(read_manifest(plan).source_onnx.path)
-            self.profile = Profile([1, 3, 64, 64], [1, 3, 64, 64], [1, 3, 64, 64])
-
-        def __call__(self, x):
-            return self.ort(x)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            pass
-
+    Engine = correct_engine(max_batch=1)
     monkeypatch.setattr(tensorrt_backend, "TensorRTBackend", Engine)
     r = deepstream_config(b0_bundle[0], tmp_path / "a.txt", build_engine=True)
     assert r.target == {"name": "DeepStream 9.2", "tensorrt": "10.16.0.72"}
